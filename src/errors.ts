@@ -1,0 +1,68 @@
+/**
+ * Typed errors thrown by ferronet. Every error names the problem and the place
+ * (file, field or shape) so a caller can act on it without reading a stack trace.
+ */
+
+/** Base class of every error ferronet throws on purpose. `code` is stable; match on it. */
+export class FerronetError extends Error {
+  readonly code: string
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = new.target.name
+    this.code = code
+  }
+}
+
+/** An option passed to a ferronet function is missing, of the wrong type or out of range. */
+export class OptionError extends FerronetError {
+  /** Dotted path of the offending option, e.g. `optimizer.lr`. */
+  readonly field: string
+  constructor(field: string, message: string) {
+    super('ERR_INVALID_OPTION', `invalid option \`${field}\`: ${message}`)
+    this.field = field
+  }
+}
+
+/** Arrays or datasets whose shapes do not fit together (e.g. input width vs the network). */
+export class ShapeError extends FerronetError {
+  constructor(message: string) {
+    super('ERR_SHAPE', message)
+  }
+}
+
+/** Why an IDX file was rejected. */
+export type IdxErrorReason =
+  | 'NOT_FOUND'
+  | 'BAD_MAGIC'
+  | 'TRUNCATED'
+  | 'TRAILING_BYTES'
+  | 'COUNT_MISMATCH'
+  | 'LABEL_OUT_OF_RANGE'
+  | 'CORRUPT_GZIP'
+  | 'BAD_DIMENSIONS'
+
+/** An IDX (MNIST-format) file that cannot be read as images or labels. */
+export class IdxFormatError extends FerronetError {
+  /** Path of the offending file (or a caller-supplied name for in-memory buffers). */
+  readonly file: string
+  readonly reason: IdxErrorReason
+  constructor(file: string, reason: IdxErrorReason, message: string, options?: { cause?: unknown }) {
+    super(`ERR_IDX_${reason}`, `${file}: ${message}`, options)
+    this.file = file
+    this.reason = reason
+  }
+}
+
+/** Training was stopped through an `AbortSignal`. The network keeps the weights of the last finished batch. */
+export class AbortError extends FerronetError {
+  constructor(message = 'training was aborted') {
+    super('ABORT_ERR', message)
+  }
+}
+
+/** An error raised inside the native (Rust) core, rethrown with its message and code. */
+export class NativeError extends FerronetError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_NATIVE', message, options)
+  }
+}

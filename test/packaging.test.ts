@@ -1,0 +1,282 @@
+/**
+ * Distribution test: stages the publishable tarballs with scripts/stage-packages.mjs
+ * (the root package `ferronet` with its optionalDependencies, and the platform package
+ * `ferronet-linux-x64-gnu` holding the .node), installs them into an empty project in
+ * a temp dir with the network unusable, and trains a small net there through
+ * `import … from 'ferronet'`, checking that the addon was loaded from the installed
+ * platform package and nothing was loaded from this repo.
+ *
+ * Needs `npm run build` first (dist/ and native/*.node); it does not build anything.
+ */
+
+import { execFileSync, spawnSync, type SpawnSyncReturns } from 'node:child_process'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { delimiter, dirname, join, resolve, sep } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+const repo = realpathSync(resolve(dirname(fileURLToPath(import.meta.url)), '..'))
+const rootPkg = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as {
+  name: string
+  version: string
+  bin: Record<string, string>
+}
+const PLATFORM = 'linux-x64-gnu'
+const PLATFORM_PKG = `ferronet-${PLATFORM}`
+const NODE_FILE = `ferronet.${PLATFORM}.node`
+const BUILT = ['dist/index.js', 'native/binding.cjs', 'native/binding.d.cts', `native/${NODE_FILE}`]
+const CLI_BUILT = existsSync(join(repo, 'dist/cli.js'))
+const onTarget = process.platform === 'linux' && process.arch === 'x64'
+
+/** Inside `dir` (or `dir` itself)? */
+const isUnder = (file: string, dir: string) => file === dir || file.startsWith(dir + sep)
+
+let work: string // temp dir: tarballs, npm cache, consumer projects
+let env: NodeJS.ProcessEnv // environment of every child process
+let noNetwork = false // installs run in a network namespace
+
+/**
+ * The child environment: no npm_* variables inherited from `npm test`, no loader
+ * overrides, no PATH entries into this repo, an empty user config, a private cache
+ * and an unreachable registry, so any network access fails at once.
+ */
+function isolatedEnv(): NodeJS.ProcessEnv {
+  const clean: NodeJS.ProcessEnv = {}
+  for (const [key, value] of Object.entries(process.env)) {
+    if (/^npm_/i.test(key) || /^NAPI_RS_/.test(key) || key === 'NODE_PATH' || key === 'NODE_OPTIONS') continue
+    clean[key] = value
+  }
+  clean.PATH = (process.env.PATH ?? '').split(delimiter).filter((p) => p && !isUnder(resolve(p), repo)).join(delimiter)
+  const userconfig = join(work, 'npmrc')
+  writeFileSync(userconfig, '')
+  return {
+    ...clean,
+    npm_config_userconfig: userconfig,
+    npm_config_cache: join(work, 'npm-cache'),
+    npm_config_registry: 'http://127.0.0.1:9/',
+    npm_config_fetch_retries: '0',
+    npm_config_fetch_timeout: '2000',
+    npm_config_audit: 'false',
+    npm_config_fund: 'false',
+    npm_config_update_notifier: 'false',
+    npm_config_yes: 'false',
+  }
+}
+
+function run(command: string, args: string[], cwd: string): SpawnSyncReturns<string> {
+  return spawnSync(command, args, { cwd, env, encoding: 'utf8', timeout: 60_000 })
+}
+
+/** Runs a command that must succeed; on failure the error shows its output. */
+function mustRun(command: string, args: string[], cwd: string): string {
+  const result = run(command, args, cwd)
+  if (result.status !== 0) {
+    throw new Error(`\`${command} ${args.join(' ')}\` in ${cwd} failed (${result.error ?? `exit ${result.status}`}):\n${result.stdout}\n${result.stderr}`)
+  }
+  return result.stdout
+}
+
+/** An empty ESM project in the temp dir. */
+function newProject(name: string): string {
+  const dir = join(work, name)
+  mkdirSync(dir, { recursive: true })
+  writeFileSync(join(dir, 'package.json'), `${JSON.stringify({ name, version: '1.0.0', private: true, type: 'module' }, null, 2)}\n`)
+  return dir
+}
+
+/** Can we run a command in a new network namespace (only a downed loopback)? */
+const canUnshareNet = () => spawnSync('unshare', ['-rn', 'true'], { stdio: 'ignore' }).status === 0
+
+/** `npm install --offline` of `tarballs`; without any network at all when the host allows it. */
+function npmInstall(project: string, tarballs: string[]): string {
+  const args = ['install', '--offline', '--no-audit', '--no-fund', ...tarballs]
+  return noNetwork ? mustRun('unshare', ['-rn', 'npm', ...args], project) : mustRun('npm', args, project)
+}
+
+const tarList = (tgz: string) => execFileSync('tar', ['-tzf', tgz], { encoding: 'utf8' }).split('\n').filter(Boolean).sort()
+const tarJson = (tgz: string, file: string) => JSON.parse(execFileSync('tar', ['-xzOf', tgz, file], { encoding: 'utf8' }))
+
+/** Highest GLIBC_x.y symbol version the addon needs (information only). */
+function glibcFloor(): string {
+  try {
+    const dump = execFileSync('objdump', ['-T', join(repo, 'native', NODE_FILE)], { encoding: 'utf8', maxBuffer: 64 << 20 })
+    const versions = [...new Set(dump.match(/GLIBC_[0-9.]+/g) ?? [])]
+    const key = (v: string) => v.slice(6).split('.').map(Number)
+    versions.sort((a, b) => {
+      const [x, y] = [key(a), key(b)]
+      for (let i = 0; i < Math.max(x.length, y.length); i++) if ((x[i] ?? 0) !== (y[i] ?? 0)) return (x[i] ?? 0) - (y[i] ?? 0)
+      return 0
+    })
+    return versions.at(-1) ?? 'none'
+  } catch (error) {
+    return `unknown (objdump failed: ${(error as Error).message.split('\n')[0]})`
+  }
+}
+
+/** Run inside the consumer project: trains a 20→16→3 net on three gaussian clusters. */
+const TRAIN_SCRIPT = String.raw`
+import { Net, Trainer, Dataset } from 'ferronet'
+import { createRequire } from 'node:module'
+import { realpathSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+
+// mulberry32: a small deterministic PRNG; normal() by Box-Muller.
+let state = 20240601
+function random() {
+  state = (state + 0x6d2b79f5) | 0
+  let t = Math.imul(state ^ (state >>> 15), 1 | state)
+  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+  return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+}
+const normal = () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random())
+
+const DIM = 20, CLASSES = 3
+const centers = Array.from({ length: CLASSES }, () => Array.from({ length: DIM }, () => normal()))
+function clusters(size) {
+  const inputs = new Float32Array(size * DIM)
+  const labels = new Uint8Array(size)
+  for (let i = 0; i < size; i++) {
+    const c = i % CLASSES
+    labels[i] = c
+    for (let d = 0; d < DIM; d++) inputs[i * DIM + d] = centers[c][d] + normal()
+  }
+  return Dataset.fromArrays({ inputs, labels, numClasses: CLASSES })
+}
+
+const train = clusters(900)
+const test = clusters(300)
+const net = Net.sequential(DIM, [Net.dense(16), Net.relu(), Net.dense(CLASSES)], { seed: 1 })
+const trainer = new Trainer(net, { optimizer: { type: 'adam', lr: 0.01 }, batchSize: 32, threads: 2 })
+const before = await trainer.evaluate(test)
+const fit = await trainer.fit(train, { epochs: 5 })
+const evaluation = await trainer.evaluate(test)
+
+const require = createRequire(import.meta.url)
+const real = (p) => { try { return realpathSync(p) } catch { return p } }
+const sharedObjects = process.report.getReport().sharedObjects.map(real)
+console.log(JSON.stringify({
+  trainLoss: fit.epochs.map((e) => e.loss),
+  accuracyBefore: before.accuracy,
+  accuracy: evaluation.accuracy,
+  loss: evaluation.loss,
+  samples: evaluation.samples,
+  addons: sharedObjects.filter((p) => p.endsWith('.node')),
+  sharedObjects,
+  cjsModules: Object.keys(require.cache).map(real),
+  resolved: real(fileURLToPath(import.meta.resolve('ferronet'))),
+  nativeLibraryPath: process.env.NAPI_RS_NATIVE_LIBRARY_PATH ?? null,
+}))
+`
+
+describe.skipIf(!onTarget)('packaging: per-platform npm packages', () => {
+  let tarballs: { root: string; platforms: string[]; stagingDir: string }
+  let platformTgz: string
+
+  beforeAll(() => {
+    const missing = BUILT.filter((f) => !existsSync(join(repo, f)))
+    if (missing.length > 0) {
+      throw new Error(`packaging test needs the built package; missing ${missing.join(', ')}. Run \`npm run build\` first.`)
+    }
+    work = realpathSync(mkdtempSync(join(tmpdir(), 'ferronet-packaging-')))
+    env = isolatedEnv()
+    noNetwork = canUnshareNet()
+    console.info(`[packaging] npm installs run ${noNetwork ? 'in a network namespace (unshare -rn)' : 'with an unreachable registry (unshare -rn unavailable)'}`)
+    console.info(`[packaging] glibc floor of native/${NODE_FILE}: ${glibcFloor()} (information only; build with --use-napi-cross for 2.17)`)
+    const out = mustRun(process.execPath, [join(repo, 'scripts/stage-packages.mjs'), '--out-dir', join(work, 'tarballs'), '--json'], repo)
+    tarballs = JSON.parse(out.trim().split('\n').at(-1)!)
+    expect(tarballs.platforms).toHaveLength(1)
+    platformTgz = tarballs.platforms[0]!
+  }, 60_000)
+
+  afterAll(() => {
+    if (work) rmSync(work, { recursive: true, force: true })
+  })
+
+  it('commits a napi-rs platform package in sync with package.json', () => {
+    const pkg = JSON.parse(readFileSync(join(repo, 'npm', PLATFORM, 'package.json'), 'utf8'))
+    expect(pkg).toMatchObject({
+      name: PLATFORM_PKG,
+      version: rootPkg.version,
+      os: ['linux'],
+      cpu: ['x64'],
+      libc: ['glibc'],
+      main: NODE_FILE,
+      files: [NODE_FILE],
+      license: 'MIT',
+    })
+  })
+
+  it('packs the root package without binaries and the platform package with its .node', () => {
+    const rootFiles = tarList(tarballs.root)
+    const allowed = /^package\/(dist\/.+|native\/binding\.cjs|native\/binding\.d\.cts|package\.json|README(\.md)?|LICENSE(\.md)?)$/
+    expect(rootFiles.filter((f) => !allowed.test(f))).toEqual([])
+    expect(rootFiles).toEqual(expect.arrayContaining(['package/dist/index.js', 'package/native/binding.cjs', 'package/native/binding.d.cts', 'package/package.json']))
+    expect(rootFiles.filter((f) => f.endsWith('.node') || (/\.[cm]?ts$/.test(f) && !/\.d\.[cm]?ts$/.test(f)))).toEqual([])
+
+    const manifest = tarJson(tarballs.root, 'package/package.json')
+    expect(manifest.version).toBe(rootPkg.version)
+    expect(manifest.optionalDependencies).toEqual({ [PLATFORM_PKG]: rootPkg.version })
+
+    expect(tarList(platformTgz)).toEqual(['package/README.md', `package/${NODE_FILE}`, 'package/package.json'].sort())
+    expect(tarJson(platformTgz, 'package/package.json')).toMatchObject({ name: PLATFORM_PKG, version: rootPkg.version, main: NODE_FILE })
+  })
+
+  describe('installed offline into an empty project', () => {
+    let project: string
+
+    beforeAll(() => {
+      project = newProject('consumer')
+      npmInstall(project, [tarballs.root, platformTgz])
+    }, 60_000)
+
+    it('trains through `import { Net, Trainer, Dataset } from "ferronet"` with the addon from the platform package', () => {
+      writeFileSync(join(project, 'train.mjs'), TRAIN_SCRIPT)
+      const out = mustRun(process.execPath, ['train.mjs'], project)
+      const report = JSON.parse(out.trim().split('\n').at(-1)!)
+      console.info(`[packaging] trained in the installed copy: accuracy ${report.accuracyBefore} -> ${report.accuracy}, loss ${report.loss}, train loss by epoch ${report.trainLoss.map((l: number) => l.toFixed(3)).join(' ')}`)
+
+      expect(report.samples).toBe(300)
+      expect(report.accuracyBefore).toBeLessThan(0.9) // it is the training that gets it there
+      expect(report.accuracy).toBeGreaterThan(0.9)
+
+      const installedAddon = join(project, 'node_modules', PLATFORM_PKG, NODE_FILE)
+      expect(report.addons.filter((p: string) => p.includes('ferronet'))).toEqual([installedAddon])
+      expect(report.nativeLibraryPath).toBeNull()
+      expect(isUnder(report.resolved, join(project, 'node_modules', 'ferronet'))).toBe(true)
+      expect(report.cjsModules).toContain(join(project, 'node_modules', 'ferronet', 'native', 'binding.cjs'))
+      // Nothing at all was loaded from the repo.
+      expect([...report.sharedObjects, ...report.cjsModules, report.resolved].filter((p: string) => isUnder(p, repo))).toEqual([])
+      // The installed main package ships no binary of its own.
+      expect(readdirSync(join(project, 'node_modules', 'ferronet', 'native')).filter((f) => f.endsWith('.node'))).toEqual([])
+    })
+
+    it.skipIf(!CLI_BUILT)(
+      CLI_BUILT ? 'installs the `ferronet` bin; `npx ferronet --help` runs' : 'installs the `ferronet` bin (SKIPPED: dist/cli.js not built — src/cli.ts missing)',
+      () => {
+        expect(Object.keys(rootPkg.bin)).toEqual(['ferronet'])
+        expect(existsSync(join(project, 'node_modules', '.bin', 'ferronet'))).toBe(true)
+        const help = run('npx', ['--offline', 'ferronet', '--help'], project)
+        expect(help.status, `${help.stdout}\n${help.stderr}`).toBe(0)
+        expect(help.stdout).toContain('Usage: ferronet')
+        const version = mustRun('npx', ['--offline', 'ferronet', '--version'], project)
+        expect(version.trim()).toBe(rootPkg.version)
+      },
+    )
+  })
+
+  it('without the platform package, install succeeds and import fails with ERR_NATIVE_LOAD naming it', () => {
+    const project = newProject('no-platform')
+    npmInstall(project, [tarballs.root])
+    expect(existsSync(join(project, 'node_modules', PLATFORM_PKG))).toBe(false)
+    const probe = run(process.execPath, ['--input-type=module', '-e', "import('ferronet').then(() => console.log('loaded'), (e) => console.log(JSON.stringify({ code: e.code, message: e.message })))"], project)
+    const result = JSON.parse(probe.stdout.trim())
+    expect(result.code).toBe('ERR_NATIVE_LOAD')
+    expect(result.message).toContain(PLATFORM_PKG)
+  })
+})
+
+if (!CLI_BUILT) {
+  console.warn('[packaging] dist/cli.js does not exist: the `ferronet` bin test is skipped until src/cli.ts is built')
+}

@@ -146,11 +146,17 @@ export class Trainer {
 
     // A throwing progress callback stops training and becomes fit's rejection.
     let callbackError: { error: unknown } | undefined
-    const onProgress = options.onProgress
+    // Reports travel through a queue that may be drained after the task settles:
+    // fit resolves only once the last epoch-end report has been delivered, and no
+    // report is delivered after fit has settled.
+    let settled = false
     let lastEpoch: number | undefined // known from the first report's epoch number
+    let finalReport: (() => void) | undefined
+    const finalReportSeen = new Promise<void>((resolve) => (finalReport = resolve))
+    const onProgress = options.onProgress
     const report = onProgress
       ? (p: Omit<Progress, 'lastEpoch'>) => {
-          if (callbackError) return
+          if (callbackError || settled) return
           lastEpoch ??= p.epoch + epochs - 1
           try {
             onProgress({ ...p, lastEpoch })
@@ -158,6 +164,7 @@ export class Trainer {
             callbackError = { error }
             this.handle.abort()
           }
+          if (p.epochEnd && p.epoch === lastEpoch) finalReport!()
         }
       : undefined
     const onAbort = () => this.handle.abort()
@@ -166,11 +173,15 @@ export class Trainer {
       const stats = await awaitNative(
         callNative(() => this.handle.fit(nativeData, { epochs, batchSize: this.batchSize, shuffle, progressEvery }, report)),
       )
+      // Bounded wait: a report lost by the addon must not hang fit.
+      if (report && !callbackError) await Promise.race([finalReportSeen, delay(5000)])
+      if (callbackError) throw callbackError.error
       return { epochs: stats }
     } catch (error) {
       if (callbackError) throw callbackError.error
       throw error
     } finally {
+      settled = true
       options.signal?.removeEventListener('abort', onAbort)
     }
   }
@@ -210,6 +221,10 @@ export class Trainer {
       ? { pixels: data.inputs as Uint8Array, labels: data.labels, dim: data.inputDim }
       : { features: data.inputs as Float32Array, labels: data.labels, dim: data.inputDim }
   }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref())
 }
 
 function nativeOptimizer(o: OptimizerOptions): NativeOptimizer {

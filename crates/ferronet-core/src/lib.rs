@@ -8,8 +8,10 @@
 //!
 //! This crate knows nothing of Node; `ferronet-node` translates it for JavaScript.
 
+pub mod bench;
 pub mod data;
 pub mod error;
+pub mod gemm;
 pub mod layers;
 pub mod loss;
 pub mod matmul;

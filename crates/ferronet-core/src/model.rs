@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::layers::linear::{linear_backward, linear_forward, linear_init};
-use crate::layers::relu::{relu_backward_inplace, relu_forward};
+use crate::layers::relu::{relu_backward, relu_backward_inplace, relu_forward};
 use crate::loss::{softmax_cross_entropy_backward, softmax_cross_entropy_forward, LossSum};
 use crate::optim::Optimizer;
 use crate::rng;
@@ -18,19 +18,49 @@ pub enum LayerSpec {
 
 #[derive(Debug, Clone)]
 enum Layer {
-    /// weight [out, in], bias [out] and their gradients.
-    Linear { weight: Array2<f32>, bias: Array1<f32>, dweight: Array2<f32>, dbias: Array1<f32> },
+    /// weight_t [in, out] (the transpose of PyTorch's [out, in], so every large product
+    /// reads its operands row-contiguously), bias [out], and their gradients.
+    Linear { weight_t: Array2<f32>, bias: Array1<f32>, dweight_t: Array2<f32>, dbias: Array1<f32> },
     Relu,
 }
 
-/// One named parameter tensor, read-only.
+/// One unit of work of the forward pass; `input`/`output` index the activations.
 #[derive(Debug, Clone, Copy)]
-pub struct ParamRef<'a> {
-    /// PyTorch-style name: `<layer index>.weight` / `<layer index>.bias`.
-    pub layer: usize,
-    pub kind: &'static str,
-    pub shape: [usize; 2],
-    pub data: &'a [f32],
+enum Step {
+    /// Linear layer `layer`, with the ReLU that follows it fused in when `relu`
+    /// (then `output` is the ReLU's output and the pre-activation is never stored).
+    Dense { layer: usize, relu: bool, input: usize, output: usize },
+    /// A ReLU not preceded by a linear layer.
+    Relu { input: usize, output: usize },
+}
+
+fn plan(layers: &[Layer]) -> Vec<Step> {
+    let mut steps = Vec::new();
+    let mut i = 0;
+    while i < layers.len() {
+        match layers[i] {
+            Layer::Linear { .. } => {
+                let relu = matches!(layers.get(i + 1), Some(Layer::Relu));
+                let output = if relu { i + 2 } else { i + 1 };
+                steps.push(Step::Dense { layer: i, relu, input: i, output });
+                i = output;
+            }
+            Layer::Relu => {
+                steps.push(Step::Relu { input: i, output: i + 1 });
+                i += 1;
+            }
+        }
+    }
+    steps
+}
+
+/// A copy of one parameter tensor in PyTorch's layout and naming.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Param {
+    /// `<layer index>.weight` ([out, in]) or `<layer index>.bias` ([out]).
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
 }
 
 /// Activations of one batch: acts[0] is the input batch, acts[i+1] the output of
@@ -49,6 +79,8 @@ pub struct Model {
     layers: Vec<Layer>,
     /// Width of each activation: widths[0] = input_dim, widths[i+1] = output of layer i.
     widths: Vec<usize>,
+    /// The execution plan: layers with a ReLU right after them run as one fused step.
+    steps: Vec<Step>,
     seed: u64,
     ws: Workspace,
 }
@@ -73,10 +105,11 @@ impl Model {
                         return Err(Error::config(&format!("layers[{i}].units"), "must be > 0"));
                     }
                     let (weight, bias) = linear_init(in_w, units, &mut init_rng);
+                    let weight_t = weight.t().as_standard_layout().into_owned();
                     layers.push(Layer::Linear {
-                        dweight: Array2::zeros(weight.raw_dim()),
+                        dweight_t: Array2::zeros(weight_t.raw_dim()),
                         dbias: Array1::zeros(bias.raw_dim()),
-                        weight,
+                        weight_t,
                         bias,
                     });
                     widths.push(units);
@@ -87,7 +120,8 @@ impl Model {
                 }
             }
         }
-        Ok(Model { input_dim, specs: specs.to_vec(), layers, widths, seed, ws: Workspace::default() })
+        let steps = plan(&layers);
+        Ok(Model { input_dim, specs: specs.to_vec(), layers, widths, steps, seed, ws: Workspace::default() })
     }
 
     pub fn input_dim(&self) -> usize {
@@ -103,45 +137,51 @@ impl Model {
         self.seed
     }
 
-    /// Parameter tensors in layer order (weight then bias), as an optimizer sees them.
-    pub fn params(&self) -> Vec<ParamRef<'_>> {
+    /// Copies of the parameter tensors in layer order (weight, then bias), PyTorch layout.
+    pub fn params(&self) -> Vec<Param> {
+        self.tensors(|w, _, b, _| (w, b))
+    }
+
+    /// Copies of the gradients of the last backward pass, same order and layout as `params`.
+    pub fn grads(&self) -> Vec<Param> {
+        self.tensors(|_, dw, _, db| (dw, db))
+    }
+
+    fn tensors(&self, pick: impl for<'a> Fn(&'a Array2<f32>, &'a Array2<f32>, &'a Array1<f32>, &'a Array1<f32>) -> (&'a Array2<f32>, &'a Array1<f32>)) -> Vec<Param> {
         let mut out = Vec::new();
         for (i, layer) in self.layers.iter().enumerate() {
-            if let Layer::Linear { weight, bias, .. } = layer {
-                let (o, n) = weight.dim();
-                out.push(ParamRef { layer: i, kind: "weight", shape: [o, n], data: weight.as_slice().unwrap() });
-                out.push(ParamRef { layer: i, kind: "bias", shape: [o, 1], data: bias.as_slice().unwrap() });
+            if let Layer::Linear { weight_t, bias, dweight_t, dbias } = layer {
+                let (w_t, b) = pick(weight_t, dweight_t, bias, dbias);
+                let (inputs, outputs) = w_t.dim();
+                out.push(Param { name: format!("{i}.weight"), shape: vec![outputs, inputs], data: w_t.t().iter().copied().collect() });
+                out.push(Param { name: format!("{i}.bias"), shape: vec![outputs], data: b.to_vec() });
             }
         }
         out
     }
 
-    /// Gradients from the last `train_step`/`backward`, same order as `params`.
-    pub fn grads(&self) -> Vec<&[f32]> {
-        let mut out = Vec::new();
-        for layer in &self.layers {
-            if let Layer::Linear { dweight, dbias, .. } = layer {
-                out.push(dweight.as_slice().unwrap());
-                out.push(dbias.as_slice().unwrap());
-            }
-        }
-        out
-    }
-
-    /// Replaces parameter tensor `index` (in `params` order); the length must match.
+    /// Replaces parameter tensor `index` (in `params` order) with `values` in PyTorch
+    /// layout; the length must match and every value must be finite.
     pub fn set_param(&mut self, index: usize, values: &[f32]) -> Result<()> {
         let mut k = 0;
         for (i, layer) in self.layers.iter_mut().enumerate() {
-            if let Layer::Linear { weight, bias, .. } = layer {
-                for (kind, dst) in [("weight", weight.as_slice_mut().unwrap()), ("bias", bias.as_slice_mut().unwrap())] {
+            if let Layer::Linear { weight_t, bias, .. } = layer {
+                for kind in ["weight", "bias"] {
                     if k == index {
-                        if dst.len() != values.len() {
-                            return Err(Error::shape(&format!("parameter {i}.{kind}"), format!("{} values", dst.len()), values.len()));
+                        let len = if kind == "weight" { weight_t.len() } else { bias.len() };
+                        if len != values.len() {
+                            return Err(Error::shape(&format!("parameter {i}.{kind}"), format!("{len} values"), values.len()));
                         }
                         if let Some(j) = values.iter().position(|v| !v.is_finite()) {
                             return Err(Error::config(&format!("{i}.{kind}[{j}]"), format!("is {}, parameters must be finite", values[j])));
                         }
-                        dst.copy_from_slice(values);
+                        if kind == "weight" {
+                            let (inputs, outputs) = weight_t.dim();
+                            let given = ndarray::ArrayView2::from_shape((outputs, inputs), values).expect("length checked");
+                            weight_t.assign(&given.t());
+                        } else {
+                            bias.as_slice_mut().unwrap().copy_from_slice(values);
+                        }
                         return Ok(());
                     }
                     k += 1;
@@ -153,7 +193,10 @@ impl Model {
 
     /// Number of scalar parameters.
     pub fn param_count(&self) -> usize {
-        self.params().iter().map(|p| p.data.len()).sum()
+        self.layers.iter().map(|l| match l {
+            Layer::Linear { weight_t, bias, .. } => weight_t.len() + bias.len(),
+            Layer::Relu => 0,
+        }).sum()
     }
 
     /// Makes room for `rows` rows of activations (and their gradients when training).
@@ -177,13 +220,19 @@ impl Model {
     /// returns the logits [rows, outputs].
     pub fn forward_batch(&mut self, rows: usize) -> ArrayView2<'_, f32> {
         assert!(rows <= self.ws.capacity, "forward_batch: fill input_buffer first");
-        for (i, layer) in self.layers.iter().enumerate() {
-            let (before, after) = self.ws.acts.split_at_mut(i + 1);
-            let inp = before[i].slice(s![..rows, ..]);
-            let out = after[0].slice_mut(s![..rows, ..]);
-            match layer {
-                Layer::Linear { weight, bias, .. } => linear_forward(out, inp, weight.view(), bias.view()),
-                Layer::Relu => relu_forward(out, inp),
+        let acts = &mut self.ws.acts;
+        for step in &self.steps {
+            match *step {
+                Step::Dense { layer, relu, input, output } => {
+                    let Layer::Linear { weight_t, bias, .. } = &self.layers[layer] else { unreachable!() };
+                    let (before, after) = acts.split_at_mut(output);
+                    let inp = before[input].slice(s![..rows, ..]);
+                    linear_forward(after[0].slice_mut(s![..rows, ..]), inp, weight_t.view(), bias.view(), relu);
+                }
+                Step::Relu { input, output } => {
+                    let (before, after) = acts.split_at_mut(output);
+                    relu_forward(after[0].slice_mut(s![..rows, ..]), before[input].slice(s![..rows, ..]));
+                }
             }
         }
         self.ws.acts.last().unwrap().slice(s![..rows, ..])
@@ -200,22 +249,39 @@ impl Model {
             let dlogits = self.ws.dacts[last].slice_mut(s![..rows, ..]);
             softmax_cross_entropy_backward(dlogits, logits, labels)
         };
-        // The first layer that has parameters needs no input gradient: stop there.
-        let first_param = self.layers.iter().position(|l| matches!(l, Layer::Linear { .. })).unwrap();
-        for i in (first_param..last).rev() {
-            let (dbefore, dafter) = self.ws.dacts.split_at_mut(i + 1);
-            let dout = dafter[0].slice(s![..rows, ..]);
-            match &mut self.layers[i] {
-                Layer::Linear { weight, dweight, dbias, .. } => {
-                    let inp = self.ws.acts[i].slice(s![..rows, ..]);
-                    let dinp = (i > first_param).then(|| dbefore[i].slice_mut(s![..rows, ..]));
-                    linear_backward(dinp, dweight.view_mut(), dbias.view_mut(), dout, inp, weight.view());
+        // Steps before the first dense layer have nothing to learn and need no gradient.
+        let first = self.steps.iter().position(|s| matches!(s, Step::Dense { .. })).unwrap();
+        let (acts, dacts) = (&self.ws.acts, &mut self.ws.dacts);
+        // Whether dacts[output of the current step] already carries that step's ReLU mask
+        // (applied by the next layer's fused backward product).
+        let mut masked = false;
+        for s in (first..self.steps.len()).rev() {
+            match self.steps[s] {
+                Step::Dense { layer, relu, input, output } => {
+                    let (dbefore, dafter) = dacts.split_at_mut(output);
+                    if relu && !masked {
+                        relu_backward_inplace(dafter[0].slice_mut(s![..rows, ..]), acts[output].slice(s![..rows, ..]));
+                    }
+                    let dout = dafter[0].slice(s![..rows, ..]);
+                    let need_dinp = s > first;
+                    // The previous step's ReLU backward rides on this layer's dinp product.
+                    let fuse_mask = need_dinp && matches!(self.steps[s - 1], Step::Dense { relu: true, .. });
+                    let Layer::Linear { weight_t, dweight_t, dbias, .. } = &mut self.layers[layer] else { unreachable!() };
+                    linear_backward(
+                        need_dinp.then(|| dbefore[input].slice_mut(s![..rows, ..])),
+                        fuse_mask.then(|| acts[input].slice(s![..rows, ..])),
+                        dweight_t.view_mut(),
+                        dbias.view_mut(),
+                        dout,
+                        acts[input].slice(s![..rows, ..]),
+                        weight_t.view(),
+                    );
+                    masked = fuse_mask;
                 }
-                Layer::Relu => {
-                    // dinp = dout · [out > 0]
-                    let mut dinp = dbefore[i].slice_mut(s![..rows, ..]);
-                    dinp.assign(&dout);
-                    relu_backward_inplace(dinp, self.ws.acts[i + 1].slice(s![..rows, ..]));
+                Step::Relu { input, output } => {
+                    let (dbefore, dafter) = dacts.split_at_mut(output);
+                    relu_backward(dbefore[input].slice_mut(s![..rows, ..]), dafter[0].slice(s![..rows, ..]), acts[output].slice(s![..rows, ..]));
+                    masked = false;
                 }
             }
         }
@@ -233,10 +299,10 @@ impl Model {
         let mut params: Vec<&mut [f32]> = Vec::new();
         let mut grads: Vec<&[f32]> = Vec::new();
         for layer in self.layers.iter_mut() {
-            if let Layer::Linear { weight, bias, dweight, dbias } = layer {
-                params.push(weight.as_slice_mut().unwrap());
+            if let Layer::Linear { weight_t, bias, dweight_t, dbias } = layer {
+                params.push(weight_t.as_slice_mut().unwrap());
                 params.push(bias.as_slice_mut().unwrap());
-                grads.push(dweight.as_slice().unwrap());
+                grads.push(dweight_t.as_slice().unwrap());
                 grads.push(dbias.as_slice().unwrap());
             }
         }

@@ -48,11 +48,11 @@ fn linear_gradients_match_finite_differences() {
     let mut dinp = Array2::zeros((b, i));
     let mut dw = Array2::zeros((o, i));
     let mut db = Array1::zeros(o);
-    linear_backward(Some(dinp.view_mut()), dw.view_mut(), db.view_mut(), g.view(), inp.view(), w.view());
+    linear_backward(Some(dinp.view_mut()), None, dw.view_mut().reversed_axes(), db.view_mut(), g.view(), inp.view(), w.t());
 
     let objective = |inp: &Array2<f32>, w: &Array2<f32>, bias: &Array1<f32>| {
         let mut out = Array2::zeros((b, o));
-        linear_forward(out.view_mut(), inp.view(), w.view(), bias.view());
+        linear_forward(out.view_mut(), inp.view(), w.t(), bias.view(), false);
         dot(&g, &out)
     };
     let h = 1e-2;
@@ -75,6 +75,57 @@ fn linear_gradients_match_finite_differences() {
         });
         assert_close(&format!("dinp[{k}]"), dinp.as_slice().unwrap()[k], num, 1e-3);
     }
+}
+
+/// Fused forms: relu(x·Wᵀ + b) forward, and a ReLU's mask applied inside the
+/// dinp product, against finite differences of the composed functions.
+#[test]
+fn fused_linear_relu_gradients_match_finite_differences() {
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let (b, i, o) = (4, 7, 5);
+    // z away from 0 so the inner ReLU has no kink within h.
+    let z = Array2::from_shape_simple_fn((b, i), || {
+        let v: f32 = rng.random_range(0.1..1.0);
+        if rng.random_bool(0.5) { v } else { -v }
+    });
+    let w = random2(&mut rng, o, i, 0.5);
+    let bias = Array1::from_shape_simple_fn(o, || rng.random_range(-0.5..0.5));
+    let g = random2(&mut rng, b, o, 1.0);
+    let relu = |z: &Array2<f32>| z.mapv(|v| v.max(0.0));
+
+    // L(z) = <g, relu(relu(z)·Wᵀ + b)>: fused forward, then backward through both ReLUs.
+    let objective = |z: &Array2<f32>| {
+        let mut out = Array2::zeros((b, o));
+        linear_forward(out.view_mut(), relu(z).view(), w.t(), bias.view(), true);
+        dot(&g, &out)
+    };
+    let mut out = Array2::zeros((b, o));
+    let x = relu(&z);
+    linear_forward(out.view_mut(), x.view(), w.t(), bias.view(), true);
+    let mut dout = g.clone();
+    ferronet_core::layers::relu::relu_backward_inplace(dout.view_mut(), out.view());
+    let mut dz = Array2::zeros((b, i));
+    let (mut dw, mut db) = (Array2::zeros((o, i)), Array1::zeros(o));
+    linear_backward(Some(dz.view_mut()), Some(x.view()), dw.view_mut().reversed_axes(), db.view_mut(), dout.view(), x.view(), w.t());
+    let mut checked = 0;
+    for k in 0..z.len() {
+        let at = |delta: f32| {
+            let mut zz = z.clone();
+            zz.as_slice_mut().unwrap()[k] += delta;
+            objective(&zz)
+        };
+        let h = 1e-2;
+        let (plus, mid, minus) = (at(h), at(0.0), at(-h));
+        // The outer ReLU may have a kink within h of this point: one-sided slopes then disagree.
+        if ((plus - mid) - (mid - minus)).abs() / h as f64 > 1e-2 {
+            continue;
+        }
+        let num = (plus - minus) / (2.0 * h as f64);
+        assert_close(&format!("fused dz[{k}]"), dz.as_slice().unwrap()[k], num, 2e-3);
+        checked += 1;
+    }
+    assert!(checked + 3 >= b * i, "only {checked} of {} points away from kinks", b * i);
+    assert!(dz.iter().zip(z.iter()).all(|(d, zv)| *zv > 0.0 || *d == 0.0), "mask must zero the gradient where z <= 0");
 }
 
 #[test]
@@ -149,8 +200,8 @@ fn whole_model_gradients_match_finite_differences() {
     };
     fill(&mut model);
     model.forward_backward(rows, &labels);
-    let grads: Vec<Vec<f32>> = model.grads().iter().map(|g| g.to_vec()).collect();
-    let params: Vec<Vec<f32>> = model.params().iter().map(|p| p.data.to_vec()).collect();
+    let grads: Vec<Vec<f32>> = model.grads().into_iter().map(|g| g.data).collect();
+    let params: Vec<Vec<f32>> = model.params().into_iter().map(|p| p.data).collect();
     let mut checked = 0;
     let mut skipped = 0;
     for (t, p) in params.iter().enumerate() {

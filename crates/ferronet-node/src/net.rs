@@ -93,12 +93,8 @@ impl NativeNet {
         let model = try_lock(&self.model)?;
         Ok(model
             .params()
-            .iter()
-            .map(|p| NativeParameter {
-                name: format!("{}.{}", p.layer, p.kind),
-                shape: if p.kind == "bias" { vec![p.shape[0] as u32] } else { p.shape.iter().map(|&d| d as u32).collect() },
-                data: Float32Array::new(p.data.to_vec()),
-            })
+            .into_iter()
+            .map(|p| NativeParameter { name: p.name, shape: p.shape.iter().map(|&d| d as u32).collect(), data: Float32Array::new(p.data) })
             .collect())
     }
 
@@ -106,7 +102,7 @@ impl NativeNet {
     #[napi(catch_unwind)]
     pub fn gradients(&self) -> Result<Vec<Float32Array>> {
         let model = try_lock(&self.model)?;
-        Ok(model.grads().iter().map(|g| Float32Array::new(g.to_vec())).collect())
+        Ok(model.grads().into_iter().map(|g| Float32Array::new(g.data)).collect())
     }
 
     /// Overwrites parameter tensor `index` (in `parameters` order).

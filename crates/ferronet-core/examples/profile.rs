@@ -1,0 +1,25 @@
+//! Quick look at where a training step's time goes: `cargo run --release --example profile [threads]`.
+use ferronet_core::bench::{gemm_timing, peak_gflops, GemmImpl};
+use ferronet_core::gemm;
+
+fn main() {
+    let threads: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(1);
+    let (peak, isa) = peak_gflops(threads);
+    println!("peak {peak:.1} GFLOP/s ({isa}, {threads} threads)");
+    for (m, k, n, ta, tb, what) in [
+        (64, 784, 500, false, false, "fwd1 X·W1t"),
+        (784, 64, 500, true, false, "dW1t Xᵀ·dY"),
+        (64, 500, 10, false, false, "fwd2"),
+        (500, 64, 10, true, false, "dW2t"),
+        (64, 10, 500, false, true, "dX2 dY·W2tᵀ"),
+        (512, 512, 512, false, false, "sq512"),
+        (1024, 1024, 1024, false, false, "sq1024"),
+    ] {
+        for kernel in gemm::available() {
+            let t = gemm_timing(GemmImpl::Ferronet, Some(kernel), m, k, n, ta, tb, threads, 20);
+            print!("{what:12} {m}x{k}x{n} {:7}: {:6.1} GFLOP/s  ", t.kernel, t.gflops);
+        }
+        let t = gemm_timing(GemmImpl::Matrixmultiply, None, m, k, n, ta, tb, 1, 20);
+        println!("mm: {:6.1}", t.gflops);
+    }
+}

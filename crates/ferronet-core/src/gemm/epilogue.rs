@@ -1,0 +1,62 @@
+//! Work fused into the product's final write of each tile, while it is still in
+//! L1: bias add and ReLU in the forward pass, the ReLU mask in the backward pass.
+
+use super::matrix::{MatMut, MatRef};
+
+#[derive(Clone, Copy, Debug, Default)]
+pub enum Epilogue<'a> {
+    #[default]
+    None,
+    /// C[i, j] += bias[j]
+    Bias(&'a [f32]),
+    /// C[i, j] = max(C[i, j] + bias[j], 0)
+    BiasRelu(&'a [f32]),
+    /// C[i, j] = 0 where mask[i, j] <= 0 (mask = a ReLU's output: the gradient passes where it was positive)
+    ReluMask(MatRef<'a>),
+}
+
+impl Epilogue<'_> {
+    /// Checks the epilogue's operand against C's shape.
+    pub fn check(&self, rows: usize, cols: usize) {
+        match self {
+            Epilogue::None => {}
+            Epilogue::Bias(b) | Epilogue::BiasRelu(b) => assert_eq!(b.len(), cols, "gemm epilogue: bias length"),
+            Epilogue::ReluMask(m) => assert_eq!((m.rows, m.cols), (rows, cols), "gemm epilogue: mask shape"),
+        }
+    }
+
+    /// Applies to the tile C[i0..i0+rows, j0..j0+cols].
+    ///
+    /// # Safety
+    /// The tile lies inside C (and inside the mask).
+    #[inline]
+    pub unsafe fn apply(&self, c: &MatMut, i0: usize, j0: usize, rows: usize, cols: usize) {
+        match *self {
+            Epilogue::None => {}
+            Epilogue::Bias(bias) => {
+                for i in i0..i0 + rows {
+                    for j in j0..j0 + cols {
+                        *c.ptr_at(i, j) += bias[j];
+                    }
+                }
+            }
+            Epilogue::BiasRelu(bias) => {
+                for i in i0..i0 + rows {
+                    for j in j0..j0 + cols {
+                        let v = *c.ptr_at(i, j) + bias[j];
+                        *c.ptr_at(i, j) = if v > 0.0 { v } else { 0.0 };
+                    }
+                }
+            }
+            Epilogue::ReluMask(mask) => {
+                for i in i0..i0 + rows {
+                    for j in j0..j0 + cols {
+                        if mask.at(i, j) <= 0.0 {
+                            *c.ptr_at(i, j) = 0.0;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! Micro-kernels and their run-time selection.
+//!
+//! A micro-kernel computes one MR×NR tile of C (the BLIS contract):
+//!   C[MR,NR] = alpha · A[MR,k] · B[k,NR] + beta · C[MR,NR]
+//! where A is a packed micro-panel (`a[p·MR + i]`), B is k rows of NR floats with
+//! row stride `rsb` (packed: `rsb = NR`), and C has row stride `rsc` and unit
+//! column stride. With beta == 0, C is never read (it may hold NaN garbage).
+
+use std::sync::OnceLock;
+
+/// `unsafe`: pointers must cover the tile; the kernel's ISA must be available.
+pub type MicroKernel = unsafe fn(k: usize, alpha: f32, a: *const f32, b: *const f32, rsb: usize, beta: f32, c: *mut f32, rsc: usize);
+
+/// One instruction set's micro-kernel with its register-block and cache-block sizes.
+#[derive(Clone, Copy)]
+pub struct Kernel {
+    pub name: &'static str,
+    pub mr: usize,
+    pub nr: usize,
+    /// Depth of one packed block (A panel MC×KC lives in L2, B panel KC×NR in L1).
+    pub kc: usize,
+    pub micro: MicroKernel,
+}
+
+impl std::fmt::Debug for Kernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Kernel({} {}x{})", self.name, self.mr, self.nr)
+    }
+}
+
+/// Every kernel compiled for this architecture, best first, whether or not the CPU runs it.
+fn compiled() -> Vec<(Kernel, fn() -> bool)> {
+    let mut v: Vec<(Kernel, fn() -> bool)> = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        v.push((super::avx512::KERNEL, || is_x86_feature_detected!("avx512f")));
+        v.push((super::avx2::KERNEL, || is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")));
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        v.push((super::neon::KERNEL, || std::arch::is_aarch64_feature_detected!("neon")));
+    }
+    v.push((super::scalar::KERNEL, || true));
+    v
+}
+
+/// Kernels this CPU can run, best first.
+pub fn available() -> Vec<Kernel> {
+    compiled().into_iter().filter(|(_, ok)| ok()).map(|(k, _)| k).collect()
+}
+
+/// A runnable kernel by name (`avx512`, `avx2`, `neon`, `scalar`).
+pub fn by_name(name: &str) -> Option<Kernel> {
+    available().into_iter().find(|k| k.name == name)
+}
+
+/// Environment variable that forces a kernel for the whole process, e.g. `FERRONET_GEMM_KERNEL=avx2`.
+pub const KERNEL_ENV: &str = "FERRONET_GEMM_KERNEL";
+
+/// The kernel used by default: the best one this CPU runs, unless `FERRONET_GEMM_KERNEL`
+/// names another runnable one. Detected once.
+pub fn selected() -> Kernel {
+    static SELECTED: OnceLock<Kernel> = OnceLock::new();
+    *SELECTED.get_or_init(|| {
+        let forced = std::env::var(KERNEL_ENV).ok().filter(|s| !s.is_empty());
+        match forced {
+            Some(name) => by_name(&name).unwrap_or_else(|| {
+                let names: Vec<_> = available().iter().map(|k| k.name).collect();
+                eprintln!("ferronet: {KERNEL_ENV}={name} is not available on this CPU (available: {}); using {}", names.join(", "), names[0]);
+                available()[0]
+            }),
+            None => available()[0],
+        }
+    })
+}

@@ -1,0 +1,87 @@
+//! Strided matrix handles: a pointer, a shape and row/column strides in elements.
+//! They let one product serve X·W, Xᵀ·dY and dY·Wᵀ without copying a transpose.
+
+use ndarray::{ArrayView2, ArrayViewMut2};
+use std::marker::PhantomData;
+
+#[derive(Clone, Copy, Debug)]
+pub struct MatRef<'a> {
+    ptr: *const f32,
+    pub rows: usize,
+    pub cols: usize,
+    pub rs: isize,
+    pub cs: isize,
+    _data: PhantomData<&'a [f32]>,
+}
+
+// Read-only view of f32s; sharing it across threads is as safe as sharing &[f32].
+unsafe impl Send for MatRef<'_> {}
+unsafe impl Sync for MatRef<'_> {}
+
+impl<'a> MatRef<'a> {
+    /// Row-major `rows × cols` matrix with row stride `rs` (≥ cols) over `data`.
+    pub fn from_slice(data: &'a [f32], rows: usize, cols: usize, rs: usize) -> Self {
+        assert!(rows == 0 || cols == 0 || (rows - 1) * rs + cols <= data.len(), "matrix exceeds its slice");
+        MatRef { ptr: data.as_ptr(), rows, cols, rs: rs as isize, cs: 1, _data: PhantomData }
+    }
+
+    /// Any ndarray view, transposed or strided.
+    pub fn from_view(v: ArrayView2<'a, f32>) -> Self {
+        let (rows, cols) = v.dim();
+        let s = v.strides();
+        MatRef { ptr: v.as_ptr(), rows, cols, rs: s[0], cs: s[1], _data: PhantomData }
+    }
+
+    /// The transpose, by swapping strides.
+    pub fn t(self) -> Self {
+        MatRef { rows: self.cols, cols: self.rows, rs: self.cs, cs: self.rs, ..self }
+    }
+
+    /// # Safety
+    /// `i < rows`, `j < cols`.
+    #[inline(always)]
+    pub unsafe fn at(&self, i: usize, j: usize) -> f32 {
+        *self.ptr.offset(i as isize * self.rs + j as isize * self.cs)
+    }
+
+    /// # Safety
+    /// `i < rows`, `j < cols`.
+    #[inline(always)]
+    pub unsafe fn ptr_at(&self, i: usize, j: usize) -> *const f32 {
+        self.ptr.offset(i as isize * self.rs + j as isize * self.cs)
+    }
+}
+
+#[derive(Debug)]
+pub struct MatMut<'a> {
+    ptr: *mut f32,
+    pub rows: usize,
+    pub cols: usize,
+    pub rs: isize,
+    pub cs: isize,
+    _data: PhantomData<&'a mut [f32]>,
+}
+
+// Threads write disjoint tiles of C; the driver guarantees it.
+unsafe impl Send for MatMut<'_> {}
+unsafe impl Sync for MatMut<'_> {}
+
+impl<'a> MatMut<'a> {
+    pub fn from_slice(data: &'a mut [f32], rows: usize, cols: usize, rs: usize) -> Self {
+        assert!(rows == 0 || cols == 0 || (rows - 1) * rs + cols <= data.len(), "matrix exceeds its slice");
+        MatMut { ptr: data.as_mut_ptr(), rows, cols, rs: rs as isize, cs: 1, _data: PhantomData }
+    }
+
+    pub fn from_view(mut v: ArrayViewMut2<'a, f32>) -> Self {
+        let (rows, cols) = v.dim();
+        let s = v.strides().to_vec();
+        MatMut { ptr: v.as_mut_ptr(), rows, cols, rs: s[0], cs: s[1], _data: PhantomData }
+    }
+
+    /// # Safety
+    /// `i < rows`, `j < cols`.
+    #[inline(always)]
+    pub unsafe fn ptr_at(&self, i: usize, j: usize) -> *mut f32 {
+        self.ptr.offset(i as isize * self.rs + j as isize * self.cs)
+    }
+}

@@ -1,0 +1,149 @@
+//! Every micro-kernel this CPU runs, against the naive reference, over many shapes,
+//! transposes, strides, alpha/beta cases and epilogues; and thread-count independence.
+//! Set FERRONET_TEST_REQUIRE_KERNELS=avx512,avx2 to fail when an expected kernel is missing.
+
+use ferronet_core::gemm::{available, gemm_with, reference_gemm, Epilogue, Kernel, MatMut, MatRef};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+const EDGE_SIZES: [usize; 10] = [1, 7, 15, 16, 17, 63, 64, 65, 500, 784];
+
+/// A matrix stored with padding: element (i, j) at i·rs + j·cs.
+struct Strided {
+    data: Vec<f32>,
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
+}
+
+impl Strided {
+    /// `layout`: 0 = row-major, 1 = column-major, 2 = row-major with padded rows.
+    fn random(rng: &mut ChaCha8Rng, rows: usize, cols: usize, layout: u8) -> Self {
+        let (rs, cs, len) = match layout {
+            0 => (cols, 1, rows * cols),
+            1 => (1, rows, rows * cols),
+            _ => (cols + 3, 1, rows * (cols + 3)),
+        };
+        let data = (0..len.max(1)).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+        Strided { data, rows, cols, rs, cs }
+    }
+    fn view(&self) -> MatRef<'_> {
+        // A column-major matrix is the transpose of a row-major one.
+        if self.cs == 1 {
+            MatRef::from_slice(&self.data, self.rows, self.cols, self.rs)
+        } else {
+            MatRef::from_slice(&self.data, self.cols, self.rows, self.cs).t()
+        }
+    }
+}
+
+fn kernels() -> Vec<Kernel> {
+    let ks = available();
+    if let Ok(required) = std::env::var("FERRONET_TEST_REQUIRE_KERNELS") {
+        for name in required.split(',').filter(|s| !s.is_empty()) {
+            assert!(ks.iter().any(|k| k.name == name), "kernel {name} required but not available on this CPU");
+        }
+    }
+    eprintln!("testing kernels: {:?}", ks.iter().map(|k| k.name).collect::<Vec<_>>());
+    ks
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check(kernel: Kernel, rng: &mut ChaCha8Rng, m: usize, k: usize, n: usize, la: u8, lb: u8, alpha: f32, beta: f32) {
+    let a = Strided::random(rng, m, k, la);
+    let b = Strided::random(rng, k, n, lb);
+    let c0: Vec<f32> = (0..m * n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+    let mut want = c0.clone();
+    reference_gemm(m, k, n, alpha, &a.data, a.rs, a.cs, &b.data, b.rs, b.cs, beta, &mut want, n, 1);
+    let mut results = vec![];
+    for threads in [1, 2] {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        // beta == 0 must not read C: poison it with NaN.
+        let mut got = if beta == 0.0 { vec![f32::NAN; m * n] } else { c0.clone() };
+        pool.install(|| gemm_with(kernel, true, alpha, a.view(), b.view(), beta, MatMut::from_slice(&mut got, m, n, n), Epilogue::None));
+        for (idx, (g, w)) in got.iter().zip(&want).enumerate() {
+            let tol = 1e-5 * (k as f32).sqrt() * (1.0 + alpha.abs()) + 1e-6;
+            assert!((g - w).abs() <= tol, "{} m={m} k={k} n={n} layouts=({la},{lb}) alpha={alpha} beta={beta} threads={threads}: C[{idx}] = {g}, want {w}", kernel.name);
+        }
+        results.push(got);
+    }
+    assert!(results[0].iter().zip(&results[1]).all(|(x, y)| x.to_bits() == y.to_bits()), "{}: 1 and 2 threads differ at m={m} k={k} n={n}", kernel.name);
+}
+
+#[test]
+fn every_kernel_matches_the_reference_at_edge_sizes() {
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    for kernel in kernels() {
+        for &m in &EDGE_SIZES {
+            for &n in &EDGE_SIZES {
+                // k over edge sizes too, but not the full cube of large ones.
+                let k = EDGE_SIZES[(m * 7 + n * 3) % EDGE_SIZES.len()];
+                if m * n * k > 60_000_000 {
+                    continue;
+                }
+                check(kernel, &mut rng, m, k, n, 0, 0, 1.0, 0.0);
+            }
+        }
+    }
+}
+
+#[test]
+fn every_kernel_handles_transposes_strides_alpha_and_beta() {
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    for kernel in kernels() {
+        for case in 0..60 {
+            let m = rng.random_range(1..90);
+            let k = rng.random_range(1..300);
+            let n = rng.random_range(1..90);
+            let (la, lb) = (case % 3, (case / 3) % 3);
+            let (alpha, beta) = [(1.0, 0.0), (1.0, 1.0), (0.5, -2.0), (-1.5, 0.25), (2.0, 0.0)][case as usize % 5];
+            check(kernel, &mut rng, m, k, n, la as u8, lb as u8, alpha, beta);
+        }
+        // Deeper than one KC block: the beta of later blocks must be 1.
+        check(kernel, &mut rng, 33, 1000, 41, 1, 2, 1.0, 0.5);
+        check(kernel, &mut rng, 64, 784, 500, 0, 1, 1.0, 0.0);
+    }
+}
+
+#[test]
+fn k_zero_scales_c_by_beta() {
+    for kernel in kernels() {
+        let a: Vec<f32> = vec![];
+        let mut c = vec![2.0f32; 6];
+        gemm_with(kernel, false, 1.0, MatRef::from_slice(&a, 2, 0, 0), MatRef::from_slice(&a, 0, 3, 3), 0.5, MatMut::from_slice(&mut c, 2, 3, 3), Epilogue::None);
+        assert_eq!(c, vec![1.0; 6]);
+    }
+}
+
+#[test]
+fn epilogues_fuse_bias_relu_and_mask() {
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    for kernel in kernels() {
+        let (m, k, n) = (37, 50, 45);
+        let a = Strided::random(&mut rng, m, k, 0);
+        let b = Strided::random(&mut rng, k, n, 1);
+        let bias: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+        let mask: Vec<f32> = (0..m * n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+        let mut plain = vec![0.0; m * n];
+        reference_gemm(m, k, n, 1.0, &a.data, a.rs, a.cs, &b.data, b.rs, b.cs, 0.0, &mut plain, n, 1);
+        let run = |e: Epilogue| {
+            let mut c = vec![f32::NAN; m * n];
+            gemm_with(kernel, true, 1.0, a.view(), b.view(), 0.0, MatMut::from_slice(&mut c, m, n, n), e);
+            c
+        };
+        let close = |x: f32, y: f32| (x - y).abs() < 1e-4;
+        let with_bias = run(Epilogue::Bias(&bias));
+        let with_relu = run(Epilogue::BiasRelu(&bias));
+        let masked = run(Epilogue::ReluMask(MatRef::from_slice(&mask, m, n, n)));
+        for i in 0..m {
+            for j in 0..n {
+                let z = plain[i * n + j] + bias[j];
+                assert!(close(with_bias[i * n + j], z));
+                assert!(close(with_relu[i * n + j], z.max(0.0)));
+                let want = if mask[i * n + j] > 0.0 { plain[i * n + j] } else { 0.0 };
+                assert!(close(masked[i * n + j], want));
+            }
+        }
+    }
+}

@@ -3,7 +3,10 @@ use ferronet_core::bench::{gemm_timing, peak_gflops, GemmImpl};
 use ferronet_core::gemm;
 
 fn main() {
-    let threads: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(1);
+    let threads: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
     let (peak, isa) = peak_gflops(threads);
     println!("peak {peak:.1} GFLOP/s ({isa}, {threads} threads)");
     for (m, k, n, ta, tb, what) in [
@@ -16,8 +19,21 @@ fn main() {
         (1024, 1024, 1024, false, false, "sq1024"),
     ] {
         for kernel in gemm::available() {
-            let t = gemm_timing(GemmImpl::Ferronet, Some(kernel), m, k, n, ta, tb, threads, 20);
-            print!("{what:12} {m}x{k}x{n} {:7}: {:6.1} GFLOP/s  ", t.kernel, t.gflops);
+            let t = gemm_timing(
+                GemmImpl::Ferronet,
+                Some(kernel),
+                m,
+                k,
+                n,
+                ta,
+                tb,
+                threads,
+                20,
+            );
+            print!(
+                "{what:12} {m}x{k}x{n} {:7}: {:6.1} GFLOP/s  ",
+                t.kernel, t.gflops
+            );
         }
         let t = gemm_timing(GemmImpl::Matrixmultiply, None, m, k, n, ta, tb, 1, 20);
         println!("mm: {:6.1}", t.gflops);

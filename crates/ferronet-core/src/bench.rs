@@ -22,12 +22,29 @@ pub struct GemmTiming {
 /// Times C[m,n] = A[m,k]·B[k,n] (A or B transposed in memory when asked) on a rayon
 /// pool of `threads`: one warm-up, then `repetitions` timed runs; GFLOP/s from the best.
 #[allow(clippy::too_many_arguments)]
-pub fn gemm_timing(which: GemmImpl, kernel: Option<Kernel>, m: usize, k: usize, n: usize, trans_a: bool, trans_b: bool, threads: usize, repetitions: usize) -> GemmTiming {
-    let a: Vec<f32> = (0..m * k).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
-    let b: Vec<f32> = (0..k * n).map(|i| ((i * 104729) % 1000) as f32 / 1000.0 - 0.5).collect();
+pub fn gemm_timing(
+    which: GemmImpl,
+    kernel: Option<Kernel>,
+    m: usize,
+    k: usize,
+    n: usize,
+    trans_a: bool,
+    trans_b: bool,
+    threads: usize,
+    repetitions: usize,
+) -> GemmTiming {
+    let a: Vec<f32> = (0..m * k)
+        .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
+        .collect();
+    let b: Vec<f32> = (0..k * n)
+        .map(|i| ((i * 104729) % 1000) as f32 / 1000.0 - 0.5)
+        .collect();
     let mut c = vec![0.0f32; m * n];
     let kernel = kernel.unwrap_or_else(gemm::selected);
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("thread pool");
     // Transposed storage: A stored [k, m], B stored [n, k].
     let (rsa, csa) = if trans_a { (1, m) } else { (k, 1) };
     let (rsb, csb) = if trans_b { (1, k) } else { (n, 1) };
@@ -35,22 +52,36 @@ pub fn gemm_timing(which: GemmImpl, kernel: Option<Kernel>, m: usize, k: usize, 
         GemmImpl::Ferronet => {
             let av = if trans_a { MatRef::from_slice(&a, k, m, m).t() } else { MatRef::from_slice(&a, m, k, k) };
             let bv = if trans_b { MatRef::from_slice(&b, n, k, k).t() } else { MatRef::from_slice(&b, k, n, n) };
-            pool.install(|| gemm::gemm_with(kernel, true, 1.0, av, bv, 0.0, MatMut::from_slice(&mut c, m, n, n), Epilogue::None));
+            gemm::gemm_with(kernel, true, 1.0, av, bv, 0.0, MatMut::from_slice(&mut c, m, n, n), Epilogue::None);
         }
         GemmImpl::Matrixmultiply => unsafe {
             // matrixmultiply threads itself (std threads) when built with its "threading" feature; here: 1 thread.
             matrixmultiply::sgemm(m, k, n, 1.0, a.as_ptr(), rsa as isize, csa as isize, b.as_ptr(), rsb as isize, csb as isize, 0.0, c.as_mut_ptr(), n as isize, 1);
         },
     };
-    run();
-    let mut times: Vec<f64> = (0..repetitions.max(1))
-        .map(|_| {
+    // Everything runs inside the pool with its threads kept hot (as during training),
+    // and each timed repetition repeats the product until it lasts ≥ 2 ms, so small
+    // shapes measure the product, not the call.
+    let times: Vec<f64> = pool.install(|| {
+        crate::team::with_team(|| {
+            run();
             let t = Instant::now();
             run();
-            t.elapsed().as_secs_f64()
+            let once = t.elapsed().as_secs_f64().max(1e-7);
+            let inner = ((2e-3 / once).ceil() as usize).clamp(1, 100_000);
+            let mut times: Vec<f64> = (0..repetitions.max(1))
+                .map(|_| {
+                    let t = Instant::now();
+                    for _ in 0..inner {
+                        run();
+                    }
+                    t.elapsed().as_secs_f64() / inner as f64
+                })
+                .collect();
+            times.sort_by(|x, y| x.partial_cmp(y).unwrap());
+            times
         })
-        .collect();
-    times.sort_by(|x, y| x.partial_cmp(y).unwrap());
+    });
     let flops = 2.0 * m as f64 * k as f64 * n as f64;
     GemmTiming {
         gflops: flops / times[0] / 1e9,
@@ -60,14 +91,21 @@ pub fn gemm_timing(which: GemmImpl, kernel: Option<Kernel>, m: usize, k: usize, 
             GemmImpl::Ferronet => kernel.name.to_string(),
             GemmImpl::Matrixmultiply => "matrixmultiply".to_string(),
         },
-        threads: if which == GemmImpl::Ferronet { threads } else { 1 },
+        threads: if which == GemmImpl::Ferronet {
+            threads
+        } else {
+            1
+        },
     }
 }
 
 /// Peak single-precision FMA rate of `threads` cores, measured: each thread runs
 /// long chains of independent vector FMAs (enough accumulators to hide latency).
 pub fn peak_gflops(threads: usize) -> (f64, &'static str) {
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("thread pool");
     let (per_call_flops, name): (f64, &'static str) = peak::flops_per_call();
     let iterations = 2_000_000usize;
     let mut best = f64::INFINITY;
@@ -76,7 +114,10 @@ pub fn peak_gflops(threads: usize) -> (f64, &'static str) {
         pool.broadcast(|_| peak::run(iterations));
         best = best.min(t.elapsed().as_secs_f64());
     }
-    (per_call_flops * iterations as f64 * threads as f64 / best / 1e9, name)
+    (
+        per_call_flops * iterations as f64 * threads as f64 / best / 1e9,
+        name,
+    )
 }
 
 mod peak {

@@ -10,15 +10,29 @@ pub enum Error {
 
     /// Arrays whose shapes do not fit together.
     #[error("shape mismatch in {what}: expected {expected}, got {got}")]
-    Shape { what: String, expected: String, got: String },
+    Shape {
+        what: String,
+        expected: String,
+        got: String,
+    },
 
     /// A label outside `0..classes`.
-    #[error("label {label} of sample {index} is out of range for a network with {classes} outputs")]
-    LabelOutOfRange { index: usize, label: u32, classes: usize },
+    #[error(
+        "label {label} of sample {index} is out of range for a network with {classes} outputs"
+    )]
+    LabelOutOfRange {
+        index: usize,
+        label: u32,
+        classes: usize,
+    },
 
     /// Training diverged: the loss is NaN or infinite.
     #[error("loss became {value} at epoch {epoch}, batch {batch}: lower the learning rate or check the inputs for NaN/Inf")]
-    NonFiniteLoss { value: f32, epoch: usize, batch: usize },
+    NonFiniteLoss {
+        value: f32,
+        epoch: usize,
+        batch: usize,
+    },
 
     /// The caller asked training to stop (AbortSignal).
     #[error("training was aborted")]
@@ -29,9 +43,16 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
     pub fn config(field: &str, reason: impl Into<String>) -> Self {
-        Error::InvalidConfig { field: field.to_string(), reason: reason.into() }
+        Error::InvalidConfig {
+            field: field.to_string(),
+            reason: reason.into(),
+        }
     }
     pub fn shape(what: &str, expected: impl ToString, got: impl ToString) -> Self {
-        Error::Shape { what: what.to_string(), expected: expected.to_string(), got: got.to_string() }
+        Error::Shape {
+            what: what.to_string(),
+            expected: expected.to_string(),
+            got: got.to_string(),
+        }
     }
 }

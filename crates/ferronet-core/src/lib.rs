@@ -18,10 +18,11 @@ pub mod matmul;
 pub mod model;
 pub mod optim;
 pub mod rng;
+pub mod team;
 pub mod train;
 
 pub use data::{DataView, Inputs};
 pub use error::{Error, Result};
 pub use model::{LayerSpec, Model};
 pub use optim::{Adam, AdamConfig, Optimizer, OptimizerConfig, Sgd, SgdConfig};
-pub use train::{EvalStats, EpochStats, FitConfig, Progress, Trainer};
+pub use train::{EpochStats, EvalStats, FitConfig, Progress, Trainer};

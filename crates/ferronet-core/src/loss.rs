@@ -34,7 +34,11 @@ pub fn softmax_cross_entropy_backward(
     let batch = logits.nrows();
     let inv_batch = 1.0 / batch as f32;
     let mut out = LossSum::default();
-    for ((row, mut drow), &label) in logits.axis_iter(Axis(0)).zip(dlogits.axis_iter_mut(Axis(0))).zip(labels) {
+    for ((row, mut drow), &label) in logits
+        .axis_iter(Axis(0))
+        .zip(dlogits.axis_iter_mut(Axis(0)))
+        .zip(labels)
+    {
         let label = label as usize;
         let row = row.as_slice().expect("logits rows are contiguous");
         let (max, argmax) = row_max(row);

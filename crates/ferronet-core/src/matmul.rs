@@ -6,8 +6,22 @@ use crate::gemm::{gemm, Epilogue, MatMut, MatRef};
 use ndarray::{ArrayView2, ArrayViewMut2};
 
 /// C[m,n] = alpha · A[m,k] · B[k,n] + beta · C[m,n], then `epilogue`. With beta == 0, C is not read.
-pub fn matmul(alpha: f32, a: ArrayView2<f32>, b: ArrayView2<f32>, beta: f32, c: ArrayViewMut2<f32>, epilogue: Epilogue) {
-    gemm(alpha, MatRef::from_view(a), MatRef::from_view(b), beta, MatMut::from_view(c), epilogue);
+pub fn matmul(
+    alpha: f32,
+    a: ArrayView2<f32>,
+    b: ArrayView2<f32>,
+    beta: f32,
+    c: ArrayViewMut2<f32>,
+    epilogue: Epilogue,
+) {
+    gemm(
+        alpha,
+        MatRef::from_view(a),
+        MatRef::from_view(b),
+        beta,
+        MatMut::from_view(c),
+        epilogue,
+    );
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::layers::linear::{linear_backward, linear_forward, linear_init};
 use crate::layers::relu::{relu_backward, relu_backward_inplace, relu_forward};
 use crate::loss::{softmax_cross_entropy_backward, softmax_cross_entropy_forward, LossSum};
-use crate::optim::Optimizer;
+use crate::optim::{Optimizer, TensorRef};
 use crate::rng;
 use ndarray::{s, Array1, Array2, ArrayView2};
 
@@ -20,7 +20,12 @@ pub enum LayerSpec {
 enum Layer {
     /// weight_t [in, out] (the transpose of PyTorch's [out, in], so every large product
     /// reads its operands row-contiguously), bias [out], and their gradients.
-    Linear { weight_t: Array2<f32>, bias: Array1<f32>, dweight_t: Array2<f32>, dbias: Array1<f32> },
+    Linear {
+        weight_t: Array2<f32>,
+        bias: Array1<f32>,
+        dweight_t: Array2<f32>,
+        dbias: Array1<f32>,
+    },
     Relu,
 }
 
@@ -29,7 +34,12 @@ enum Layer {
 enum Step {
     /// Linear layer `layer`, with the ReLU that follows it fused in when `relu`
     /// (then `output` is the ReLU's output and the pre-activation is never stored).
-    Dense { layer: usize, relu: bool, input: usize, output: usize },
+    Dense {
+        layer: usize,
+        relu: bool,
+        input: usize,
+        output: usize,
+    },
     /// A ReLU not preceded by a linear layer.
     Relu { input: usize, output: usize },
 }
@@ -42,11 +52,19 @@ fn plan(layers: &[Layer]) -> Vec<Step> {
             Layer::Linear { .. } => {
                 let relu = matches!(layers.get(i + 1), Some(Layer::Relu));
                 let output = if relu { i + 2 } else { i + 1 };
-                steps.push(Step::Dense { layer: i, relu, input: i, output });
+                steps.push(Step::Dense {
+                    layer: i,
+                    relu,
+                    input: i,
+                    output,
+                });
                 i = output;
             }
             Layer::Relu => {
-                steps.push(Step::Relu { input: i, output: i + 1 });
+                steps.push(Step::Relu {
+                    input: i,
+                    output: i + 1,
+                });
                 i += 1;
             }
         }
@@ -83,6 +101,8 @@ pub struct Model {
     steps: Vec<Step>,
     seed: u64,
     ws: Workspace,
+    /// Scratch for `apply_optimizer`.
+    tensor_refs: Vec<TensorRef>,
 }
 
 impl Model {
@@ -121,7 +141,16 @@ impl Model {
             }
         }
         let steps = plan(&layers);
-        Ok(Model { input_dim, specs: specs.to_vec(), layers, widths, steps, seed, ws: Workspace::default() })
+        Ok(Model {
+            input_dim,
+            specs: specs.to_vec(),
+            layers,
+            widths,
+            steps,
+            seed,
+            ws: Workspace::default(),
+            tensor_refs: Vec::new(),
+        })
     }
 
     pub fn input_dim(&self) -> usize {
@@ -147,14 +176,36 @@ impl Model {
         self.tensors(|_, dw, _, db| (dw, db))
     }
 
-    fn tensors(&self, pick: impl for<'a> Fn(&'a Array2<f32>, &'a Array2<f32>, &'a Array1<f32>, &'a Array1<f32>) -> (&'a Array2<f32>, &'a Array1<f32>)) -> Vec<Param> {
+    fn tensors(
+        &self,
+        pick: impl for<'a> Fn(
+            &'a Array2<f32>,
+            &'a Array2<f32>,
+            &'a Array1<f32>,
+            &'a Array1<f32>,
+        ) -> (&'a Array2<f32>, &'a Array1<f32>),
+    ) -> Vec<Param> {
         let mut out = Vec::new();
         for (i, layer) in self.layers.iter().enumerate() {
-            if let Layer::Linear { weight_t, bias, dweight_t, dbias } = layer {
+            if let Layer::Linear {
+                weight_t,
+                bias,
+                dweight_t,
+                dbias,
+            } = layer
+            {
                 let (w_t, b) = pick(weight_t, dweight_t, bias, dbias);
                 let (inputs, outputs) = w_t.dim();
-                out.push(Param { name: format!("{i}.weight"), shape: vec![outputs, inputs], data: w_t.t().iter().copied().collect() });
-                out.push(Param { name: format!("{i}.bias"), shape: vec![outputs], data: b.to_vec() });
+                out.push(Param {
+                    name: format!("{i}.weight"),
+                    shape: vec![outputs, inputs],
+                    data: w_t.t().iter().copied().collect(),
+                });
+                out.push(Param {
+                    name: format!("{i}.bias"),
+                    shape: vec![outputs],
+                    data: b.to_vec(),
+                });
             }
         }
         out
@@ -168,16 +219,28 @@ impl Model {
             if let Layer::Linear { weight_t, bias, .. } = layer {
                 for kind in ["weight", "bias"] {
                     if k == index {
-                        let len = if kind == "weight" { weight_t.len() } else { bias.len() };
+                        let len = if kind == "weight" {
+                            weight_t.len()
+                        } else {
+                            bias.len()
+                        };
                         if len != values.len() {
-                            return Err(Error::shape(&format!("parameter {i}.{kind}"), format!("{len} values"), values.len()));
+                            return Err(Error::shape(
+                                &format!("parameter {i}.{kind}"),
+                                format!("{len} values"),
+                                values.len(),
+                            ));
                         }
                         if let Some(j) = values.iter().position(|v| !v.is_finite()) {
-                            return Err(Error::config(&format!("{i}.{kind}[{j}]"), format!("is {}, parameters must be finite", values[j])));
+                            return Err(Error::config(
+                                &format!("{i}.{kind}[{j}]"),
+                                format!("is {}, parameters must be finite", values[j]),
+                            ));
                         }
                         if kind == "weight" {
                             let (inputs, outputs) = weight_t.dim();
-                            let given = ndarray::ArrayView2::from_shape((outputs, inputs), values).expect("length checked");
+                            let given = ndarray::ArrayView2::from_shape((outputs, inputs), values)
+                                .expect("length checked");
                             weight_t.assign(&given.t());
                         } else {
                             bias.as_slice_mut().unwrap().copy_from_slice(values);
@@ -188,15 +251,21 @@ impl Model {
                 }
             }
         }
-        Err(Error::config("parameter index", format!("{index} is past the last of {k} parameter tensors")))
+        Err(Error::config(
+            "parameter index",
+            format!("{index} is past the last of {k} parameter tensors"),
+        ))
     }
 
     /// Number of scalar parameters.
     pub fn param_count(&self) -> usize {
-        self.layers.iter().map(|l| match l {
-            Layer::Linear { weight_t, bias, .. } => weight_t.len() + bias.len(),
-            Layer::Relu => 0,
-        }).sum()
+        self.layers
+            .iter()
+            .map(|l| match l {
+                Layer::Linear { weight_t, bias, .. } => weight_t.len() + bias.len(),
+                Layer::Relu => 0,
+            })
+            .sum()
     }
 
     /// Makes room for `rows` rows of activations (and their gradients when training).
@@ -205,8 +274,16 @@ impl Model {
             return;
         }
         self.ws.capacity = rows;
-        self.ws.acts = self.widths.iter().map(|&w| Array2::zeros((rows, w))).collect();
-        self.ws.dacts = self.widths.iter().map(|&w| Array2::zeros((rows, w))).collect();
+        self.ws.acts = self
+            .widths
+            .iter()
+            .map(|&w| Array2::zeros((rows, w)))
+            .collect();
+        self.ws.dacts = self
+            .widths
+            .iter()
+            .map(|&w| Array2::zeros((rows, w)))
+            .collect();
     }
 
     /// The input buffer of a batch of `rows` rows, to be filled by the caller
@@ -219,19 +296,38 @@ impl Model {
     /// Runs the forward pass over the first `rows` rows of the input buffer and
     /// returns the logits [rows, outputs].
     pub fn forward_batch(&mut self, rows: usize) -> ArrayView2<'_, f32> {
-        assert!(rows <= self.ws.capacity, "forward_batch: fill input_buffer first");
+        assert!(
+            rows <= self.ws.capacity,
+            "forward_batch: fill input_buffer first"
+        );
         let acts = &mut self.ws.acts;
         for step in &self.steps {
             match *step {
-                Step::Dense { layer, relu, input, output } => {
-                    let Layer::Linear { weight_t, bias, .. } = &self.layers[layer] else { unreachable!() };
+                Step::Dense {
+                    layer,
+                    relu,
+                    input,
+                    output,
+                } => {
+                    let Layer::Linear { weight_t, bias, .. } = &self.layers[layer] else {
+                        unreachable!()
+                    };
                     let (before, after) = acts.split_at_mut(output);
                     let inp = before[input].slice(s![..rows, ..]);
-                    linear_forward(after[0].slice_mut(s![..rows, ..]), inp, weight_t.view(), bias.view(), relu);
+                    linear_forward(
+                        after[0].slice_mut(s![..rows, ..]),
+                        inp,
+                        weight_t.view(),
+                        bias.view(),
+                        relu,
+                    );
                 }
                 Step::Relu { input, output } => {
                     let (before, after) = acts.split_at_mut(output);
-                    relu_forward(after[0].slice_mut(s![..rows, ..]), before[input].slice(s![..rows, ..]));
+                    relu_forward(
+                        after[0].slice_mut(s![..rows, ..]),
+                        before[input].slice(s![..rows, ..]),
+                    );
                 }
             }
         }
@@ -250,23 +346,44 @@ impl Model {
             softmax_cross_entropy_backward(dlogits, logits, labels)
         };
         // Steps before the first dense layer have nothing to learn and need no gradient.
-        let first = self.steps.iter().position(|s| matches!(s, Step::Dense { .. })).unwrap();
+        let first = self
+            .steps
+            .iter()
+            .position(|s| matches!(s, Step::Dense { .. }))
+            .unwrap();
         let (acts, dacts) = (&self.ws.acts, &mut self.ws.dacts);
         // Whether dacts[output of the current step] already carries that step's ReLU mask
         // (applied by the next layer's fused backward product).
         let mut masked = false;
         for s in (first..self.steps.len()).rev() {
             match self.steps[s] {
-                Step::Dense { layer, relu, input, output } => {
+                Step::Dense {
+                    layer,
+                    relu,
+                    input,
+                    output,
+                } => {
                     let (dbefore, dafter) = dacts.split_at_mut(output);
                     if relu && !masked {
-                        relu_backward_inplace(dafter[0].slice_mut(s![..rows, ..]), acts[output].slice(s![..rows, ..]));
+                        relu_backward_inplace(
+                            dafter[0].slice_mut(s![..rows, ..]),
+                            acts[output].slice(s![..rows, ..]),
+                        );
                     }
                     let dout = dafter[0].slice(s![..rows, ..]);
                     let need_dinp = s > first;
                     // The previous step's ReLU backward rides on this layer's dinp product.
-                    let fuse_mask = need_dinp && matches!(self.steps[s - 1], Step::Dense { relu: true, .. });
-                    let Layer::Linear { weight_t, dweight_t, dbias, .. } = &mut self.layers[layer] else { unreachable!() };
+                    let fuse_mask =
+                        need_dinp && matches!(self.steps[s - 1], Step::Dense { relu: true, .. });
+                    let Layer::Linear {
+                        weight_t,
+                        dweight_t,
+                        dbias,
+                        ..
+                    } = &mut self.layers[layer]
+                    else {
+                        unreachable!()
+                    };
                     linear_backward(
                         need_dinp.then(|| dbefore[input].slice_mut(s![..rows, ..])),
                         fuse_mask.then(|| acts[input].slice(s![..rows, ..])),
@@ -280,7 +397,11 @@ impl Model {
                 }
                 Step::Relu { input, output } => {
                     let (dbefore, dafter) = dacts.split_at_mut(output);
-                    relu_backward(dbefore[input].slice_mut(s![..rows, ..]), dafter[0].slice(s![..rows, ..]), acts[output].slice(s![..rows, ..]));
+                    relu_backward(
+                        dbefore[input].slice_mut(s![..rows, ..]),
+                        dafter[0].slice(s![..rows, ..]),
+                        acts[output].slice(s![..rows, ..]),
+                    );
                     masked = false;
                 }
             }
@@ -296,17 +417,31 @@ impl Model {
 
     /// Applies one optimizer step using the gradients of the last backward pass.
     pub fn apply_optimizer(&mut self, optimizer: &mut Optimizer) {
-        let mut params: Vec<&mut [f32]> = Vec::new();
-        let mut grads: Vec<&[f32]> = Vec::new();
+        // Rebuilt each step into a buffer kept across steps: no allocation after the first.
+        self.tensor_refs.clear();
         for layer in self.layers.iter_mut() {
-            if let Layer::Linear { weight_t, bias, dweight_t, dbias } = layer {
-                params.push(weight_t.as_slice_mut().unwrap());
-                params.push(bias.as_slice_mut().unwrap());
-                grads.push(dweight_t.as_slice().unwrap());
-                grads.push(dbias.as_slice().unwrap());
+            if let Layer::Linear {
+                weight_t,
+                bias,
+                dweight_t,
+                dbias,
+            } = layer
+            {
+                self.tensor_refs.push(TensorRef {
+                    param: weight_t.as_mut_ptr(),
+                    grad: dweight_t.as_ptr(),
+                    len: weight_t.len(),
+                });
+                self.tensor_refs.push(TensorRef {
+                    param: bias.as_mut_ptr(),
+                    grad: dbias.as_ptr(),
+                    len: bias.len(),
+                });
             }
         }
-        optimizer.step(&mut params, &grads);
+        // Safety: the refs point at this model's own, distinct, contiguous buffers,
+        // borrowed mutably by `self` for the whole call.
+        unsafe { optimizer.step(&self.tensor_refs) };
     }
 
     /// Logits for `rows` rows of f32 inputs [rows, input_dim], computed in chunks.
@@ -315,7 +450,11 @@ impl Model {
         let dim = self.input_dim;
         let classes = self.output_dim();
         if inputs.len() % dim != 0 {
-            return Err(Error::shape("predict input", format!("a multiple of {dim} values (the network's input width)"), inputs.len()));
+            return Err(Error::shape(
+                "predict input",
+                format!("a multiple of {dim} values (the network's input width)"),
+                inputs.len(),
+            ));
         }
         let rows = inputs.len() / dim;
         if out.len() != rows * classes {
@@ -325,11 +464,14 @@ impl Model {
             let n = CHUNK.min(rows - start);
             let mut buf = self.input_buffer(n);
             for (r, mut row) in buf.rows_mut().into_iter().enumerate() {
-                row.as_slice_mut().unwrap().copy_from_slice(&inputs[(start + r) * dim..(start + r + 1) * dim]);
+                row.as_slice_mut()
+                    .unwrap()
+                    .copy_from_slice(&inputs[(start + r) * dim..(start + r + 1) * dim]);
             }
             let logits = self.forward_batch(n);
             for (r, row) in logits.rows().into_iter().enumerate() {
-                out[(start + r) * classes..(start + r + 1) * classes].copy_from_slice(row.as_slice().unwrap());
+                out[(start + r) * classes..(start + r + 1) * classes]
+                    .copy_from_slice(row.as_slice().unwrap());
             }
         }
         Ok(())

@@ -109,39 +109,50 @@ impl Trainer {
         let started = Instant::now();
         let mut total = LossSum::default();
         let mut samples = 0;
-        for b in 0..batches {
-            if stop.load(Ordering::Relaxed) {
-                return Err(Error::Aborted);
+        // The pool's other threads spin for the epoch, ready for each product's parts.
+        let order = &self.order;
+        let (batch_labels, optimizer) = (&mut self.batch_labels, &mut self.optimizer);
+        crate::team::with_team(|| -> Result<()> {
+            for b in 0..batches {
+                if stop.load(Ordering::Relaxed) {
+                    return Err(Error::Aborted);
+                }
+                let rows = &order[b * config.batch_size..((b + 1) * config.batch_size).min(n)];
+                data.gather(rows, model.input_buffer(rows.len()));
+                data.gather_labels(rows, batch_labels);
+                let batch = model.forward_backward(rows.len(), batch_labels);
+                let mean = batch.loss_sum / rows.len() as f64;
+                if !mean.is_finite() {
+                    // Skip the step so the weights stay usable.
+                    return Err(Error::NonFiniteLoss {
+                        value: mean as f32,
+                        epoch,
+                        batch: b + 1,
+                    });
+                }
+                model.apply_optimizer(optimizer);
+                total.loss_sum += batch.loss_sum;
+                total.correct += batch.correct;
+                samples += rows.len();
+                let epoch_end = b + 1 == batches;
+                if epoch_end || (config.progress_every > 0 && (b + 1) % config.progress_every == 0)
+                {
+                    let seconds = started.elapsed().as_secs_f64();
+                    on_progress(&Progress {
+                        epoch,
+                        batch: b + 1,
+                        batches,
+                        loss: total.loss_sum / samples as f64,
+                        accuracy: total.correct as f64 / samples as f64,
+                        samples,
+                        samples_per_second: samples as f64 / seconds.max(1e-9),
+                        seconds,
+                        epoch_end,
+                    });
+                }
             }
-            let rows = &self.order[b * config.batch_size..((b + 1) * config.batch_size).min(n)];
-            data.gather(rows, model.input_buffer(rows.len()));
-            data.gather_labels(rows, &mut self.batch_labels);
-            let batch = model.forward_backward(rows.len(), &self.batch_labels);
-            let mean = batch.loss_sum / rows.len() as f64;
-            if !mean.is_finite() {
-                // Skip the step so the weights stay usable.
-                return Err(Error::NonFiniteLoss { value: mean as f32, epoch, batch: b + 1 });
-            }
-            model.apply_optimizer(&mut self.optimizer);
-            total.loss_sum += batch.loss_sum;
-            total.correct += batch.correct;
-            samples += rows.len();
-            let epoch_end = b + 1 == batches;
-            if epoch_end || (config.progress_every > 0 && (b + 1) % config.progress_every == 0) {
-                let seconds = started.elapsed().as_secs_f64();
-                on_progress(&Progress {
-                    epoch,
-                    batch: b + 1,
-                    batches,
-                    loss: total.loss_sum / samples as f64,
-                    accuracy: total.correct as f64 / samples as f64,
-                    samples,
-                    samples_per_second: samples as f64 / seconds.max(1e-9),
-                    seconds,
-                    epoch_end,
-                });
-            }
-        }
+            Ok(())
+        })?;
         self.epochs_done = epoch;
         let seconds = started.elapsed().as_secs_f64();
         Ok(EpochStats {
@@ -163,7 +174,11 @@ impl Trainer {
         let batch = model.forward_backward(rows.len(), labels);
         let mean = batch.loss_sum / rows.len().max(1) as f64;
         if !mean.is_finite() {
-            return Err(Error::NonFiniteLoss { value: mean as f32, epoch: self.epochs_done + 1, batch: 1 });
+            return Err(Error::NonFiniteLoss {
+                value: mean as f32,
+                epoch: self.epochs_done + 1,
+                batch: 1,
+            });
         }
         model.apply_optimizer(&mut self.optimizer);
         Ok(mean)
@@ -171,7 +186,12 @@ impl Trainer {
 }
 
 /// Mean loss and accuracy of `model` over all of `data`, in batches of `batch_size`.
-pub fn evaluate(model: &mut Model, data: &DataView, batch_size: usize, stop: &AtomicBool) -> Result<EvalStats> {
+pub fn evaluate(
+    model: &mut Model,
+    data: &DataView,
+    batch_size: usize,
+    stop: &AtomicBool,
+) -> Result<EvalStats> {
     check_data(model, data)?;
     if batch_size == 0 {
         return Err(Error::config("batchSize", "must be >= 1"));
@@ -193,7 +213,11 @@ pub fn evaluate(model: &mut Model, data: &DataView, batch_size: usize, stop: &At
         total.correct += batch.correct;
     }
     let denom = n.max(1) as f64;
-    Ok(EvalStats { loss: total.loss_sum / denom, accuracy: total.correct as f64 / denom, samples: n })
+    Ok(EvalStats {
+        loss: total.loss_sum / denom,
+        accuracy: total.correct as f64 / denom,
+        samples: n,
+    })
 }
 
 fn check_data(model: &Model, data: &DataView) -> Result<()> {

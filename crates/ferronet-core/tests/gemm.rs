@@ -25,8 +25,16 @@ impl Strided {
             1 => (1, rows, rows * cols),
             _ => (cols + 3, 1, rows * (cols + 3)),
         };
-        let data = (0..len.max(1)).map(|_| rng.random_range(-1.0f32..1.0)).collect();
-        Strided { data, rows, cols, rs, cs }
+        let data = (0..len.max(1))
+            .map(|_| rng.random_range(-1.0f32..1.0))
+            .collect();
+        Strided {
+            data,
+            rows,
+            cols,
+            rs,
+            cs,
+        }
     }
     fn view(&self) -> MatRef<'_> {
         // A column-major matrix is the transpose of a row-major one.
@@ -42,33 +50,76 @@ fn kernels() -> Vec<Kernel> {
     let ks = available();
     if let Ok(required) = std::env::var("FERRONET_TEST_REQUIRE_KERNELS") {
         for name in required.split(',').filter(|s| !s.is_empty()) {
-            assert!(ks.iter().any(|k| k.name == name), "kernel {name} required but not available on this CPU");
+            assert!(
+                ks.iter().any(|k| k.name == name),
+                "kernel {name} required but not available on this CPU"
+            );
         }
     }
-    eprintln!("testing kernels: {:?}", ks.iter().map(|k| k.name).collect::<Vec<_>>());
+    eprintln!(
+        "testing kernels: {:?}",
+        ks.iter().map(|k| k.name).collect::<Vec<_>>()
+    );
     ks
 }
 
 #[allow(clippy::too_many_arguments)]
-fn check(kernel: Kernel, rng: &mut ChaCha8Rng, m: usize, k: usize, n: usize, la: u8, lb: u8, alpha: f32, beta: f32) {
+fn check(
+    kernel: Kernel,
+    rng: &mut ChaCha8Rng,
+    m: usize,
+    k: usize,
+    n: usize,
+    la: u8,
+    lb: u8,
+    alpha: f32,
+    beta: f32,
+) {
     let a = Strided::random(rng, m, k, la);
     let b = Strided::random(rng, k, n, lb);
     let c0: Vec<f32> = (0..m * n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
     let mut want = c0.clone();
-    reference_gemm(m, k, n, alpha, &a.data, a.rs, a.cs, &b.data, b.rs, b.cs, beta, &mut want, n, 1);
+    reference_gemm(
+        m, k, n, alpha, &a.data, a.rs, a.cs, &b.data, b.rs, b.cs, beta, &mut want, n, 1,
+    );
     let mut results = vec![];
     for threads in [1, 2] {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
         // beta == 0 must not read C: poison it with NaN.
-        let mut got = if beta == 0.0 { vec![f32::NAN; m * n] } else { c0.clone() };
-        pool.install(|| gemm_with(kernel, true, alpha, a.view(), b.view(), beta, MatMut::from_slice(&mut got, m, n, n), Epilogue::None));
+        let mut got = if beta == 0.0 {
+            vec![f32::NAN; m * n]
+        } else {
+            c0.clone()
+        };
+        pool.install(|| {
+            gemm_with(
+                kernel,
+                true,
+                alpha,
+                a.view(),
+                b.view(),
+                beta,
+                MatMut::from_slice(&mut got, m, n, n),
+                Epilogue::None,
+            )
+        });
         for (idx, (g, w)) in got.iter().zip(&want).enumerate() {
             let tol = 1e-5 * (k as f32).sqrt() * (1.0 + alpha.abs()) + 1e-6;
             assert!((g - w).abs() <= tol, "{} m={m} k={k} n={n} layouts=({la},{lb}) alpha={alpha} beta={beta} threads={threads}: C[{idx}] = {g}, want {w}", kernel.name);
         }
         results.push(got);
     }
-    assert!(results[0].iter().zip(&results[1]).all(|(x, y)| x.to_bits() == y.to_bits()), "{}: 1 and 2 threads differ at m={m} k={k} n={n}", kernel.name);
+    assert!(
+        results[0]
+            .iter()
+            .zip(&results[1])
+            .all(|(x, y)| x.to_bits() == y.to_bits()),
+        "{}: 1 and 2 threads differ at m={m} k={k} n={n}",
+        kernel.name
+    );
 }
 
 #[test]
@@ -97,7 +148,13 @@ fn every_kernel_handles_transposes_strides_alpha_and_beta() {
             let k = rng.random_range(1..300);
             let n = rng.random_range(1..90);
             let (la, lb) = (case % 3, (case / 3) % 3);
-            let (alpha, beta) = [(1.0, 0.0), (1.0, 1.0), (0.5, -2.0), (-1.5, 0.25), (2.0, 0.0)][case as usize % 5];
+            let (alpha, beta) = [
+                (1.0, 0.0),
+                (1.0, 1.0),
+                (0.5, -2.0),
+                (-1.5, 0.25),
+                (2.0, 0.0),
+            ][case as usize % 5];
             check(kernel, &mut rng, m, k, n, la as u8, lb as u8, alpha, beta);
         }
         // Deeper than one KC block: the beta of later blocks must be 1.
@@ -111,7 +168,16 @@ fn k_zero_scales_c_by_beta() {
     for kernel in kernels() {
         let a: Vec<f32> = vec![];
         let mut c = vec![2.0f32; 6];
-        gemm_with(kernel, false, 1.0, MatRef::from_slice(&a, 2, 0, 0), MatRef::from_slice(&a, 0, 3, 3), 0.5, MatMut::from_slice(&mut c, 2, 3, 3), Epilogue::None);
+        gemm_with(
+            kernel,
+            false,
+            1.0,
+            MatRef::from_slice(&a, 2, 0, 0),
+            MatRef::from_slice(&a, 0, 3, 3),
+            0.5,
+            MatMut::from_slice(&mut c, 2, 3, 3),
+            Epilogue::None,
+        );
         assert_eq!(c, vec![1.0; 6]);
     }
 }
@@ -126,10 +192,21 @@ fn epilogues_fuse_bias_relu_and_mask() {
         let bias: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
         let mask: Vec<f32> = (0..m * n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
         let mut plain = vec![0.0; m * n];
-        reference_gemm(m, k, n, 1.0, &a.data, a.rs, a.cs, &b.data, b.rs, b.cs, 0.0, &mut plain, n, 1);
+        reference_gemm(
+            m, k, n, 1.0, &a.data, a.rs, a.cs, &b.data, b.rs, b.cs, 0.0, &mut plain, n, 1,
+        );
         let run = |e: Epilogue| {
             let mut c = vec![f32::NAN; m * n];
-            gemm_with(kernel, true, 1.0, a.view(), b.view(), 0.0, MatMut::from_slice(&mut c, m, n, n), e);
+            gemm_with(
+                kernel,
+                true,
+                1.0,
+                a.view(),
+                b.view(),
+                0.0,
+                MatMut::from_slice(&mut c, m, n, n),
+                e,
+            );
             c
         };
         let close = |x: f32, y: f32| (x - y).abs() < 1e-4;
@@ -141,7 +218,11 @@ fn epilogues_fuse_bias_relu_and_mask() {
                 let z = plain[i * n + j] + bias[j];
                 assert!(close(with_bias[i * n + j], z));
                 assert!(close(with_relu[i * n + j], z.max(0.0)));
-                let want = if mask[i * n + j] > 0.0 { plain[i * n + j] } else { 0.0 };
+                let want = if mask[i * n + j] > 0.0 {
+                    plain[i * n + j]
+                } else {
+                    0.0
+                };
                 assert!(close(masked[i * n + j], want));
             }
         }

@@ -16,13 +16,20 @@ fn random2(rng: &mut ChaCha8Rng, r: usize, c: usize, scale: f32) -> Array2<f32> 
 
 /// <g, y> in f64: the objective whose gradient w.r.t. y is g.
 fn dot(g: &Array2<f32>, y: &Array2<f32>) -> f64 {
-    g.iter().zip(y.iter()).map(|(&a, &b)| a as f64 * b as f64).sum()
+    g.iter()
+        .zip(y.iter())
+        .map(|(&a, &b)| a as f64 * b as f64)
+        .sum()
 }
 
 fn assert_close(what: &str, analytic: f32, numeric: f64, tol: f64) {
     let err = (analytic as f64 - numeric).abs();
     let scale = numeric.abs().max(analytic.abs() as f64).max(1e-2);
-    assert!(err / scale < tol, "{what}: analytic {analytic} vs finite difference {numeric} (rel err {})", err / scale);
+    assert!(
+        err / scale < tol,
+        "{what}: analytic {analytic} vs finite difference {numeric} (rel err {})",
+        err / scale
+    );
 }
 
 /// Central difference of `f` w.r.t. element `i` of `x` (restored afterwards).
@@ -48,7 +55,15 @@ fn linear_gradients_match_finite_differences() {
     let mut dinp = Array2::zeros((b, i));
     let mut dw = Array2::zeros((o, i));
     let mut db = Array1::zeros(o);
-    linear_backward(Some(dinp.view_mut()), None, dw.view_mut().reversed_axes(), db.view_mut(), g.view(), inp.view(), w.t());
+    linear_backward(
+        Some(dinp.view_mut()),
+        None,
+        dw.view_mut().reversed_axes(),
+        db.view_mut(),
+        g.view(),
+        inp.view(),
+        w.t(),
+    );
 
     let objective = |inp: &Array2<f32>, w: &Array2<f32>, bias: &Array1<f32>| {
         let mut out = Array2::zeros((b, o));
@@ -59,21 +74,41 @@ fn linear_gradients_match_finite_differences() {
     for k in 0..w.len() {
         let (inp_c, bias_c) = (inp.clone(), bias.clone());
         let num = central(w.as_slice_mut().unwrap(), k, h, &mut |x| {
-            objective(&inp_c, &Array2::from_shape_vec((o, i), x.to_vec()).unwrap(), &bias_c)
+            objective(
+                &inp_c,
+                &Array2::from_shape_vec((o, i), x.to_vec()).unwrap(),
+                &bias_c,
+            )
         });
-        assert_close(&format!("dweight[{k}]"), dw.as_slice().unwrap()[k], num, 1e-3);
+        assert_close(
+            &format!("dweight[{k}]"),
+            dw.as_slice().unwrap()[k],
+            num,
+            1e-3,
+        );
     }
     for k in 0..bias.len() {
         let (inp_c, w_c) = (inp.clone(), w.clone());
-        let num = central(bias.as_slice_mut().unwrap(), k, h, &mut |x| objective(&inp_c, &w_c, &Array1::from_vec(x.to_vec())));
+        let num = central(bias.as_slice_mut().unwrap(), k, h, &mut |x| {
+            objective(&inp_c, &w_c, &Array1::from_vec(x.to_vec()))
+        });
         assert_close(&format!("dbias[{k}]"), db[k], num, 1e-3);
     }
     for k in 0..inp.len() {
         let (w_c, bias_c) = (w.clone(), bias.clone());
         let num = central(inp.as_slice_mut().unwrap(), k, h, &mut |x| {
-            objective(&Array2::from_shape_vec((b, i), x.to_vec()).unwrap(), &w_c, &bias_c)
+            objective(
+                &Array2::from_shape_vec((b, i), x.to_vec()).unwrap(),
+                &w_c,
+                &bias_c,
+            )
         });
-        assert_close(&format!("dinp[{k}]"), dinp.as_slice().unwrap()[k], num, 1e-3);
+        assert_close(
+            &format!("dinp[{k}]"),
+            dinp.as_slice().unwrap()[k],
+            num,
+            1e-3,
+        );
     }
 }
 
@@ -86,7 +121,11 @@ fn fused_linear_relu_gradients_match_finite_differences() {
     // z away from 0 so the inner ReLU has no kink within h.
     let z = Array2::from_shape_simple_fn((b, i), || {
         let v: f32 = rng.random_range(0.1..1.0);
-        if rng.random_bool(0.5) { v } else { -v }
+        if rng.random_bool(0.5) {
+            v
+        } else {
+            -v
+        }
     });
     let w = random2(&mut rng, o, i, 0.5);
     let bias = Array1::from_shape_simple_fn(o, || rng.random_range(-0.5..0.5));
@@ -106,7 +145,15 @@ fn fused_linear_relu_gradients_match_finite_differences() {
     ferronet_core::layers::relu::relu_backward_inplace(dout.view_mut(), out.view());
     let mut dz = Array2::zeros((b, i));
     let (mut dw, mut db) = (Array2::zeros((o, i)), Array1::zeros(o));
-    linear_backward(Some(dz.view_mut()), Some(x.view()), dw.view_mut().reversed_axes(), db.view_mut(), dout.view(), x.view(), w.t());
+    linear_backward(
+        Some(dz.view_mut()),
+        Some(x.view()),
+        dw.view_mut().reversed_axes(),
+        db.view_mut(),
+        dout.view(),
+        x.view(),
+        w.t(),
+    );
     let mut checked = 0;
     for k in 0..z.len() {
         let at = |delta: f32| {
@@ -121,11 +168,25 @@ fn fused_linear_relu_gradients_match_finite_differences() {
             continue;
         }
         let num = (plus - minus) / (2.0 * h as f64);
-        assert_close(&format!("fused dz[{k}]"), dz.as_slice().unwrap()[k], num, 2e-3);
+        assert_close(
+            &format!("fused dz[{k}]"),
+            dz.as_slice().unwrap()[k],
+            num,
+            2e-3,
+        );
         checked += 1;
     }
-    assert!(checked + 3 >= b * i, "only {checked} of {} points away from kinks", b * i);
-    assert!(dz.iter().zip(z.iter()).all(|(d, zv)| *zv > 0.0 || *d == 0.0), "mask must zero the gradient where z <= 0");
+    assert!(
+        checked + 3 >= b * i,
+        "only {checked} of {} points away from kinks",
+        b * i
+    );
+    assert!(
+        dz.iter()
+            .zip(z.iter())
+            .all(|(d, zv)| *zv > 0.0 || *d == 0.0),
+        "mask must zero the gradient where z <= 0"
+    );
 }
 
 #[test]
@@ -135,7 +196,11 @@ fn relu_gradient_matches_finite_differences() {
     // Keep every input away from the kink at 0, where the derivative is undefined.
     let mut inp = Array2::from_shape_simple_fn((b, n), || {
         let v: f32 = rng.random_range(0.1..1.0);
-        if rng.random_bool(0.5) { v } else { -v }
+        if rng.random_bool(0.5) {
+            v
+        } else {
+            -v
+        }
     });
     let g = random2(&mut rng, b, n, 1.0);
     let mut out = Array2::zeros((b, n));
@@ -149,7 +214,12 @@ fn relu_gradient_matches_finite_differences() {
             relu_forward(y.view_mut(), x.view());
             dot(&g, &y)
         });
-        assert_close(&format!("relu dinp[{k}]"), dinp.as_slice().unwrap()[k], num, 1e-3);
+        assert_close(
+            &format!("relu dinp[{k}]"),
+            dinp.as_slice().unwrap()[k],
+            num,
+            1e-3,
+        );
     }
 }
 
@@ -164,14 +234,22 @@ fn softmax_cross_entropy_gradient_matches_finite_differences() {
     let mut dlogits = Array2::zeros((b, c));
     let loss = softmax_cross_entropy_backward(dlogits.view_mut(), logits.view(), &labels);
     let fwd = softmax_cross_entropy_forward(logits.view(), &labels);
-    assert!((loss.loss_sum - fwd.loss_sum).abs() < 1e-4, "fused and forward-only losses differ");
+    assert!(
+        (loss.loss_sum - fwd.loss_sum).abs() < 1e-4,
+        "fused and forward-only losses differ"
+    );
     assert!(fwd.loss_sum.is_finite());
     for k in 0..logits.len() {
         let num = central(logits.as_slice_mut().unwrap(), k, 1e-2, &mut |x| {
             let x = Array2::from_shape_vec((b, c), x.to_vec()).unwrap();
             softmax_cross_entropy_forward(x.view(), &labels).loss_sum / b as f64
         });
-        assert_close(&format!("dlogits[{k}]"), dlogits.as_slice().unwrap()[k], num, 2e-3);
+        assert_close(
+            &format!("dlogits[{k}]"),
+            dlogits.as_slice().unwrap()[k],
+            num,
+            2e-3,
+        );
     }
 }
 
@@ -187,7 +265,13 @@ fn softmax_cross_entropy_is_stable_for_huge_logits() {
 
 #[test]
 fn whole_model_gradients_match_finite_differences() {
-    let specs = [LayerSpec::Dense { units: 8 }, LayerSpec::Relu, LayerSpec::Dense { units: 6 }, LayerSpec::Relu, LayerSpec::Dense { units: 4 }];
+    let specs = [
+        LayerSpec::Dense { units: 8 },
+        LayerSpec::Relu,
+        LayerSpec::Dense { units: 6 },
+        LayerSpec::Relu,
+        LayerSpec::Dense { units: 4 },
+    ];
     let mut model = Model::sequential(5, &specs, 3).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(10);
     let rows = 7;
@@ -226,9 +310,16 @@ fn whole_model_gradients_match_finite_differences() {
                 continue;
             }
             let err = (grads[t][k] as f64 - num).abs();
-            assert!(err < 5e-4 + 1e-2 * num.abs(), "param {t}[{k}]: analytic {} vs finite difference {num}", grads[t][k]);
+            assert!(
+                err < 5e-4 + 1e-2 * num.abs(),
+                "param {t}[{k}]: analytic {} vs finite difference {num}",
+                grads[t][k]
+            );
             checked += 1;
         }
     }
-    assert!(checked == model.param_count() - skipped && skipped < 10, "{checked} points checked, {skipped} skipped at ReLU kinks");
+    assert!(
+        checked == model.param_count() - skipped && skipped < 10,
+        "{checked} points checked, {skipped} skipped at ReLU kinks"
+    );
 }

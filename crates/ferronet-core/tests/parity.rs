@@ -10,12 +10,20 @@ use serde_json::Value;
 const REL_TOL: f64 = 1e-5;
 
 fn fixture() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../test/fixtures/parity/mlp.json");
-    serde_json::from_str(&std::fs::read_to_string(path).expect("read fixture")).expect("parse fixture")
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../test/fixtures/parity/mlp.json"
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).expect("read fixture"))
+        .expect("parse fixture")
 }
 
 fn floats(v: &Value) -> Vec<f32> {
-    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
 }
 
 /// |a - b| <= 1e-5 · max(|b|, floor): relative, with a floor for values that are
@@ -24,7 +32,10 @@ fn assert_rel(what: &str, got: &[f32], want: &[f32], floor: f64) {
     assert_eq!(got.len(), want.len(), "{what}: length");
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         let err = (g as f64 - w as f64).abs();
-        assert!(err <= REL_TOL * (w as f64).abs().max(floor), "{what}[{i}]: ferronet {g} vs PyTorch {w} (err {err:e})");
+        assert!(
+            err <= REL_TOL * (w as f64).abs().max(floor),
+            "{what}[{i}]: ferronet {g} vs PyTorch {w} (err {err:e})"
+        );
     }
 }
 
@@ -34,12 +45,15 @@ fn model_from(f: &Value) -> Model {
         .unwrap()
         .iter()
         .map(|l| match l["type"].as_str().unwrap() {
-            "dense" => LayerSpec::Dense { units: l["units"].as_u64().unwrap() as usize },
+            "dense" => LayerSpec::Dense {
+                units: l["units"].as_u64().unwrap() as usize,
+            },
             "relu" => LayerSpec::Relu,
             t => panic!("unknown layer {t}"),
         })
         .collect();
-    let mut model = Model::sequential(f["input_dim"].as_u64().unwrap() as usize, &specs, 0).unwrap();
+    let mut model =
+        Model::sequential(f["input_dim"].as_u64().unwrap() as usize, &specs, 0).unwrap();
     for (i, p) in f["params"].as_array().unwrap().iter().enumerate() {
         model.set_param(i, &floats(&p["data"])).unwrap();
     }
@@ -48,7 +62,12 @@ fn model_from(f: &Value) -> Model {
 
 fn batch(f: &Value) -> (Vec<f32>, Vec<u8>) {
     let x = floats(&f["x"]);
-    let y = f["y"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u8).collect();
+    let y = f["y"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as u8)
+        .collect();
     (x, y)
 }
 
@@ -61,12 +80,25 @@ fn forward_loss_and_gradients_match_pytorch() {
     model.predict(&x, &mut logits).unwrap();
     assert_rel("logits", &logits, &floats(&f["logits"]), 1e-3);
 
-    model.input_buffer(y.len()).as_slice_mut().unwrap().copy_from_slice(&x);
+    model
+        .input_buffer(y.len())
+        .as_slice_mut()
+        .unwrap()
+        .copy_from_slice(&x);
     let loss = model.forward_backward(y.len(), &y).loss_sum / y.len() as f64;
     let want = f["loss"].as_f64().unwrap();
-    assert!((loss - want).abs() <= REL_TOL * want.abs(), "loss {loss} vs {want}");
+    assert!(
+        (loss - want).abs() <= REL_TOL * want.abs(),
+        "loss {loss} vs {want}"
+    );
 
-    for (i, (g, p)) in model.grads().iter().map(|g| &g.data).zip(f["grads"].as_array().unwrap()).enumerate() {
+    for (i, (g, p)) in model
+        .grads()
+        .iter()
+        .map(|g| &g.data)
+        .zip(f["grads"].as_array().unwrap())
+        .enumerate()
+    {
         let want = floats(&p["data"]);
         // Gradient entries that are exactly 0 (dead ReLUs) or tiny get a floor of 1e-2 of the tensor's largest entry.
         let scale = want.iter().fold(0.0f64, |m, &v| m.max(v.abs() as f64));
@@ -100,7 +132,10 @@ fn three_optimizer_steps_match_pytorch() {
     let f = fixture();
     let (x, y) = batch(&f);
     let runs = f["optimizers"].as_array().unwrap();
-    assert!(runs.len() >= 4, "fixture should cover Adam and SGD variants");
+    assert!(
+        runs.len() >= 4,
+        "fixture should cover Adam and SGD variants"
+    );
     for run in runs {
         let name = format!("{} {}", run["type"], run);
         let name = &name[..name.len().min(160)];
@@ -110,12 +145,26 @@ fn three_optimizer_steps_match_pytorch() {
         let losses = floats(&run["losses"]);
         for (step, want) in losses.iter().enumerate().take(steps) {
             let loss = trainer.train_batch(&mut model, &x, &y).unwrap();
-            assert!((loss - *want as f64).abs() <= REL_TOL * (*want as f64).abs(), "{name}: loss before step {} {loss} vs {want}", step + 1);
+            assert!(
+                (loss - *want as f64).abs() <= REL_TOL * (*want as f64).abs(),
+                "{name}: loss before step {} {loss} vs {want}",
+                step + 1
+            );
         }
-        for (i, (p, want)) in model.params().iter().zip(run["params_after"].as_array().unwrap()).enumerate() {
+        for (i, (p, want)) in model
+            .params()
+            .iter()
+            .zip(run["params_after"].as_array().unwrap())
+            .enumerate()
+        {
             let want = floats(&want["data"]);
             let scale = want.iter().fold(0.0f64, |m, &v| m.max(v.abs() as f64));
-            assert_rel(&format!("{name}: param {i} after {steps} steps"), &p.data, &want, 1e-2 * scale);
+            assert_rel(
+                &format!("{name}: param {i} after {steps} steps"),
+                &p.data,
+                &want,
+                1e-2 * scale,
+            );
         }
     }
 }

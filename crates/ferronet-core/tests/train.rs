@@ -6,7 +6,11 @@ use ferronet_core::train::evaluate;
 use ferronet_core::{AdamConfig, Error, FitConfig, OptimizerConfig, Trainer};
 use std::sync::atomic::AtomicBool;
 
-const SPECS: [LayerSpec; 3] = [LayerSpec::Dense { units: 16 }, LayerSpec::Relu, LayerSpec::Dense { units: 3 }];
+const SPECS: [LayerSpec; 3] = [
+    LayerSpec::Dense { units: 16 },
+    LayerSpec::Relu,
+    LayerSpec::Dense { units: 3 },
+];
 
 /// Three separable clusters as u8 "pixels" in 6 dimensions.
 fn clusters(n: usize) -> (Vec<u8>, Vec<u8>) {
@@ -24,7 +28,11 @@ fn clusters(n: usize) -> (Vec<u8>, Vec<u8>) {
 }
 
 fn config() -> FitConfig {
-    FitConfig { batch_size: 16, shuffle: true, progress_every: 0 }
+    FitConfig {
+        batch_size: 16,
+        shuffle: true,
+        progress_every: 0,
+    }
 }
 
 #[test]
@@ -32,37 +40,80 @@ fn an_epoch_learns_and_reports_progress() {
     let (x, y) = clusters(300);
     let data = DataView::new(Inputs::U8(&x), &y, 6).unwrap();
     let mut model = Model::sequential(6, &SPECS, 1).unwrap();
-    let mut trainer = Trainer::new(&OptimizerConfig::Adam(AdamConfig { lr: 0.01, ..Default::default() }), 1).unwrap();
+    let mut trainer = Trainer::new(
+        &OptimizerConfig::Adam(AdamConfig {
+            lr: 0.01,
+            ..Default::default()
+        }),
+        1,
+    )
+    .unwrap();
     let stop = AtomicBool::new(false);
     let before = evaluate(&mut model, &data, 64, &stop).unwrap();
     let mut reports = vec![];
     for _ in 0..5 {
-        trainer.fit_epoch(&mut model, &data, &config(), &mut |p| reports.push(*p), &stop).unwrap();
+        trainer
+            .fit_epoch(
+                &mut model,
+                &data,
+                &config(),
+                &mut |p| reports.push(*p),
+                &stop,
+            )
+            .unwrap();
     }
     let after = evaluate(&mut model, &data, 64, &stop).unwrap();
-    assert!(after.loss < before.loss * 0.3, "{} -> {}", before.loss, after.loss);
+    assert!(
+        after.loss < before.loss * 0.3,
+        "{} -> {}",
+        before.loss,
+        after.loss
+    );
     assert!(after.accuracy > 0.97);
     assert_eq!(reports.len(), 5, "one report per epoch end");
-    assert!(reports.iter().all(|p| p.epoch_end && p.batches == 19 && p.samples == 300));
+    assert!(reports
+        .iter()
+        .all(|p| p.epoch_end && p.batches == 19 && p.samples == 300));
     assert_eq!(trainer.epochs_done(), 5);
 }
 
 #[test]
 fn bad_data_is_rejected_with_the_place_named() {
     let (x, y) = clusters(30);
-    assert!(matches!(DataView::new(Inputs::U8(&x[1..]), &y, 6), Err(Error::Shape { .. })));
+    assert!(matches!(
+        DataView::new(Inputs::U8(&x[1..]), &y, 6),
+        Err(Error::Shape { .. })
+    ));
     let mut model = Model::sequential(6, &SPECS, 1).unwrap();
     let mut trainer = Trainer::new(&OptimizerConfig::Adam(AdamConfig::default()), 1).unwrap();
     let stop = AtomicBool::new(false);
     let narrow = DataView::new(Inputs::U8(&x[..30 * 3]), &y, 3).unwrap();
-    let err = trainer.fit_epoch(&mut model, &narrow, &config(), &mut |_| {}, &stop).unwrap_err();
+    let err = trainer
+        .fit_epoch(&mut model, &narrow, &config(), &mut |_| {}, &stop)
+        .unwrap_err();
     assert!(err.to_string().contains("sample width"), "{err}");
     let mut bad_labels = y.clone();
     bad_labels[7] = 3;
     let data = DataView::new(Inputs::U8(&x), &bad_labels, 6).unwrap();
-    let err = trainer.fit_epoch(&mut model, &data, &config(), &mut |_| {}, &stop).unwrap_err();
-    assert_eq!(err, Error::LabelOutOfRange { index: 7, label: 3, classes: 3 });
-    let bad = Trainer::new(&OptimizerConfig::Adam(AdamConfig { lr: -1.0, ..Default::default() }), 0).unwrap_err();
+    let err = trainer
+        .fit_epoch(&mut model, &data, &config(), &mut |_| {}, &stop)
+        .unwrap_err();
+    assert_eq!(
+        err,
+        Error::LabelOutOfRange {
+            index: 7,
+            label: 3,
+            classes: 3
+        }
+    );
+    let bad = Trainer::new(
+        &OptimizerConfig::Adam(AdamConfig {
+            lr: -1.0,
+            ..Default::default()
+        }),
+        0,
+    )
+    .unwrap_err();
     assert!(bad.to_string().contains("optimizer.lr"));
 }
 
@@ -74,7 +125,9 @@ fn stop_flag_aborts_before_the_next_batch_and_keeps_weights() {
     let before: Vec<Vec<f32>> = model.params().iter().map(|p| p.data.to_vec()).collect();
     let mut trainer = Trainer::new(&OptimizerConfig::Adam(AdamConfig::default()), 1).unwrap();
     let stop = AtomicBool::new(true);
-    let err = trainer.fit_epoch(&mut model, &data, &config(), &mut |_| {}, &stop).unwrap_err();
+    let err = trainer
+        .fit_epoch(&mut model, &data, &config(), &mut |_| {}, &stop)
+        .unwrap_err();
     assert_eq!(err, Error::Aborted);
     let after: Vec<Vec<f32>> = model.params().iter().map(|p| p.data.to_vec()).collect();
     assert_eq!(before, after);
@@ -86,15 +139,25 @@ fn same_seed_same_bits_any_thread_count() {
     let (x, y) = clusters(500);
     let data = DataView::new(Inputs::U8(&x), &y, 6).unwrap();
     let run = |threads: usize, seed: u64| {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
         pool.install(|| {
             let mut model = Model::sequential(6, &SPECS, seed).unwrap();
-            let mut trainer = Trainer::new(&OptimizerConfig::Adam(AdamConfig::default()), seed).unwrap();
+            let mut trainer =
+                Trainer::new(&OptimizerConfig::Adam(AdamConfig::default()), seed).unwrap();
             let stop = AtomicBool::new(false);
             for _ in 0..2 {
-                trainer.fit_epoch(&mut model, &data, &config(), &mut |_| {}, &stop).unwrap();
+                trainer
+                    .fit_epoch(&mut model, &data, &config(), &mut |_| {}, &stop)
+                    .unwrap();
             }
-            model.params().iter().map(|p| p.data.to_vec()).collect::<Vec<_>>()
+            model
+                .params()
+                .iter()
+                .map(|p| p.data.to_vec())
+                .collect::<Vec<_>>()
         })
     };
     let a = run(1, 5);

@@ -5,17 +5,41 @@ use super::kernel::Kernel;
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-pub const KERNEL: Kernel = Kernel { name: "avx512", mr: MR, nr: NR, kc: 256, micro: micro_kernel };
+pub const KERNEL: Kernel = Kernel {
+    name: "avx512",
+    mr: MR,
+    nr: NR,
+    kc: 256,
+    micro: micro_kernel,
+};
 
 const MR: usize = 8;
 const NR: usize = 32;
 
-unsafe fn micro_kernel(k: usize, alpha: f32, a: *const f32, b: *const f32, rsb: usize, beta: f32, c: *mut f32, rsc: usize) {
+unsafe fn micro_kernel(
+    k: usize,
+    alpha: f32,
+    a: *const f32,
+    b: *const f32,
+    rsb: usize,
+    beta: f32,
+    c: *mut f32,
+    rsc: usize,
+) {
     kernel_avx512(k, alpha, a, b, rsb, beta, c, rsc)
 }
 
 #[target_feature(enable = "avx512f")]
-unsafe fn kernel_avx512(k: usize, alpha: f32, a: *const f32, b: *const f32, rsb: usize, beta: f32, c: *mut f32, rsc: usize) {
+unsafe fn kernel_avx512(
+    k: usize,
+    alpha: f32,
+    a: *const f32,
+    b: *const f32,
+    rsb: usize,
+    beta: f32,
+    c: *mut f32,
+    rsc: usize,
+) {
     let mut acc = [[_mm512_setzero_ps(); 2]; MR];
     let (mut a, mut b) = (a, b);
     for _ in 0..k {

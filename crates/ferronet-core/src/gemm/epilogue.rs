@@ -20,8 +20,22 @@ impl Epilogue<'_> {
     pub fn check(&self, rows: usize, cols: usize) {
         match self {
             Epilogue::None => {}
-            Epilogue::Bias(b) | Epilogue::BiasRelu(b) => assert_eq!(b.len(), cols, "gemm epilogue: bias length"),
-            Epilogue::ReluMask(m) => assert_eq!((m.rows, m.cols), (rows, cols), "gemm epilogue: mask shape"),
+            Epilogue::Bias(b) | Epilogue::BiasRelu(b) => {
+                assert_eq!(b.len(), cols, "gemm epilogue: bias length")
+            }
+            Epilogue::ReluMask(m) => {
+                assert_eq!((m.rows, m.cols), (rows, cols), "gemm epilogue: mask shape")
+            }
+        }
+    }
+
+    /// The epilogue of the block C[r0..r1, c0..c1], for a product computed block by block.
+    pub fn block(&self, r0: usize, r1: usize, c0: usize, c1: usize) -> Self {
+        match *self {
+            Epilogue::None => Epilogue::None,
+            Epilogue::Bias(b) => Epilogue::Bias(&b[c0..c1]),
+            Epilogue::BiasRelu(b) => Epilogue::BiasRelu(&b[c0..c1]),
+            Epilogue::ReluMask(m) => Epilogue::ReluMask(m.block(r0, r1, c0, c1)),
         }
     }
 

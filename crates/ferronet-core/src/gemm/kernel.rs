@@ -9,7 +9,16 @@
 use std::sync::OnceLock;
 
 /// `unsafe`: pointers must cover the tile; the kernel's ISA must be available.
-pub type MicroKernel = unsafe fn(k: usize, alpha: f32, a: *const f32, b: *const f32, rsb: usize, beta: f32, c: *mut f32, rsc: usize);
+pub type MicroKernel = unsafe fn(
+    k: usize,
+    alpha: f32,
+    a: *const f32,
+    b: *const f32,
+    rsb: usize,
+    beta: f32,
+    c: *mut f32,
+    rsc: usize,
+);
 
 /// One instruction set's micro-kernel with its register-block and cache-block sizes.
 #[derive(Clone, Copy)]
@@ -33,12 +42,18 @@ fn compiled() -> Vec<(Kernel, fn() -> bool)> {
     let mut v: Vec<(Kernel, fn() -> bool)> = Vec::new();
     #[cfg(target_arch = "x86_64")]
     {
-        v.push((super::avx512::KERNEL, || is_x86_feature_detected!("avx512f")));
-        v.push((super::avx2::KERNEL, || is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")));
+        v.push((super::avx512::KERNEL, || {
+            is_x86_feature_detected!("avx512f")
+        }));
+        v.push((super::avx2::KERNEL, || {
+            is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+        }));
     }
     #[cfg(target_arch = "aarch64")]
     {
-        v.push((super::neon::KERNEL, || std::arch::is_aarch64_feature_detected!("neon")));
+        v.push((super::neon::KERNEL, || {
+            std::arch::is_aarch64_feature_detected!("neon")
+        }));
     }
     v.push((super::scalar::KERNEL, || true));
     v
@@ -46,7 +61,11 @@ fn compiled() -> Vec<(Kernel, fn() -> bool)> {
 
 /// Kernels this CPU can run, best first.
 pub fn available() -> Vec<Kernel> {
-    compiled().into_iter().filter(|(_, ok)| ok()).map(|(k, _)| k).collect()
+    compiled()
+        .into_iter()
+        .filter(|(_, ok)| ok())
+        .map(|(k, _)| k)
+        .collect()
 }
 
 /// A runnable kernel by name (`avx512`, `avx2`, `neon`, `scalar`).

@@ -21,20 +21,62 @@ unsafe impl Sync for MatRef<'_> {}
 impl<'a> MatRef<'a> {
     /// Row-major `rows × cols` matrix with row stride `rs` (≥ cols) over `data`.
     pub fn from_slice(data: &'a [f32], rows: usize, cols: usize, rs: usize) -> Self {
-        assert!(rows == 0 || cols == 0 || (rows - 1) * rs + cols <= data.len(), "matrix exceeds its slice");
-        MatRef { ptr: data.as_ptr(), rows, cols, rs: rs as isize, cs: 1, _data: PhantomData }
+        assert!(
+            rows == 0 || cols == 0 || (rows - 1) * rs + cols <= data.len(),
+            "matrix exceeds its slice"
+        );
+        MatRef {
+            ptr: data.as_ptr(),
+            rows,
+            cols,
+            rs: rs as isize,
+            cs: 1,
+            _data: PhantomData,
+        }
     }
 
     /// Any ndarray view, transposed or strided.
     pub fn from_view(v: ArrayView2<'a, f32>) -> Self {
         let (rows, cols) = v.dim();
         let s = v.strides();
-        MatRef { ptr: v.as_ptr(), rows, cols, rs: s[0], cs: s[1], _data: PhantomData }
+        MatRef {
+            ptr: v.as_ptr(),
+            rows,
+            cols,
+            rs: s[0],
+            cs: s[1],
+            _data: PhantomData,
+        }
+    }
+
+    /// Rows `r0..r1` and columns `c0..c1`, sharing the data.
+    pub fn block(self, r0: usize, r1: usize, c0: usize, c1: usize) -> Self {
+        assert!(
+            r0 <= r1 && r1 <= self.rows && c0 <= c1 && c1 <= self.cols,
+            "block out of range"
+        );
+        let ptr = if r0 < r1 && c0 < c1 {
+            unsafe { self.ptr_at(r0, c0) }
+        } else {
+            self.ptr
+        };
+        MatRef {
+            ptr,
+            rows: r1 - r0,
+            cols: c1 - c0,
+            ..self
+        }
     }
 
     /// The transpose, by swapping strides.
     pub fn t(self) -> Self {
-        MatRef { rows: self.cols, cols: self.rows, rs: self.cs, cs: self.rs, ..self }
+        MatRef {
+            rows: self.cols,
+            cols: self.rows,
+            rs: self.cs,
+            cs: self.rs,
+            ..self
+        }
     }
 
     /// # Safety
@@ -68,14 +110,53 @@ unsafe impl Sync for MatMut<'_> {}
 
 impl<'a> MatMut<'a> {
     pub fn from_slice(data: &'a mut [f32], rows: usize, cols: usize, rs: usize) -> Self {
-        assert!(rows == 0 || cols == 0 || (rows - 1) * rs + cols <= data.len(), "matrix exceeds its slice");
-        MatMut { ptr: data.as_mut_ptr(), rows, cols, rs: rs as isize, cs: 1, _data: PhantomData }
+        assert!(
+            rows == 0 || cols == 0 || (rows - 1) * rs + cols <= data.len(),
+            "matrix exceeds its slice"
+        );
+        MatMut {
+            ptr: data.as_mut_ptr(),
+            rows,
+            cols,
+            rs: rs as isize,
+            cs: 1,
+            _data: PhantomData,
+        }
     }
 
     pub fn from_view(mut v: ArrayViewMut2<'a, f32>) -> Self {
         let (rows, cols) = v.dim();
         let s = v.strides().to_vec();
-        MatMut { ptr: v.as_mut_ptr(), rows, cols, rs: s[0], cs: s[1], _data: PhantomData }
+        MatMut {
+            ptr: v.as_mut_ptr(),
+            rows,
+            cols,
+            rs: s[0],
+            cs: s[1],
+            _data: PhantomData,
+        }
+    }
+
+    /// Rows `r0..r1` and columns `c0..c1`. Blocks of one matrix that do not overlap
+    /// may be written from different threads.
+    pub fn block(&self, r0: usize, r1: usize, c0: usize, c1: usize) -> MatMut<'a> {
+        assert!(
+            r0 <= r1 && r1 <= self.rows && c0 <= c1 && c1 <= self.cols,
+            "block out of range"
+        );
+        let ptr = if r0 < r1 && c0 < c1 {
+            unsafe { self.ptr_at(r0, c0) }
+        } else {
+            self.ptr
+        };
+        MatMut {
+            ptr,
+            rows: r1 - r0,
+            cols: c1 - c0,
+            rs: self.rs,
+            cs: self.cs,
+            _data: PhantomData,
+        }
     }
 
     /// # Safety

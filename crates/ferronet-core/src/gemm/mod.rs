@@ -6,8 +6,8 @@
 //!   for each KC-deep slice of k            (sequential: the K sum is never split)
 //!     pack A[:, slice] into MR-row panels; pack B[slice, :] into NR-column panels
 //!     unless B is row-major, in which case its full panels are read in place
-//!     for each (row block, column chunk) task, in parallel on the rayon pool
-//!       for each NR panel, for each MR panel: the micro-kernel on one MR×NR tile
+//!     for each MC row block, each NR panel, each MR panel: the micro-kernel on one MR×NR tile
+//! In parallel, C is first cut into one block per thread (rayon), each running the above.
 //! Micro-kernels per ISA (`avx512`, `avx2`, `neon`, `scalar`) are chosen at run time.
 //! Every element of C is produced by the same sequence of operations whatever the
 //! thread count, so results are bit-identical for 1 or N threads.
@@ -30,11 +30,13 @@ pub use kernel::{available, by_name, selected, Kernel, KERNEL_ENV};
 pub use matrix::{MatMut, MatRef};
 pub use scalar::reference_gemm;
 
-use rayon::prelude::*;
 use std::cell::RefCell;
 
-/// Products below this many multiply-adds stay on the calling thread.
+/// Products below this many multiply-adds stay on the calling thread: waking
+/// rayon workers costs tens of µs on a small VM ...
 const PARALLEL_MIN_MACS: usize = 1 << 20;
+/// ... but handing parts to a spinning team (during training) costs about 1 µs.
+const PARALLEL_MIN_MACS_IN_TEAM: usize = 1 << 16;
 /// Up to this many rows of A, a row-major B is read without packing.
 const DIRECT_B_MAX_M: usize = 256;
 /// Rows of A per task: an MC×KC block of A (~128 KiB) stays in L2.
@@ -52,7 +54,16 @@ pub fn gemm(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: MatMut, epilogue: Ep
 
 /// As [`gemm`] with an explicit kernel; `parallel = false` keeps it on the calling thread.
 #[allow(clippy::too_many_arguments)]
-pub fn gemm_with(kernel: Kernel, parallel: bool, alpha: f32, a: MatRef, b: MatRef, beta: f32, c: MatMut, epilogue: Epilogue) {
+pub fn gemm_with(
+    kernel: Kernel,
+    parallel: bool,
+    alpha: f32,
+    a: MatRef,
+    b: MatRef,
+    beta: f32,
+    c: MatMut,
+    epilogue: Epilogue,
+) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(b.rows, k, "gemm: A is {m}×{k} but B is {}×{n}", b.rows);
     assert_eq!((c.rows, c.cols), (m, n), "gemm: C must be {m}×{n}");
@@ -64,8 +75,62 @@ pub fn gemm_with(kernel: Kernel, parallel: bool, alpha: f32, a: MatRef, b: MatRe
         scale_and_finish(&c, beta, &epilogue);
         return;
     }
-    let threads = if parallel && m * n * k >= PARALLEL_MIN_MACS { rayon::current_num_threads() } else { 1 };
-    let run = |bufs: &mut (Vec<f32>, Vec<f32>)| blocked(kernel, threads, alpha, a, b, beta, &c, &epilogue, bufs);
+    let threads = if parallel && m * n * k >= PARALLEL_MIN_MACS {
+        rayon::current_num_threads()
+    } else {
+        1
+    };
+    if threads <= 1 {
+        return serial(kernel, alpha, a, b, beta, &c, &epilogue);
+    }
+    // One fork-join per product: C is cut into one block per thread along its longer
+    // side (whole MR/NR panels), and each block runs the serial algorithm with its own
+    // packing. Waking threads once per product, not once per KC slice, matters for
+    // the small products of a training step.
+    let split_rows = m >= n;
+    let (len, align) = if split_rows {
+        (m, kernel.mr)
+    } else {
+        (n, kernel.nr)
+    };
+    let parts = threads.min(len.div_ceil(align));
+    let step = len.div_ceil(parts).div_ceil(align) * align;
+    crate::team::run_parts(parts, &|p| {
+        let (s0, s1) = (p * step, ((p + 1) * step).min(len));
+        if s0 >= s1 {
+            return;
+        }
+        let (ab, bb, cb, eb) = if split_rows {
+            (
+                a.block(s0, s1, 0, k),
+                b,
+                c.block(s0, s1, 0, n),
+                epilogue.block(s0, s1, 0, n),
+            )
+        } else {
+            (
+                a,
+                b.block(0, k, s0, s1),
+                c.block(0, m, s0, s1),
+                epilogue.block(0, m, s0, s1),
+            )
+        };
+        serial(kernel, alpha, ab, bb, beta, &cb, &eb);
+    });
+}
+
+/// The blocked algorithm on the calling thread, with its reusable packing buffers.
+fn serial(
+    kernel: Kernel,
+    alpha: f32,
+    a: MatRef,
+    b: MatRef,
+    beta: f32,
+    c: &MatMut,
+    epilogue: &Epilogue,
+) {
+    let run =
+        |bufs: &mut (Vec<f32>, Vec<f32>)| blocked(kernel, alpha, a, b, beta, c, epilogue, bufs);
     // A reentrant call on this thread (a stolen rayon job) gets fresh buffers instead.
     PACK_BUFFERS.with(|cell| match cell.try_borrow_mut() {
         Ok(mut bufs) => run(&mut bufs),
@@ -74,8 +139,19 @@ pub fn gemm_with(kernel: Kernel, parallel: bool, alpha: f32, a: MatRef, b: MatRe
 }
 
 #[allow(clippy::too_many_arguments)]
-fn blocked(kernel: Kernel, threads: usize, alpha: f32, a: MatRef, b: MatRef, beta: f32, c: &MatMut, epilogue: &Epilogue, bufs: &mut (Vec<f32>, Vec<f32>)) {
-    let Kernel { mr, nr, kc: kc_max, .. } = kernel;
+fn blocked(
+    kernel: Kernel,
+    alpha: f32,
+    a: MatRef,
+    b: MatRef,
+    beta: f32,
+    c: &MatMut,
+    epilogue: &Epilogue,
+    bufs: &mut (Vec<f32>, Vec<f32>),
+) {
+    let Kernel {
+        mr, nr, kc: kc_max, ..
+    } = kernel;
     let (m, k, n) = (a.rows, a.cols, b.cols);
     let (m_panels, n_panels) = (m.div_ceil(mr), n.div_ceil(nr));
     let kc_max = kc_max.min(k);
@@ -85,18 +161,15 @@ fn blocked(kernel: Kernel, threads: usize, alpha: f32, a: MatRef, b: MatRef, bet
     // packed, zero-padded. Row strides of a multiple of 2 KiB are always packed: their
     // rows collide in the same L1 sets.
     let direct_b = b.cs == 1 && m <= DIRECT_B_MAX_M && (b.rs as usize * 4) % 2048 != 0;
-    let packed_b_panels = if direct_b { usize::from(n % nr != 0) } else { n_panels };
+    let packed_b_panels = if direct_b {
+        usize::from(n % nr != 0)
+    } else {
+        n_panels
+    };
     grow(a_pack, m_panels * mr * kc_max);
     grow(b_pack, packed_b_panels * nr * kc_max);
 
-    // Task grid: row blocks of MC rows × column chunks of whole NR panels, enough
-    // tasks to balance the threads.
     let mc_panels = (MC / mr).max(1);
-    let row_blocks = m_panels.div_ceil(mc_panels);
-    let col_chunks = if threads > 1 { (4 * threads).div_ceil(row_blocks).min(n_panels) } else { 1 };
-    let chunk_panels = n_panels.div_ceil(col_chunks);
-    let col_chunks = n_panels.div_ceil(chunk_panels);
-    let tasks = row_blocks * col_chunks;
 
     for pc in (0..k).step_by(kc_max) {
         let kc = kc_max.min(k - pc);
@@ -106,37 +179,40 @@ fn blocked(kernel: Kernel, threads: usize, alpha: f32, a: MatRef, b: MatRef, bet
         let b_panels = &mut b_pack[..packed_b_panels * nr * kc];
         // Packed panel p holds B columns from first_packed·NR on.
         let first_packed = n_panels - packed_b_panels;
-        if threads > 1 {
-            a_panels.par_chunks_mut(mr * kc).enumerate().for_each(|(p, dst)| pack::pack_a_panel(a, p * mr, pc, kc, mr, dst));
-            b_panels.par_chunks_mut(nr * kc).enumerate().for_each(|(p, dst)| pack::pack_b_panel(b, (first_packed + p) * nr, pc, kc, nr, dst));
-        } else {
-            pack::pack_a(a, pc, kc, mr, a_panels);
-            for (p, dst) in b_panels.chunks_exact_mut(nr * kc).enumerate() {
-                pack::pack_b_panel(b, (first_packed + p) * nr, pc, kc, nr, dst);
-            }
+        pack::pack_a(a, pc, kc, mr, a_panels);
+        for (p, dst) in b_panels.chunks_exact_mut(nr * kc).enumerate() {
+            pack::pack_b_panel(b, (first_packed + p) * nr, pc, kc, nr, dst);
         }
         let (a_panels, b_panels) = (&*a_panels, &*b_panels);
-        let task = |t: usize| {
-            let (rb, cb) = (t / col_chunks, t % col_chunks);
-            let ip = rb * mc_panels..((rb + 1) * mc_panels).min(m_panels);
-            let jp = cb * chunk_panels..((cb + 1) * chunk_panels).min(n_panels);
-            for jpanel in jp {
+        // Row blocks of MC rows (an A block that stays in L2); within one, each B
+        // panel (in L1) meets every A panel.
+        for ip0 in (0..m_panels).step_by(mc_panels) {
+            for jpanel in 0..n_panels {
                 let (bp, rsb) = if jpanel < first_packed {
                     (unsafe { b.ptr_at(pc, jpanel * nr) }, b.rs as usize)
                 } else {
                     let p = jpanel - first_packed;
                     (b_panels[p * nr * kc..(p + 1) * nr * kc].as_ptr(), nr)
                 };
-                for ipanel in ip.clone() {
+                for ipanel in ip0..(ip0 + mc_panels).min(m_panels) {
                     let ap = &a_panels[ipanel * mr * kc..(ipanel + 1) * mr * kc];
-                    unsafe { tile(kernel, kc, alpha, ap, bp, rsb, beta_here, c, ipanel * mr, jpanel * nr, last.then_some(epilogue)) };
+                    unsafe {
+                        tile(
+                            kernel,
+                            kc,
+                            alpha,
+                            ap,
+                            bp,
+                            rsb,
+                            beta_here,
+                            c,
+                            ipanel * mr,
+                            jpanel * nr,
+                            last.then_some(epilogue),
+                        )
+                    };
                 }
             }
-        };
-        if threads > 1 {
-            (0..tasks).into_par_iter().for_each(task);
-        } else {
-            (0..tasks).for_each(task);
         }
     }
 }
@@ -146,12 +222,33 @@ fn blocked(kernel: Kernel, threads: usize, alpha: f32, a: MatRef, b: MatRef, bet
 /// through a small buffer so the kernel never writes outside C.
 #[allow(clippy::too_many_arguments)]
 #[inline]
-unsafe fn tile(kernel: Kernel, kc: usize, alpha: f32, ap: &[f32], bp: *const f32, rsb: usize, beta: f32, c: &MatMut, i0: usize, j0: usize, epilogue: Option<&Epilogue>) {
+unsafe fn tile(
+    kernel: Kernel,
+    kc: usize,
+    alpha: f32,
+    ap: &[f32],
+    bp: *const f32,
+    rsb: usize,
+    beta: f32,
+    c: &MatMut,
+    i0: usize,
+    j0: usize,
+    epilogue: Option<&Epilogue>,
+) {
     let (mr, nr) = (kernel.mr, kernel.nr);
     let rows = mr.min(c.rows - i0);
     let cols = nr.min(c.cols - j0);
     if rows == mr && cols == nr && c.cs == 1 {
-        (kernel.micro)(kc, alpha, ap.as_ptr(), bp, rsb, beta, c.ptr_at(i0, j0), c.rs as usize);
+        (kernel.micro)(
+            kc,
+            alpha,
+            ap.as_ptr(),
+            bp,
+            rsb,
+            beta,
+            c.ptr_at(i0, j0),
+            c.rs as usize,
+        );
     } else {
         let mut buf = [0.0f32; 32 * 32];
         debug_assert!(mr * nr <= buf.len());
@@ -159,7 +256,11 @@ unsafe fn tile(kernel: Kernel, kc: usize, alpha: f32, ap: &[f32], bp: *const f32
         for i in 0..rows {
             for j in 0..cols {
                 let dst = c.ptr_at(i0 + i, j0 + j);
-                *dst = if beta == 0.0 { buf[i * nr + j] } else { buf[i * nr + j] + beta * *dst };
+                *dst = if beta == 0.0 {
+                    buf[i * nr + j]
+                } else {
+                    buf[i * nr + j] + beta * *dst
+                };
             }
         }
     }

@@ -6,17 +6,41 @@ use super::kernel::Kernel;
 #[cfg(target_arch = "aarch64")]
 use std::arch::aarch64::*;
 
-pub const KERNEL: Kernel = Kernel { name: "neon", mr: MR, nr: NR, kc: 256, micro: micro_kernel };
+pub const KERNEL: Kernel = Kernel {
+    name: "neon",
+    mr: MR,
+    nr: NR,
+    kc: 256,
+    micro: micro_kernel,
+};
 
 const MR: usize = 8;
 const NR: usize = 8;
 
-unsafe fn micro_kernel(k: usize, alpha: f32, a: *const f32, b: *const f32, rsb: usize, beta: f32, c: *mut f32, rsc: usize) {
+unsafe fn micro_kernel(
+    k: usize,
+    alpha: f32,
+    a: *const f32,
+    b: *const f32,
+    rsb: usize,
+    beta: f32,
+    c: *mut f32,
+    rsc: usize,
+) {
     kernel_neon(k, alpha, a, b, rsb, beta, c, rsc)
 }
 
 #[target_feature(enable = "neon")]
-unsafe fn kernel_neon(k: usize, alpha: f32, a: *const f32, b: *const f32, rsb: usize, beta: f32, c: *mut f32, rsc: usize) {
+unsafe fn kernel_neon(
+    k: usize,
+    alpha: f32,
+    a: *const f32,
+    b: *const f32,
+    rsb: usize,
+    beta: f32,
+    c: *mut f32,
+    rsc: usize,
+) {
     let mut acc = [[vdupq_n_f32(0.0); 2]; MR];
     let (mut a, mut b) = (a, b);
     for _ in 0..k {

@@ -8,7 +8,11 @@ use super::matrix::MatRef;
 
 /// Packs A[:, pc..pc+kc] into `out` (len ≥ ceil(m/MR)·MR·kc), panel by panel.
 pub fn pack_a(a: MatRef, pc: usize, kc: usize, mr: usize, out: &mut [f32]) {
-    for (panel, dst) in out.chunks_exact_mut(mr * kc).take(a.rows.div_ceil(mr)).enumerate() {
+    for (panel, dst) in out
+        .chunks_exact_mut(mr * kc)
+        .take(a.rows.div_ceil(mr))
+        .enumerate()
+    {
         pack_a_panel(a, panel * mr, pc, kc, mr, dst);
     }
 }
@@ -25,6 +29,18 @@ pub fn pack_a_panel(a: MatRef, i0: usize, pc: usize, kc: usize, mr: usize, dst: 
             for p in 0..kc {
                 let src = std::slice::from_raw_parts(a.ptr_at(i0, pc + p), rows);
                 dst[p * mr..p * mr + rows].copy_from_slice(src);
+            }
+        } else if a.cs == 1 {
+            // Row-major A: walk the panel's rows side by side, writing dst in order.
+            let mut src = [std::ptr::null::<f32>(); 32];
+            for (i, s) in src.iter_mut().enumerate().take(rows) {
+                *s = a.ptr_at(i0 + i, pc);
+            }
+            let out = dst.as_mut_ptr();
+            for p in 0..kc {
+                for (i, s) in src.iter().enumerate().take(rows) {
+                    *out.add(p * mr + i) = *s.add(p);
+                }
             }
         } else {
             for i in 0..rows {
@@ -49,10 +65,12 @@ pub fn pack_b_panel(b: MatRef, j0: usize, pc: usize, kc: usize, nr: usize, dst: 
                 dst[p * nr..p * nr + cols].copy_from_slice(src);
             }
         } else {
-            // Row-contiguous Bᵀ (e.g. Wᵀ of a [out, in] weight): read each column along k.
+            // Column-contiguous B (a transposed view): read each column along k.
+            let out = dst.as_mut_ptr();
             for j in 0..cols {
+                let src = b.ptr_at(pc, j0 + j);
                 for p in 0..kc {
-                    dst[p * nr + j] = b.at(pc + p, j0 + j);
+                    *out.add(p * nr + j) = *src.offset(p as isize * b.rs);
                 }
             }
         }

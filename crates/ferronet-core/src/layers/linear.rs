@@ -9,7 +9,8 @@ use rand::Rng as _;
 /// PyTorch's default `nn.Linear` init: weight and bias uniform in ±1/sqrt(fan_in).
 pub fn linear_init(inputs: usize, outputs: usize, rng: &mut Rng) -> (Array2<f32>, Array1<f32>) {
     let bound = 1.0 / (inputs as f32).sqrt();
-    let weight = Array2::from_shape_simple_fn((outputs, inputs), || rng.random_range(-bound..bound));
+    let weight =
+        Array2::from_shape_simple_fn((outputs, inputs), || rng.random_range(-bound..bound));
     let bias = Array1::from_shape_simple_fn(outputs, || rng.random_range(-bound..bound));
     (weight, bias)
 }
@@ -20,9 +21,19 @@ pub fn linear_init(inputs: usize, outputs: usize, rng: &mut Rng) -> (Array2<f32>
 /// out[B,O] = inp[B,I] · weight_t[I,O] + bias[O]           (relu = false)
 /// out[B,O] = max(inp[B,I] · weight_t[I,O] + bias[O], 0)   (relu = true: a following ReLU, fused)
 /// Bias and ReLU are applied to each output tile as the product writes it.
-pub fn linear_forward(out: ArrayViewMut2<f32>, inp: ArrayView2<f32>, weight_t: ArrayView2<f32>, bias: ArrayView1<f32>, relu: bool) {
+pub fn linear_forward(
+    out: ArrayViewMut2<f32>,
+    inp: ArrayView2<f32>,
+    weight_t: ArrayView2<f32>,
+    bias: ArrayView1<f32>,
+    relu: bool,
+) {
     let bias = bias.to_slice().expect("bias is contiguous");
-    let epilogue = if relu { Epilogue::BiasRelu(bias) } else { Epilogue::Bias(bias) };
+    let epilogue = if relu {
+        Epilogue::BiasRelu(bias)
+    } else {
+        Epilogue::Bias(bias)
+    };
     matmul(1.0, inp, weight_t, 0.0, out, epilogue);
 }
 

@@ -2,6 +2,7 @@
 //! bias correction, and eps added outside the square root.
 
 use super::check_finite_nonneg;
+use super::tensors::{for_each_chunk, multiversion, TensorRef};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -16,7 +17,13 @@ pub struct AdamConfig {
 impl Default for AdamConfig {
     /// PyTorch's defaults.
     fn default() -> Self {
-        AdamConfig { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 }
+        AdamConfig {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+        }
     }
 }
 
@@ -26,7 +33,10 @@ impl AdamConfig {
         if self.lr == 0.0 {
             return Err(Error::config("optimizer.lr", "must be > 0"));
         }
-        for (field, b) in [("optimizer.betas[0]", self.beta1), ("optimizer.betas[1]", self.beta2)] {
+        for (field, b) in [
+            ("optimizer.betas[0]", self.beta1),
+            ("optimizer.betas[1]", self.beta2),
+        ] {
             if !(0.0..1.0).contains(&b) {
                 return Err(Error::config(field, format!("must be in [0, 1), got {b}")));
             }
@@ -47,7 +57,12 @@ pub struct Adam {
 
 impl Adam {
     pub fn new(config: AdamConfig) -> Self {
-        Adam { config, step: 0, exp_avg: Vec::new(), exp_avg_sq: Vec::new() }
+        Adam {
+            config,
+            step: 0,
+            exp_avg: Vec::new(),
+            exp_avg_sq: Vec::new(),
+        }
     }
 
     /// Steps taken so far.
@@ -55,29 +70,79 @@ impl Adam {
         self.step
     }
 
-    pub fn step(&mut self, params: &mut [&mut [f32]], grads: &[&[f32]]) {
+    /// # Safety
+    /// See [`super::Optimizer::step`].
+    pub unsafe fn step(&mut self, tensors: &[TensorRef]) {
         if self.exp_avg.is_empty() {
-            self.exp_avg = grads.iter().map(|g| vec![0.0; g.len()]).collect();
+            self.exp_avg = tensors.iter().map(|t| vec![0.0; t.len]).collect();
             self.exp_avg_sq = self.exp_avg.clone();
         }
         self.step += 1;
-        let AdamConfig { lr, beta1, beta2, eps, weight_decay } = self.config;
+        let AdamConfig {
+            lr,
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+        } = self.config;
         // Bias corrections in f64, as PyTorch computes them with Python floats.
         let t = self.step as i32;
         let bias_correction1 = 1.0 - (beta1 as f64).powi(t);
         let bias_correction2 = 1.0 - (beta2 as f64).powi(t);
-        let step_size = (lr as f64 / bias_correction1) as f32;
-        let bias_correction2_sqrt = bias_correction2.sqrt() as f32;
-        for (i, (param, grad)) in params.iter_mut().zip(grads).enumerate() {
-            let m = &mut self.exp_avg[i];
-            let v = &mut self.exp_avg_sq[i];
-            for (((p, &g), m), v) in param.iter_mut().zip(grad.iter()).zip(m.iter_mut()).zip(v.iter_mut()) {
-                let g = if weight_decay != 0.0 { g + weight_decay * *p } else { g };
-                *m = beta1 * *m + (1.0 - beta1) * g;
-                *v = beta2 * *v + (1.0 - beta2) * g * g;
-                let denom = v.sqrt() / bias_correction2_sqrt + eps;
-                *p -= step_size * (*m / denom);
-            }
+        let c = Coefficients {
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+            step_size: (lr as f64 / bias_correction1) as f32,
+            bias_correction2_sqrt: bias_correction2.sqrt() as f32,
+        };
+        let (m_ptrs, v_ptrs) = (
+            SharedBuffers(&mut self.exp_avg),
+            SharedBuffers(&mut self.exp_avg_sq),
+        );
+        for_each_chunk(tensors, &|i, range| {
+            let t = tensors[i];
+            let len = range.len();
+            let p = std::slice::from_raw_parts_mut(t.param.add(range.start), len);
+            let g = std::slice::from_raw_parts(t.grad.add(range.start), len);
+            let m = std::slice::from_raw_parts_mut(m_ptrs.ptr(i).add(range.start), len);
+            let v = std::slice::from_raw_parts_mut(v_ptrs.ptr(i).add(range.start), len);
+            adam_update(p, g, m, v, &c);
+        });
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Coefficients {
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    weight_decay: f32,
+    step_size: f32,
+    bias_correction2_sqrt: f32,
+}
+
+/// Optimizer state buffers shared with the chunk workers, which touch disjoint ranges.
+struct SharedBuffers<'a>(&'a mut Vec<Vec<f32>>);
+unsafe impl Sync for SharedBuffers<'_> {}
+impl SharedBuffers<'_> {
+    fn ptr(&self, i: usize) -> *mut f32 {
+        self.0[i].as_ptr() as *mut f32
+    }
+}
+
+multiversion! {
+    fn adam_update(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], c: &Coefficients) {
+        let Coefficients { beta1, beta2, eps, weight_decay, step_size, bias_correction2_sqrt } = *c;
+        for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+            // g += weight_decay · p;  m = β1·m + (1-β1)·g;  v = β2·v + (1-β2)·g²
+            // p -= step_size · m / (sqrt(v) / sqrt(1-β2^t) + eps)
+            let g = if weight_decay != 0.0 { g + weight_decay * *p } else { g };
+            *m = beta1 * *m + (1.0 - beta1) * g;
+            *v = beta2 * *v + (1.0 - beta2) * g * g;
+            let denom = v.sqrt() / bias_correction2_sqrt + eps;
+            *p -= step_size * (*m / denom);
         }
     }
 }

@@ -3,9 +3,11 @@
 
 pub mod adam;
 pub mod sgd;
+pub mod tensors;
 
 pub use adam::{Adam, AdamConfig};
 pub use sgd::{Sgd, SgdConfig};
+pub use tensors::TensorRef;
 
 use crate::error::Result;
 
@@ -40,12 +42,16 @@ pub enum Optimizer {
 }
 
 impl Optimizer {
-    /// Update every parameter tensor from its gradient. `params[i]` and `grads[i]`
-    /// must be the same tensor on every call.
-    pub fn step(&mut self, params: &mut [&mut [f32]], grads: &[&[f32]]) {
+    /// Updates every parameter tensor from its gradient, in parallel chunks.
+    /// `tensors[i]` must be the same tensor on every call.
+    ///
+    /// # Safety
+    /// Each `TensorRef` must point at live, non-overlapping parameter and gradient
+    /// buffers of `len` floats, not accessed elsewhere during the call.
+    pub unsafe fn step(&mut self, tensors: &[TensorRef]) {
         match self {
-            Optimizer::Sgd(o) => o.step(params, grads),
-            Optimizer::Adam(o) => o.step(params, grads),
+            Optimizer::Sgd(o) => o.step(tensors),
+            Optimizer::Adam(o) => o.step(tensors),
         }
     }
 
@@ -60,7 +66,10 @@ impl Optimizer {
 
 pub(crate) fn check_finite_nonneg(field: &str, v: f32) -> Result<()> {
     if !v.is_finite() || v < 0.0 {
-        return Err(crate::Error::config(field, format!("must be a finite number >= 0, got {v}")));
+        return Err(crate::Error::config(
+            field,
+            format!("must be a finite number >= 0, got {v}"),
+        ));
     }
     Ok(())
 }

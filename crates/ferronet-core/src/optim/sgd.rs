@@ -1,9 +1,10 @@
 //! SGD with momentum, dampening, Nesterov and L2 weight decay, as `torch.optim.SGD`.
 
 use super::check_finite_nonneg;
+use super::tensors::{for_each_chunk, multiversion, TensorRef};
 use crate::error::{Error, Result};
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SgdConfig {
     pub lr: f32,
     pub momentum: f32,
@@ -14,7 +15,13 @@ pub struct SgdConfig {
 
 impl Default for SgdConfig {
     fn default() -> Self {
-        SgdConfig { lr: 0.01, momentum: 0.0, dampening: 0.0, weight_decay: 0.0, nesterov: false }
+        SgdConfig {
+            lr: 0.01,
+            momentum: 0.0,
+            dampening: 0.0,
+            weight_decay: 0.0,
+            nesterov: false,
+        }
     }
 }
 
@@ -28,7 +35,10 @@ impl SgdConfig {
         check_finite_nonneg("optimizer.dampening", self.dampening)?;
         check_finite_nonneg("optimizer.weightDecay", self.weight_decay)?;
         if self.nesterov && (self.momentum == 0.0 || self.dampening != 0.0) {
-            return Err(Error::config("optimizer.nesterov", "needs momentum > 0 and dampening = 0"));
+            return Err(Error::config(
+                "optimizer.nesterov",
+                "needs momentum > 0 and dampening = 0",
+            ));
         }
         Ok(())
     }
@@ -43,27 +53,62 @@ pub struct Sgd {
 
 impl Sgd {
     pub fn new(config: SgdConfig) -> Self {
-        Sgd { config, momentum: Vec::new() }
+        Sgd {
+            config,
+            momentum: Vec::new(),
+        }
     }
 
-    pub fn step(&mut self, params: &mut [&mut [f32]], grads: &[&[f32]]) {
-        let SgdConfig { lr, momentum, dampening, weight_decay, nesterov } = self.config;
-        let first = self.momentum.is_empty() && momentum != 0.0;
+    /// # Safety
+    /// See [`super::Optimizer::step`].
+    pub unsafe fn step(&mut self, tensors: &[TensorRef]) {
+        let first = self.momentum.is_empty() && self.config.momentum != 0.0;
         if first {
-            self.momentum = grads.iter().map(|g| vec![0.0; g.len()]).collect();
+            self.momentum = tensors.iter().map(|t| vec![0.0; t.len]).collect();
         }
-        for (i, (param, grad)) in params.iter_mut().zip(grads).enumerate() {
-            for (j, (p, &g)) in param.iter_mut().zip(grad.iter()).enumerate() {
-                // d_p = grad + weight_decay · param
-                let mut d = if weight_decay != 0.0 { g + weight_decay * *p } else { g };
-                if momentum != 0.0 {
-                    let buf = &mut self.momentum[i][j];
-                    // buf = d_p on the first step, else momentum · buf + (1 - dampening) · d_p
-                    *buf = if first { d } else { momentum * *buf + (1.0 - dampening) * d };
-                    d = if nesterov { d + momentum * *buf } else { *buf };
-                }
+        let config = self.config;
+        let buffers = SharedBuffers(&mut self.momentum);
+        for_each_chunk(tensors, &|i, range| {
+            let t = tensors[i];
+            let len = range.len();
+            let p = std::slice::from_raw_parts_mut(t.param.add(range.start), len);
+            let g = std::slice::from_raw_parts(t.grad.add(range.start), len);
+            if config.momentum == 0.0 {
+                sgd_update(p, g, &mut [], &config, false);
+            } else {
+                let buf = std::slice::from_raw_parts_mut(buffers.ptr(i).add(range.start), len);
+                sgd_update(p, g, buf, &config, first);
+            }
+        });
+    }
+}
+
+/// Momentum buffers shared with the chunk workers, which touch disjoint ranges.
+struct SharedBuffers<'a>(&'a mut Vec<Vec<f32>>);
+unsafe impl Sync for SharedBuffers<'_> {}
+impl SharedBuffers<'_> {
+    fn ptr(&self, i: usize) -> *mut f32 {
+        self.0[i].as_ptr() as *mut f32
+    }
+}
+
+multiversion! {
+    fn sgd_update(p: &mut [f32], g: &[f32], buf: &mut [f32], c: &SgdConfig, first: bool) {
+        let SgdConfig { lr, momentum, dampening, weight_decay, nesterov } = *c;
+        if momentum == 0.0 {
+            for (p, &g) in p.iter_mut().zip(g) {
+                // d_p = grad + weight_decay · param;  p -= lr · d_p
+                let d = if weight_decay != 0.0 { g + weight_decay * *p } else { g };
                 *p -= lr * d;
             }
+            return;
+        }
+        for ((p, &g), b) in p.iter_mut().zip(g).zip(buf.iter_mut()) {
+            let d = if weight_decay != 0.0 { g + weight_decay * *p } else { g };
+            // buf = d_p on the first step, else momentum · buf + (1 - dampening) · d_p
+            *b = if first { d } else { momentum * *b + (1.0 - dampening) * d };
+            let d = if nesterov { d + momentum * *b } else { *b };
+            *p -= lr * d;
         }
     }
 }

@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { Dataset } from './dataset.js'
 import { AbortError, FerronetError, OptionError } from './errors.js'
+import * as bench from './bench.js'
 import * as mnist from './mnist/index.js'
 import { Net } from './net.js'
 import { Trainer, type Progress } from './trainer.js'
@@ -17,6 +18,7 @@ const USAGE = `Usage: ferronet <command> [options]
 
 Commands:
   train     Train the MNIST MLP (784→hidden→10, ReLU, Adam, cross-entropy) and report test accuracy.
+  bench     Measure this machine: GEMM GFLOP/s, peak FMA rate, seconds per training epoch.
 
 Options of train:
   --data DIR          Directory with train-/t10k- images and labels IDX files (raw or .gz),
@@ -29,6 +31,11 @@ Options of train:
   --seed N            Seed of initialisation and shuffling (default 0)
   --threads N         Compute threads, 0 = all cores (default 0)
   --json              Print one JSON object as the last line instead of readable progress
+
+Options of bench:
+  --threads N         Measure with N threads only (default: 1 and all cores)
+  --data DIR          Time epochs on these IDX files (default: synthetic data of MNIST's size)
+  --json              One JSON object per line
 
   -h, --help          Show this help
   -v, --version       Show the version
@@ -172,6 +179,46 @@ async function train(args: TrainArgs): Promise<void> {
   else log(`test accuracy ${final.accuracy.toFixed(4)} after ${summary.epochs} epochs, ${samplesPerSecond.toFixed(0)} samples/s`)
 }
 
+async function benchCommand(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    allowPositionals: false,
+    options: { threads: { type: 'string' }, data: { type: 'string' }, json: { type: 'boolean', default: false } },
+  })
+  const cores = (await import('node:os')).availableParallelism()
+  const threadCounts = values.threads !== undefined ? [parseNumber('--threads', values.threads, 1, true)] : [...new Set([1, cores])]
+  for (const t of threadCounts) if (t < 1) throw new OptionError('--threads', `must be >= 1, got ${t}`)
+  const emit = (record: Record<string, unknown>, line: string) =>
+    process.stdout.write((values.json ? JSON.stringify(record) : line) + '\n')
+  const peaks = new Map<number, number>()
+  for (const threads of threadCounts) {
+    const peak = bench.peakGflops(threads)
+    peaks.set(threads, peak.gflops)
+    emit({ kind: 'peak', ...peak }, `peak FMA rate, ${threads} thread(s): ${peak.gflops.toFixed(1)} GFLOP/s (${peak.kernel})`)
+  }
+  for (const threads of threadCounts) {
+    for (const { what, ...shape } of bench.SEED_NETWORK_SHAPES) {
+      const r = bench.gemmBenchmark({ ...shape, threads, repetitions: 5 })
+      emit(
+        { kind: 'gemm', m: shape.m, k: shape.k, n: shape.n, transA: !!shape.transA, transB: !!shape.transB, threads, gflops: r.gflops, kernel: r.kernel, fractionOfPeak: r.gflops / peaks.get(threads)! },
+        `gemm ${`${shape.m}×${shape.k}×${shape.n}`.padEnd(12)} ${what.padEnd(18)} ${threads}t: ${r.gflops.toFixed(1).padStart(6)} GFLOP/s (${r.kernel}, ${((100 * r.gflops) / peaks.get(threads)!).toFixed(0)}% of peak)`,
+      )
+    }
+  }
+  const data = values.data !== undefined ? await mnist.load(values.data, 'train') : bench.syntheticMnist()
+  const flops = bench.epochFlops(data.size, [data.inputDim, 500, 10])
+  for (const threads of threadCounts) {
+    const epochSeconds = await bench.trainEpochSeconds(data, { threads, epochs: 3, warmup: 1 })
+    const median = [...epochSeconds].sort((a, b) => a - b)[1]!
+    const gflops = flops / median / 1e9
+    emit(
+      { kind: 'train', threads, data: values.data ?? 'synthetic 60000×784', epochSeconds, medianEpochSeconds: median, samplesPerSecond: data.size / median, gflops, fractionOfPeak: gflops / peaks.get(threads)! },
+      `train 784→500→10, batch 64, ${threads}t: ${median.toFixed(3)} s/epoch (median of ${epochSeconds.map((s) => s.toFixed(3)).join(', ')}), ${Math.round(data.size / median)} samples/s, ${gflops.toFixed(0)} GFLOP/s = ${((100 * gflops) / peaks.get(threads)!).toFixed(0)}% of peak`,
+    )
+  }
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv
   try {
@@ -181,6 +228,14 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (command === '-v' || command === '--version') {
       process.stdout.write(version() + '\n')
+      return 0
+    }
+    if (command === 'bench') {
+      if (rest.includes('-h') || rest.includes('--help')) {
+        process.stdout.write(USAGE)
+        return 0
+      }
+      await benchCommand(rest)
       return 0
     }
     if (command === 'train') {

@@ -18,5 +18,6 @@ export type { AdamOptions, EpochResult, EvaluateResult, FitOptions, FitResult, O
 export { Dataset } from './dataset.js'
 export type { DatasetArrays, InputArray, InputDType, Sample, SplitOptions } from './dataset.js'
 export * as mnist from './mnist/index.js'
+export * as bench from './bench.js'
 export { AbortError, FerronetError, IdxFormatError, NativeError, OptionError, ShapeError } from './errors.js'
 export type { IdxErrorReason } from './errors.js'

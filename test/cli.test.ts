@@ -44,6 +44,25 @@ describe('ferronet CLI', () => {
     expect(stdout).toMatch(/test accuracy 0\.\d{4} after 2 epochs/)
   })
 
+  it('bench prints one JSON object per line: peak, GEMM at the seed shapes, train', async () => {
+    const { code, stdout } = await ferronet('bench', '--threads', '1', '--json')
+    expect(code).toBe(0)
+    const records = stdout.trim().split('\n').map((l) => JSON.parse(l))
+    const peak = records.find((r) => r.kind === 'peak')
+    expect(peak.gflops).toBeGreaterThan(0)
+    const gemms = records.filter((r) => r.kind === 'gemm')
+    expect(gemms.map((g) => [g.m, g.k, g.n])).toEqual([[64, 784, 500], [784, 64, 500], [64, 500, 10], [500, 64, 10], [64, 10, 500]])
+    for (const g of gemms) {
+      expect(g.threads).toBe(1)
+      expect(g.gflops).toBeGreaterThan(0)
+      expect(typeof g.kernel).toBe('string')
+    }
+    const train = records.find((r) => r.kind === 'train')
+    expect(train.threads).toBe(1)
+    expect(train.epochSeconds).toHaveLength(3)
+    expect(train.epochSeconds.every((s: number) => s > 0)).toBe(true)
+  })
+
   it('rejects bad arguments with the flag named and exit code 2', async () => {
     for (const [args, pattern] of [
       [['train', '--epochs', 'ten'], /--epochs.*"ten"/],
@@ -51,6 +70,7 @@ describe('ferronet CLI', () => {
       [['train', '--batch-size', '0'], /batchSize/],
       [['train', '--bogus'], /bogus/],
       [['fly'], /unknown command "fly"/],
+      [['bench', '--threads', '0'], /--threads/],
     ] as const) {
       const { code, stderr } = await ferronet(...args)
       expect(code, args.join(' ')).toBe(2)

@@ -4,6 +4,7 @@
 //! starts with a stable code (`ERR_SHAPE: ...`) that the TypeScript layer maps to
 //! its typed errors. Nothing here may abort the Node process.
 
+mod bench;
 mod data;
 mod debug;
 mod error;

@@ -75,7 +75,8 @@ pub fn gemm_with(
         scale_and_finish(&c, beta, &epilogue);
         return;
     }
-    let threads = if parallel && m * n * k >= PARALLEL_MIN_MACS {
+    let min_macs = if crate::team::active() { PARALLEL_MIN_MACS_IN_TEAM } else { PARALLEL_MIN_MACS };
+    let threads = if parallel && m * n * k >= min_macs {
         rayon::current_num_threads()
     } else {
         1

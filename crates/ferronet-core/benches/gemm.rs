@@ -24,7 +24,11 @@ fn bench_gemm(c: &mut Criterion) {
         thread_counts.push(cores);
     }
     for &(m, k, n, ta, tb) in &SHAPES {
-        let mut group = c.benchmark_group(format!("gemm {m}x{k}x{n}{}{}", if ta { " Aᵀ" } else { "" }, if tb { " Bᵀ" } else { "" }));
+        let mut group = c.benchmark_group(format!(
+            "gemm {m}x{k}x{n}{}{}",
+            if ta { " Aᵀ" } else { "" },
+            if tb { " Bᵀ" } else { "" }
+        ));
         group.throughput(Throughput::Elements((2 * m * k * n) as u64));
         if m * k * n >= 1 << 30 {
             group.sample_size(10);
@@ -32,25 +36,65 @@ fn bench_gemm(c: &mut Criterion) {
         let a: Vec<f32> = (0..m * k).map(|i| (i % 17) as f32 / 17.0 - 0.5).collect();
         let b: Vec<f32> = (0..k * n).map(|i| (i % 13) as f32 / 13.0 - 0.5).collect();
         let mut out = vec![0.0f32; m * n];
-        let av = if ta { MatRef::from_slice(&a, k, m, m).t() } else { MatRef::from_slice(&a, m, k, k) };
-        let bv = if tb { MatRef::from_slice(&b, n, k, k).t() } else { MatRef::from_slice(&b, k, n, n) };
+        let av = if ta {
+            MatRef::from_slice(&a, k, m, m).t()
+        } else {
+            MatRef::from_slice(&a, m, k, k)
+        };
+        let bv = if tb {
+            MatRef::from_slice(&b, n, k, k).t()
+        } else {
+            MatRef::from_slice(&b, k, n, n)
+        };
         for &threads in &thread_counts {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
             for kernel in gemm::available() {
-                group.bench_function(BenchmarkId::new(kernel.name, format!("{threads}t")), |bencher| {
-                    pool.install(|| {
-                        ferronet_core::team::with_team(|| {
-                            bencher.iter(|| gemm::gemm_with(kernel, true, 1.0, av, bv, 0.0, MatMut::from_slice(&mut out, m, n, n), Epilogue::None))
+                group.bench_function(
+                    BenchmarkId::new(kernel.name, format!("{threads}t")),
+                    |bencher| {
+                        pool.install(|| {
+                            ferronet_core::team::with_team(|| {
+                                bencher.iter(|| {
+                                    gemm::gemm_with(
+                                        kernel,
+                                        true,
+                                        1.0,
+                                        av,
+                                        bv,
+                                        0.0,
+                                        MatMut::from_slice(&mut out, m, n, n),
+                                        Epilogue::None,
+                                    )
+                                })
+                            })
                         })
-                    })
-                });
+                    },
+                );
             }
         }
         let (rsa, csa): (isize, isize) = if ta { (1, m as isize) } else { (k as isize, 1) };
         let (rsb, csb): (isize, isize) = if tb { (1, k as isize) } else { (n as isize, 1) };
         group.bench_function(BenchmarkId::new("matrixmultiply", "1t"), |bencher| {
             bencher.iter(|| unsafe {
-                matrixmultiply::sgemm(m, k, n, 1.0, a.as_ptr(), rsa, csa, b.as_ptr(), rsb, csb, 0.0, out.as_mut_ptr(), n as isize, 1)
+                matrixmultiply::sgemm(
+                    m,
+                    k,
+                    n,
+                    1.0,
+                    a.as_ptr(),
+                    rsa,
+                    csa,
+                    b.as_ptr(),
+                    rsb,
+                    csb,
+                    0.0,
+                    out.as_mut_ptr(),
+                    n as isize,
+                    1,
+                )
             })
         });
         group.finish();

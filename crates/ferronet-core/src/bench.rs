@@ -50,13 +50,45 @@ pub fn gemm_timing(
     let (rsb, csb) = if trans_b { (1, k) } else { (n, 1) };
     let mut run = || match which {
         GemmImpl::Ferronet => {
-            let av = if trans_a { MatRef::from_slice(&a, k, m, m).t() } else { MatRef::from_slice(&a, m, k, k) };
-            let bv = if trans_b { MatRef::from_slice(&b, n, k, k).t() } else { MatRef::from_slice(&b, k, n, n) };
-            gemm::gemm_with(kernel, true, 1.0, av, bv, 0.0, MatMut::from_slice(&mut c, m, n, n), Epilogue::None);
+            let av = if trans_a {
+                MatRef::from_slice(&a, k, m, m).t()
+            } else {
+                MatRef::from_slice(&a, m, k, k)
+            };
+            let bv = if trans_b {
+                MatRef::from_slice(&b, n, k, k).t()
+            } else {
+                MatRef::from_slice(&b, k, n, n)
+            };
+            gemm::gemm_with(
+                kernel,
+                true,
+                1.0,
+                av,
+                bv,
+                0.0,
+                MatMut::from_slice(&mut c, m, n, n),
+                Epilogue::None,
+            );
         }
         GemmImpl::Matrixmultiply => unsafe {
             // matrixmultiply threads itself (std threads) when built with its "threading" feature; here: 1 thread.
-            matrixmultiply::sgemm(m, k, n, 1.0, a.as_ptr(), rsa as isize, csa as isize, b.as_ptr(), rsb as isize, csb as isize, 0.0, c.as_mut_ptr(), n as isize, 1);
+            matrixmultiply::sgemm(
+                m,
+                k,
+                n,
+                1.0,
+                a.as_ptr(),
+                rsa as isize,
+                csa as isize,
+                b.as_ptr(),
+                rsb as isize,
+                csb as isize,
+                0.0,
+                c.as_mut_ptr(),
+                n as isize,
+                1,
+            );
         },
     };
     // Everything runs inside the pool with its threads kept hot (as during training),

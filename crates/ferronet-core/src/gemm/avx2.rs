@@ -1,56 +1,59 @@
-//! AVX2 + FMA micro-kernel: 6×16 tile, 12 ymm accumulators.
+//! AVX2 + FMA micro-kernels: 6×16 tiles (12 ymm accumulators), and 8×8 tiles for
+//! products with at most 8 columns.
 
-use super::kernel::Kernel;
+use super::kernel::{Kernel, Tile};
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
 pub const KERNEL: Kernel = Kernel {
     name: "avx2",
-    mr: MR,
-    nr: NR,
     kc: 256,
-    micro: micro_kernel,
+    wide: Tile {
+        mr: 6,
+        nr: 16,
+        packed: wide_packed,
+        strided: wide_strided,
+    },
+    narrow: Tile {
+        mr: 8,
+        nr: 8,
+        packed: narrow_packed,
+        strided: narrow_strided,
+    },
 };
 
-const MR: usize = 6;
-const NR: usize = 16;
-
-unsafe fn micro_kernel(
-    k: usize,
-    alpha: f32,
-    a: *const f32,
-    b: *const f32,
-    rsb: usize,
-    beta: f32,
-    c: *mut f32,
-    rsc: usize,
-) {
-    kernel_avx2_fma(k, alpha, a, b, rsb, beta, c, rsc)
-}
-
+/// C[MR, 8·H] = alpha · A · B + beta · C, A(i, p) at a + i·rsa + p·csa.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn kernel_avx2_fma(
+#[inline]
+#[allow(clippy::too_many_arguments)]
+unsafe fn body<const MR: usize, const H: usize>(
     k: usize,
     alpha: f32,
     a: *const f32,
+    rsa: usize,
+    csa: usize,
     b: *const f32,
     rsb: usize,
     beta: f32,
     c: *mut f32,
     rsc: usize,
+    nc: usize,
 ) {
-    let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+    let mut acc = [[_mm256_setzero_ps(); H]; MR];
     let (mut a, mut b) = (a, b);
     for _ in 0..k {
-        let b0 = _mm256_loadu_ps(b);
-        let b1 = _mm256_loadu_ps(b.add(8));
-        for (i, row) in acc.iter_mut().enumerate() {
-            let ai = _mm256_broadcast_ss(&*a.add(i));
-            row[0] = _mm256_fmadd_ps(ai, b0, row[0]);
-            row[1] = _mm256_fmadd_ps(ai, b1, row[1]);
+        let mut bv = [_mm256_setzero_ps(); H];
+        for (h, v) in bv.iter_mut().enumerate() {
+            *v = _mm256_loadu_ps(b.add(8 * h));
         }
-        a = a.add(MR);
+        for (i, row) in acc.iter_mut().enumerate() {
+            let ai = _mm256_broadcast_ss(&*a.add(i * rsa));
+            for h in 0..H {
+                row[h] = _mm256_fmadd_ps(ai, bv[h], row[h]);
+            }
+        }
+        a = a.add(csa);
         b = b.add(rsb);
     }
     let alpha_v = _mm256_set1_ps(alpha);
@@ -59,11 +62,66 @@ unsafe fn kernel_avx2_fma(
         let c = c.add(i * rsc);
         for (h, v) in row.iter().enumerate() {
             let ch = c.add(8 * h);
+            let valid = nc.saturating_sub(8 * h).min(8);
             let mut out = _mm256_mul_ps(alpha_v, *v);
-            if beta != 0.0 {
-                out = _mm256_fmadd_ps(beta_v, _mm256_loadu_ps(ch), out);
+            if valid == 8 {
+                if beta != 0.0 {
+                    out = _mm256_fmadd_ps(beta_v, _mm256_loadu_ps(ch), out);
+                }
+                _mm256_storeu_ps(ch, out);
+            } else if valid > 0 {
+                // Ragged edge: through a lane buffer, same arithmetic per element.
+                let mut lanes = [0.0f32; 8];
+                _mm256_storeu_ps(lanes.as_mut_ptr(), out);
+                for (j, &x) in lanes.iter().enumerate().take(valid) {
+                    let d = ch.add(j);
+                    *d = if beta != 0.0 { beta.mul_add(*d, x) } else { x };
+                }
             }
-            _mm256_storeu_ps(ch, out);
         }
     }
 }
+
+macro_rules! entry {
+    ($name:ident, $mr:literal, $h:literal, packed) => {
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn $name(
+            k: usize,
+            alpha: f32,
+            a: *const f32,
+            _rsa: usize,
+            _csa: usize,
+            b: *const f32,
+            rsb: usize,
+            beta: f32,
+            c: *mut f32,
+            rsc: usize,
+            nc: usize,
+        ) {
+            body::<$mr, $h>(k, alpha, a, 1, $mr, b, rsb, beta, c, rsc, nc)
+        }
+    };
+    ($name:ident, $mr:literal, $h:literal, strided) => {
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn $name(
+            k: usize,
+            alpha: f32,
+            a: *const f32,
+            rsa: usize,
+            csa: usize,
+            b: *const f32,
+            rsb: usize,
+            beta: f32,
+            c: *mut f32,
+            rsc: usize,
+            nc: usize,
+        ) {
+            body::<$mr, $h>(k, alpha, a, rsa, csa, b, rsb, beta, c, rsc, nc)
+        }
+    };
+}
+
+entry!(wide_packed, 6, 2, packed);
+entry!(wide_strided, 6, 2, strided);
+entry!(narrow_packed, 8, 1, packed);
+entry!(narrow_strided, 8, 1, strided);

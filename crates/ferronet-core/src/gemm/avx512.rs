@@ -1,69 +1,130 @@
-//! AVX-512F micro-kernel: 8×32 tile, 16 zmm accumulators.
+//! AVX-512F micro-kernels: 8×32 tiles (16 zmm accumulators), and 8×16 tiles for
+//! products with at most 16 columns (e.g. a 10-class output layer).
 
-use super::kernel::Kernel;
+use super::kernel::{Kernel, Tile};
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
 pub const KERNEL: Kernel = Kernel {
     name: "avx512",
-    mr: MR,
-    nr: NR,
     kc: 256,
-    micro: micro_kernel,
+    wide: Tile {
+        mr: 8,
+        nr: 32,
+        packed: wide_packed,
+        strided: wide_strided,
+    },
+    narrow: Tile {
+        mr: 8,
+        nr: 16,
+        packed: narrow_packed,
+        strided: narrow_strided,
+    },
 };
 
-const MR: usize = 8;
-const NR: usize = 32;
-
-unsafe fn micro_kernel(
-    k: usize,
-    alpha: f32,
-    a: *const f32,
-    b: *const f32,
-    rsb: usize,
-    beta: f32,
-    c: *mut f32,
-    rsc: usize,
-) {
-    kernel_avx512(k, alpha, a, b, rsb, beta, c, rsc)
-}
-
+/// C[MR, 16·H] = alpha · A · B + beta · C, A(i, p) at a + i·rsa + p·csa.
 #[target_feature(enable = "avx512f")]
-unsafe fn kernel_avx512(
+#[inline]
+#[allow(clippy::too_many_arguments)]
+unsafe fn body<const MR: usize, const H: usize>(
     k: usize,
     alpha: f32,
     a: *const f32,
+    rsa: usize,
+    csa: usize,
     b: *const f32,
     rsb: usize,
     beta: f32,
     c: *mut f32,
     rsc: usize,
+    nc: usize,
 ) {
-    let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+    let mut acc = [[_mm512_setzero_ps(); H]; MR];
     let (mut a, mut b) = (a, b);
     for _ in 0..k {
-        let b0 = _mm512_loadu_ps(b);
-        let b1 = _mm512_loadu_ps(b.add(16));
-        for (i, row) in acc.iter_mut().enumerate() {
-            let ai = _mm512_set1_ps(*a.add(i));
-            row[0] = _mm512_fmadd_ps(ai, b0, row[0]);
-            row[1] = _mm512_fmadd_ps(ai, b1, row[1]);
+        let mut bv = [_mm512_setzero_ps(); H];
+        for (h, v) in bv.iter_mut().enumerate() {
+            *v = _mm512_loadu_ps(b.add(16 * h));
         }
-        a = a.add(MR);
+        for (i, row) in acc.iter_mut().enumerate() {
+            let ai = _mm512_set1_ps(*a.add(i * rsa));
+            for h in 0..H {
+                row[h] = _mm512_fmadd_ps(ai, bv[h], row[h]);
+            }
+        }
+        a = a.add(csa);
         b = b.add(rsb);
     }
     let alpha_v = _mm512_set1_ps(alpha);
     let beta_v = _mm512_set1_ps(beta);
+    // Lane masks for the valid columns of each vector.
+    let mut masks = [0 as __mmask16; H];
+    for (h, m) in masks.iter_mut().enumerate() {
+        let valid = nc.saturating_sub(16 * h).min(16);
+        *m = ((1u32 << valid) - 1) as __mmask16;
+    }
     for (i, row) in acc.iter().enumerate() {
         let c = c.add(i * rsc);
         for (h, v) in row.iter().enumerate() {
             let ch = c.add(16 * h);
             let mut out = _mm512_mul_ps(alpha_v, *v);
-            if beta != 0.0 {
-                out = _mm512_fmadd_ps(beta_v, _mm512_loadu_ps(ch), out);
+            if masks[h] == 0xffff {
+                if beta != 0.0 {
+                    out = _mm512_fmadd_ps(beta_v, _mm512_loadu_ps(ch), out);
+                }
+                _mm512_storeu_ps(ch, out);
+            } else if masks[h] != 0 {
+                if beta != 0.0 {
+                    out = _mm512_fmadd_ps(beta_v, _mm512_maskz_loadu_ps(masks[h], ch), out);
+                }
+                _mm512_mask_storeu_ps(ch, masks[h], out);
             }
-            _mm512_storeu_ps(ch, out);
         }
     }
 }
+
+macro_rules! entry {
+    ($name:ident, $mr:literal, $h:literal, packed) => {
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn $name(
+            k: usize,
+            alpha: f32,
+            a: *const f32,
+            _rsa: usize,
+            _csa: usize,
+            b: *const f32,
+            rsb: usize,
+            beta: f32,
+            c: *mut f32,
+            rsc: usize,
+            nc: usize,
+        ) {
+            // Packed A: constant strides, folded into the loads.
+            body::<$mr, $h>(k, alpha, a, 1, $mr, b, rsb, beta, c, rsc, nc)
+        }
+    };
+    ($name:ident, $mr:literal, $h:literal, strided) => {
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn $name(
+            k: usize,
+            alpha: f32,
+            a: *const f32,
+            rsa: usize,
+            csa: usize,
+            b: *const f32,
+            rsb: usize,
+            beta: f32,
+            c: *mut f32,
+            rsc: usize,
+            nc: usize,
+        ) {
+            body::<$mr, $h>(k, alpha, a, rsa, csa, b, rsb, beta, c, rsc, nc)
+        }
+    };
+}
+
+entry!(wide_packed, 8, 2, packed);
+entry!(wide_strided, 8, 2, strided);
+entry!(narrow_packed, 8, 1, packed);
+entry!(narrow_strided, 8, 1, strided);

@@ -2,9 +2,12 @@
 //!
 //! A micro-kernel computes one MR×NR tile of C (the BLIS contract):
 //!   C[MR,NR] = alpha · A[MR,k] · B[k,NR] + beta · C[MR,NR]
-//! where A is a packed micro-panel (`a[p·MR + i]`), B is k rows of NR floats with
-//! row stride `rsb` (packed: `rsb = NR`), and C has row stride `rsc` and unit
-//! column stride. With beta == 0, C is never read (it may hold NaN garbage).
+//! where A(i, p) is at `a + i·rsa + p·csa` (a packed micro-panel: rsa = 1, csa = MR),
+//! B is k rows of NR floats with row stride `rsb` (packed: `rsb = NR`), and C has row
+//! stride `rsc` and unit column stride. Only the first `nc` ≤ NR columns of C are
+//! read or written (a ragged right edge needs no buffer). With beta == 0, C is never
+//! read (it may hold NaN garbage). Each ISA has a wide tile for general products and a narrow one for
+//! products with few columns, each in a packed-A and a strided-A version.
 
 use std::sync::OnceLock;
 
@@ -13,27 +16,66 @@ pub type MicroKernel = unsafe fn(
     k: usize,
     alpha: f32,
     a: *const f32,
+    rsa: usize,
+    csa: usize,
     b: *const f32,
     rsb: usize,
     beta: f32,
     c: *mut f32,
     rsc: usize,
+    nc: usize,
 );
 
-/// One instruction set's micro-kernel with its register-block and cache-block sizes.
+/// One register-block shape and its micro-kernels.
+#[derive(Clone, Copy)]
+pub struct Tile {
+    pub mr: usize,
+    pub nr: usize,
+    /// A from a packed panel: strides are compile-time constants.
+    pub packed: MicroKernel,
+    /// A read in place with the given strides.
+    pub strided: MicroKernel,
+}
+
+/// One instruction set's micro-kernels with the cache-block depth.
 #[derive(Clone, Copy)]
 pub struct Kernel {
     pub name: &'static str,
-    pub mr: usize,
-    pub nr: usize,
     /// Depth of one packed block (A panel MC×KC lives in L2, B panel KC×NR in L1).
     pub kc: usize,
-    pub micro: MicroKernel,
+    pub wide: Tile,
+    /// Used when C has at most `narrow.nr` columns, where the wide tile would mostly compute padding.
+    pub narrow: Tile,
+}
+
+impl Kernel {
+    /// The KC depth for a product with `n` columns: a narrow B panel is small, so a
+    /// deeper slice still fits L1 and saves a pass over C.
+    pub fn kc_for(&self, n: usize) -> usize {
+        if n <= self.narrow.nr {
+            2 * self.kc
+        } else {
+            self.kc
+        }
+    }
+
+    /// The tile for a product with `n` columns.
+    pub fn tile_for(&self, n: usize) -> Tile {
+        if n <= self.narrow.nr {
+            self.narrow
+        } else {
+            self.wide
+        }
+    }
 }
 
 impl std::fmt::Debug for Kernel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Kernel({} {}x{})", self.name, self.mr, self.nr)
+        write!(
+            f,
+            "Kernel({} {}x{}, narrow {}x{})",
+            self.name, self.wide.mr, self.wide.nr, self.narrow.mr, self.narrow.nr
+        )
     }
 }
 

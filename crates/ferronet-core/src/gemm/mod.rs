@@ -26,7 +26,7 @@ mod avx512;
 mod neon;
 
 pub use epilogue::Epilogue;
-pub use kernel::{available, by_name, selected, Kernel, KERNEL_ENV};
+pub use kernel::{available, by_name, selected, Kernel, Tile, KERNEL_ENV};
 pub use matrix::{MatMut, MatRef};
 pub use scalar::reference_gemm;
 
@@ -37,6 +37,8 @@ use std::cell::RefCell;
 const PARALLEL_MIN_MACS: usize = 1 << 20;
 /// ... but handing parts to a spinning team (during training) costs about 1 µs.
 const PARALLEL_MIN_MACS_IN_TEAM: usize = 1 << 16;
+/// Up to this many column panels, A is read without packing.
+const DIRECT_A_MAX_N_PANELS: usize = 2;
 /// Up to this many rows of A, a row-major B is read without packing.
 const DIRECT_B_MAX_M: usize = 256;
 /// Rows of A per task: an MC×KC block of A (~128 KiB) stays in L2.
@@ -75,24 +77,39 @@ pub fn gemm_with(
         scale_and_finish(&c, beta, &epilogue);
         return;
     }
-    let min_macs = if crate::team::active() { PARALLEL_MIN_MACS_IN_TEAM } else { PARALLEL_MIN_MACS };
+    let min_macs = if crate::team::active() {
+        PARALLEL_MIN_MACS_IN_TEAM
+    } else {
+        PARALLEL_MIN_MACS
+    };
     let threads = if parallel && m * n * k >= min_macs {
         rayon::current_num_threads()
     } else {
         1
     };
     if threads <= 1 {
-        return serial(kernel, alpha, a, b, beta, &c, &epilogue);
+        return serial(
+            kernel.tile_for(n),
+            kernel.kc_for(n),
+            alpha,
+            a,
+            b,
+            beta,
+            &c,
+            &epilogue,
+        );
     }
     // One fork-join per product: C is cut into one block per thread along its longer
     // side (whole MR/NR panels), and each block runs the serial algorithm with its own
     // packing. Waking threads once per product, not once per KC slice, matters for
-    // the small products of a training step.
+    // the small products of a training step. The tile shape is chosen from the whole
+    // product, so every block computes each element exactly as one thread would.
+    let shape = kernel.tile_for(n);
     let split_rows = m >= n;
     let (len, align) = if split_rows {
-        (m, kernel.mr)
+        (m, shape.mr)
     } else {
-        (n, kernel.nr)
+        (n, shape.nr)
     };
     let parts = threads.min(len.div_ceil(align));
     let step = len.div_ceil(parts).div_ceil(align) * align;
@@ -116,13 +133,15 @@ pub fn gemm_with(
                 epilogue.block(0, m, s0, s1),
             )
         };
-        serial(kernel, alpha, ab, bb, beta, &cb, &eb);
+        serial(shape, kernel.kc_for(n), alpha, ab, bb, beta, &cb, &eb);
     });
 }
 
 /// The blocked algorithm on the calling thread, with its reusable packing buffers.
+#[allow(clippy::too_many_arguments)]
 fn serial(
-    kernel: Kernel,
+    shape: Tile,
+    kc: usize,
     alpha: f32,
     a: MatRef,
     b: MatRef,
@@ -131,7 +150,7 @@ fn serial(
     epilogue: &Epilogue,
 ) {
     let run =
-        |bufs: &mut (Vec<f32>, Vec<f32>)| blocked(kernel, alpha, a, b, beta, c, epilogue, bufs);
+        |bufs: &mut (Vec<f32>, Vec<f32>)| blocked(shape, kc, alpha, a, b, beta, c, epilogue, bufs);
     // A reentrant call on this thread (a stolen rayon job) gets fresh buffers instead.
     PACK_BUFFERS.with(|cell| match cell.try_borrow_mut() {
         Ok(mut bufs) => run(&mut bufs),
@@ -139,9 +158,19 @@ fn serial(
     });
 }
 
+/// A micro-panel of A or B for one KC slice: where it starts and its strides.
+#[derive(Clone, Copy)]
+struct Panel {
+    ptr: *const f32,
+    /// A: row stride and k stride. B: k (row) stride in `rs`; `cs` unused.
+    rs: usize,
+    cs: usize,
+}
+
 #[allow(clippy::too_many_arguments)]
 fn blocked(
-    kernel: Kernel,
+    shape: Tile,
+    kc_max: usize,
     alpha: f32,
     a: MatRef,
     b: MatRef,
@@ -150,25 +179,32 @@ fn blocked(
     epilogue: &Epilogue,
     bufs: &mut (Vec<f32>, Vec<f32>),
 ) {
-    let Kernel {
-        mr, nr, kc: kc_max, ..
-    } = kernel;
+    let Tile { mr, nr, .. } = shape;
     let (m, k, n) = (a.rows, a.cols, b.cols);
     let (m_panels, n_panels) = (m.div_ceil(mr), n.div_ceil(nr));
     let kc_max = kc_max.min(k);
     let (a_pack, b_pack) = bufs;
-    // A row-major B is read in place (row stride rs) when few row panels of A reuse
-    // it, so packing would cost more than it saves; only a ragged last panel is then
-    // packed, zero-padded. Row strides of a multiple of 2 KiB are always packed: their
-    // rows collide in the same L1 sets.
+    // Operands are read in place when packing would cost more than it saves; only a
+    // ragged last panel is then packed (zero-padded), so no kernel reads past the edge.
+    // A row-major B is read in place when few row panels of A reuse it (row strides
+    // of a multiple of 2 KiB are always packed: their rows collide in the same L1 sets).
     let direct_b = b.cs == 1 && m <= DIRECT_B_MAX_M && (b.rs as usize * 4) % 2048 != 0;
+    // A is read in place when at most two column panels use it, e.g. H·W2 for a
+    // 10-class output, where packing A would cost as much as the product.
+    let direct_a = n_panels <= DIRECT_A_MAX_N_PANELS && (a.cs == 1 || a.rs == 1);
     let packed_b_panels = if direct_b {
         usize::from(n % nr != 0)
     } else {
         n_panels
     };
-    grow(a_pack, m_panels * mr * kc_max);
+    let packed_a_panels = if direct_a {
+        usize::from(m % mr != 0)
+    } else {
+        m_panels
+    };
+    grow(a_pack, packed_a_panels * mr * kc_max);
     grow(b_pack, packed_b_panels * nr * kc_max);
+    let (first_packed_a, first_packed_b) = (m_panels - packed_a_panels, n_panels - packed_b_panels);
 
     let mc_panels = (MC / mr).max(1);
 
@@ -176,39 +212,59 @@ fn blocked(
         let kc = kc_max.min(k - pc);
         let beta_here = if pc == 0 { beta } else { 1.0 };
         let last = pc + kc == k;
-        let a_panels = &mut a_pack[..m_panels * mr * kc];
+        let a_panels = &mut a_pack[..packed_a_panels * mr * kc];
         let b_panels = &mut b_pack[..packed_b_panels * nr * kc];
-        // Packed panel p holds B columns from first_packed·NR on.
-        let first_packed = n_panels - packed_b_panels;
-        pack::pack_a(a, pc, kc, mr, a_panels);
+        for (p, dst) in a_panels.chunks_exact_mut(mr * kc).enumerate() {
+            pack::pack_a_panel(a, (first_packed_a + p) * mr, pc, kc, mr, dst);
+        }
         for (p, dst) in b_panels.chunks_exact_mut(nr * kc).enumerate() {
-            pack::pack_b_panel(b, (first_packed + p) * nr, pc, kc, nr, dst);
+            pack::pack_b_panel(b, (first_packed_b + p) * nr, pc, kc, nr, dst);
         }
         let (a_panels, b_panels) = (&*a_panels, &*b_panels);
+        let a_panel = |ip: usize| match ip.checked_sub(first_packed_a) {
+            None => Panel {
+                ptr: unsafe { a.ptr_at(ip * mr, pc) },
+                rs: a.rs as usize,
+                cs: a.cs as usize,
+            },
+            Some(p) => Panel {
+                ptr: a_panels[p * mr * kc..].as_ptr(),
+                rs: 1,
+                cs: mr,
+            },
+        };
+        let b_panel = |jp: usize| match jp.checked_sub(first_packed_b) {
+            None => Panel {
+                ptr: unsafe { b.ptr_at(pc, jp * nr) },
+                rs: b.rs as usize,
+                cs: 1,
+            },
+            Some(p) => Panel {
+                ptr: b_panels[p * nr * kc..].as_ptr(),
+                rs: nr,
+                cs: 1,
+            },
+        };
         // Row blocks of MC rows (an A block that stays in L2); within one, each B
         // panel (in L1) meets every A panel.
         for ip0 in (0..m_panels).step_by(mc_panels) {
-            for jpanel in 0..n_panels {
-                let (bp, rsb) = if jpanel < first_packed {
-                    (unsafe { b.ptr_at(pc, jpanel * nr) }, b.rs as usize)
-                } else {
-                    let p = jpanel - first_packed;
-                    (b_panels[p * nr * kc..(p + 1) * nr * kc].as_ptr(), nr)
-                };
-                for ipanel in ip0..(ip0 + mc_panels).min(m_panels) {
-                    let ap = &a_panels[ipanel * mr * kc..(ipanel + 1) * mr * kc];
+            for jp in 0..n_panels {
+                let bp = b_panel(jp);
+                for ip in ip0..(ip0 + mc_panels).min(m_panels) {
+                    let ap = a_panel(ip);
+                    let packed_a = ip >= first_packed_a;
                     unsafe {
                         tile(
-                            kernel,
+                            shape,
+                            packed_a,
                             kc,
                             alpha,
                             ap,
                             bp,
-                            rsb,
                             beta_here,
                             c,
-                            ipanel * mr,
-                            jpanel * nr,
+                            ip * mr,
+                            jp * nr,
                             last.then_some(epilogue),
                         )
                     };
@@ -218,49 +274,64 @@ fn blocked(
     }
 }
 
-/// One MR×NR tile of C at (i0, j0), from a packed A panel and a B panel of row
-/// stride `rsb`. Full tiles with unit column stride go straight to C; edge tiles go
-/// through a small buffer so the kernel never writes outside C.
+/// One MR×NR tile of C at (i0, j0); the kernel never touches C outside it.
 #[allow(clippy::too_many_arguments)]
 #[inline]
 unsafe fn tile(
-    kernel: Kernel,
+    shape: Tile,
+    packed_a: bool,
     kc: usize,
     alpha: f32,
-    ap: &[f32],
-    bp: *const f32,
-    rsb: usize,
+    ap: Panel,
+    bp: Panel,
     beta: f32,
     c: &MatMut,
     i0: usize,
     j0: usize,
     epilogue: Option<&Epilogue>,
 ) {
-    let (mr, nr) = (kernel.mr, kernel.nr);
+    let (mr, nr) = (shape.mr, shape.nr);
+    let micro = if packed_a {
+        shape.packed
+    } else {
+        shape.strided
+    };
     let rows = mr.min(c.rows - i0);
     let cols = nr.min(c.cols - j0);
-    if rows == mr && cols == nr && c.cs == 1 {
-        (kernel.micro)(
+    // Full rows and unit column stride go straight to C (a ragged right edge is
+    // masked by the kernel); a ragged bottom edge or strided C goes through a buffer.
+    if rows == mr && c.cs == 1 {
+        micro(
             kc,
             alpha,
-            ap.as_ptr(),
-            bp,
-            rsb,
+            ap.ptr,
+            ap.rs,
+            ap.cs,
+            bp.ptr,
+            bp.rs,
             beta,
             c.ptr_at(i0, j0),
             c.rs as usize,
+            cols,
         );
     } else {
-        let mut buf = [0.0f32; 32 * 32];
-        debug_assert!(mr * nr <= buf.len());
-        (kernel.micro)(kc, alpha, ap.as_ptr(), bp, rsb, 0.0, buf.as_mut_ptr(), nr);
+        // The kernel writes every element of the tile (beta = 0 never reads), so the
+        // buffer needs no clearing.
+        let mut buf = std::mem::MaybeUninit::<[f32; 32 * 32]>::uninit();
+        debug_assert!(mr * nr <= 32 * 32);
+        let buf = buf.as_mut_ptr() as *mut f32;
+        micro(
+            kc, alpha, ap.ptr, ap.rs, ap.cs, bp.ptr, bp.rs, 0.0, buf, nr, nr,
+        );
         for i in 0..rows {
+            let src = buf.add(i * nr);
+            let dst = c.ptr_at(i0 + i, j0);
             for j in 0..cols {
-                let dst = c.ptr_at(i0 + i, j0 + j);
-                *dst = if beta == 0.0 {
-                    buf[i * nr + j]
+                let d = dst.offset(j as isize * c.cs);
+                *d = if beta == 0.0 {
+                    *src.add(j)
                 } else {
-                    buf[i * nr + j] + beta * *dst
+                    *src.add(j) + beta * *d
                 };
             }
         }

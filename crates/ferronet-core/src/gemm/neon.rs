@@ -1,80 +1,125 @@
-//! NEON micro-kernel for aarch64: 8×8 tile, 16 q-register accumulators.
-//! NEON is baseline on aarch64, so this kernel is always runnable there.
+//! NEON micro-kernels for aarch64: 8×8 tiles (16 q-register accumulators), and 8×4
+//! tiles for products with at most 4 columns. NEON is baseline on aarch64.
+//! Not compiled on the x86-64 development machine (no aarch64 toolchain there).
 
-use super::kernel::Kernel;
+use super::kernel::{Kernel, Tile};
 
 #[cfg(target_arch = "aarch64")]
 use std::arch::aarch64::*;
 
 pub const KERNEL: Kernel = Kernel {
     name: "neon",
-    mr: MR,
-    nr: NR,
     kc: 256,
-    micro: micro_kernel,
+    wide: Tile {
+        mr: 8,
+        nr: 8,
+        packed: wide_packed,
+        strided: wide_strided,
+    },
+    narrow: Tile {
+        mr: 8,
+        nr: 4,
+        packed: narrow_packed,
+        strided: narrow_strided,
+    },
 };
 
-const MR: usize = 8;
-const NR: usize = 8;
-
-unsafe fn micro_kernel(
-    k: usize,
-    alpha: f32,
-    a: *const f32,
-    b: *const f32,
-    rsb: usize,
-    beta: f32,
-    c: *mut f32,
-    rsc: usize,
-) {
-    kernel_neon(k, alpha, a, b, rsb, beta, c, rsc)
-}
-
+/// C[MR, 4·H] = alpha · A · B + beta · C, A(i, p) at a + i·rsa + p·csa.
 #[target_feature(enable = "neon")]
-unsafe fn kernel_neon(
+#[inline]
+#[allow(clippy::too_many_arguments)]
+unsafe fn body<const MR: usize, const H: usize>(
     k: usize,
     alpha: f32,
     a: *const f32,
+    rsa: usize,
+    csa: usize,
     b: *const f32,
     rsb: usize,
     beta: f32,
     c: *mut f32,
     rsc: usize,
+    nc: usize,
 ) {
-    let mut acc = [[vdupq_n_f32(0.0); 2]; MR];
+    let mut acc = [[vdupq_n_f32(0.0); H]; MR];
     let (mut a, mut b) = (a, b);
     for _ in 0..k {
-        let b0 = vld1q_f32(b);
-        let b1 = vld1q_f32(b.add(4));
-        let a_lo = vld1q_f32(a);
-        let a_hi = vld1q_f32(a.add(4));
-        macro_rules! row {
-            ($i:expr, $src:expr, $lane:expr) => {
-                acc[$i][0] = vfmaq_laneq_f32::<$lane>(acc[$i][0], b0, $src);
-                acc[$i][1] = vfmaq_laneq_f32::<$lane>(acc[$i][1], b1, $src);
-            };
+        let mut bv = [vdupq_n_f32(0.0); H];
+        for (h, v) in bv.iter_mut().enumerate() {
+            *v = vld1q_f32(b.add(4 * h));
         }
-        row!(0, a_lo, 0);
-        row!(1, a_lo, 1);
-        row!(2, a_lo, 2);
-        row!(3, a_lo, 3);
-        row!(4, a_hi, 0);
-        row!(5, a_hi, 1);
-        row!(6, a_hi, 2);
-        row!(7, a_hi, 3);
-        a = a.add(MR);
+        for (i, row) in acc.iter_mut().enumerate() {
+            let ai = *a.add(i * rsa);
+            for h in 0..H {
+                row[h] = vfmaq_n_f32(row[h], bv[h], ai);
+            }
+        }
+        a = a.add(csa);
         b = b.add(rsb);
     }
-    let alpha_v = vdupq_n_f32(alpha);
     for (i, row) in acc.iter().enumerate() {
         let c = c.add(i * rsc);
         for (h, v) in row.iter().enumerate() {
             let ch = c.add(4 * h);
-            let mut out = vmulq_f32(alpha_v, *v);
-            if beta != 0.0 {
-                out = vfmaq_n_f32(out, vld1q_f32(ch), beta);
+            let valid = nc.saturating_sub(4 * h).min(4);
+            let mut out = vmulq_n_f32(*v, alpha);
+            if valid == 4 {
+                if beta != 0.0 {
+                    out = vfmaq_n_f32(out, vld1q_f32(ch), beta);
+                }
+                vst1q_f32(ch, out);
+            } else if valid > 0 {
+                let mut lanes = [0.0f32; 4];
+                vst1q_f32(lanes.as_mut_ptr(), out);
+                for (j, &x) in lanes.iter().enumerate().take(valid) {
+                    let d = ch.add(j);
+                    *d = if beta != 0.0 { beta.mul_add(*d, x) } else { x };
+                }
             }
-            vst1q_f32(ch, out);
         }
     }
 }
+
+macro_rules! entry {
+    ($name:ident, $mr:literal, $h:literal, packed) => {
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn $name(
+            k: usize,
+            alpha: f32,
+            a: *const f32,
+            _rsa: usize,
+            _csa: usize,
+            b: *const f32,
+            rsb: usize,
+            beta: f32,
+            c: *mut f32,
+            rsc: usize,
+            nc: usize,
+        ) {
+            body::<$mr, $h>(k, alpha, a, 1, $mr, b, rsb, beta, c, rsc, nc)
+        }
+    };
+    ($name:ident, $mr:literal, $h:literal, strided) => {
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn $name(
+            k: usize,
+            alpha: f32,
+            a: *const f32,
+            rsa: usize,
+            csa: usize,
+            b: *const f32,
+            rsb: usize,
+            beta: f32,
+            c: *mut f32,
+            rsc: usize,
+            nc: usize,
+        ) {
+            body::<$mr, $h>(k, alpha, a, rsa, csa, b, rsb, beta, c, rsc, nc)
+        }
+    };
+}
+
+entry!(wide_packed, 8, 2, packed);
+entry!(wide_strided, 8, 2, strided);
+entry!(narrow_packed, 8, 1, packed);
+entry!(narrow_strided, 8, 1, strided);

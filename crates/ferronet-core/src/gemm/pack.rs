@@ -6,17 +6,6 @@
 
 use super::matrix::MatRef;
 
-/// Packs A[:, pc..pc+kc] into `out` (len ≥ ceil(m/MR)·MR·kc), panel by panel.
-pub fn pack_a(a: MatRef, pc: usize, kc: usize, mr: usize, out: &mut [f32]) {
-    for (panel, dst) in out
-        .chunks_exact_mut(mr * kc)
-        .take(a.rows.div_ceil(mr))
-        .enumerate()
-    {
-        pack_a_panel(a, panel * mr, pc, kc, mr, dst);
-    }
-}
-
 /// One MR-row panel of A starting at row `i0`.
 pub fn pack_a_panel(a: MatRef, i0: usize, pc: usize, kc: usize, mr: usize, dst: &mut [f32]) {
     let rows = mr.min(a.rows - i0);
@@ -30,17 +19,13 @@ pub fn pack_a_panel(a: MatRef, i0: usize, pc: usize, kc: usize, mr: usize, dst: 
                 let src = std::slice::from_raw_parts(a.ptr_at(i0, pc + p), rows);
                 dst[p * mr..p * mr + rows].copy_from_slice(src);
             }
-        } else if a.cs == 1 {
-            // Row-major A: walk the panel's rows side by side, writing dst in order.
-            let mut src = [std::ptr::null::<f32>(); 32];
-            for (i, s) in src.iter_mut().enumerate().take(rows) {
-                *s = a.ptr_at(i0 + i, pc);
-            }
-            let out = dst.as_mut_ptr();
-            for p in 0..kc {
-                for (i, s) in src.iter().enumerate().take(rows) {
-                    *out.add(p * mr + i) = *s.add(p);
-                }
+        } else if a.cs == 1 && rows == mr && matches!(mr, 4 | 6 | 8) {
+            // Row-major A, full panel: walk its rows side by side with the row count
+            // known at compile time, so the inner loop unrolls and dst is written in order.
+            match mr {
+                4 => interleave_rows::<4>(a, i0, pc, kc, dst),
+                6 => interleave_rows::<6>(a, i0, pc, kc, dst),
+                _ => interleave_rows::<8>(a, i0, pc, kc, dst),
             }
         } else {
             for i in 0..rows {
@@ -48,6 +33,25 @@ pub fn pack_a_panel(a: MatRef, i0: usize, pc: usize, kc: usize, mr: usize, dst: 
                     dst[p * mr + i] = a.at(i0 + i, pc + p);
                 }
             }
+        }
+    }
+}
+
+/// dst[p·MR + i] = A[i0 + i, pc + p] for a row-major A (unit column stride).
+#[inline]
+unsafe fn interleave_rows<const MR: usize>(
+    a: MatRef,
+    i0: usize,
+    pc: usize,
+    kc: usize,
+    dst: &mut [f32],
+) {
+    debug_assert!(dst.len() >= kc * MR);
+    let rows: [*const f32; MR] = std::array::from_fn(|i| a.ptr_at(i0 + i, pc));
+    let out = dst.as_mut_ptr();
+    for p in 0..kc {
+        for (i, row) in rows.iter().enumerate() {
+            *out.add(p * MR + i) = *row.add(p);
         }
     }
 }
@@ -60,9 +64,13 @@ pub fn pack_b_panel(b: MatRef, j0: usize, pc: usize, kc: usize, nr: usize, dst: 
     }
     unsafe {
         if b.cs == 1 {
+            // Short rows: an element loop beats a memcpy call per row.
+            let out = dst.as_mut_ptr();
             for p in 0..kc {
-                let src = std::slice::from_raw_parts(b.ptr_at(pc + p, j0), cols);
-                dst[p * nr..p * nr + cols].copy_from_slice(src);
+                let src = b.ptr_at(pc + p, j0);
+                for j in 0..cols {
+                    *out.add(p * nr + j) = *src.add(j);
+                }
             }
         } else {
             // Column-contiguous B (a transposed view): read each column along k.

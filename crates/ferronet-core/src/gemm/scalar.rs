@@ -1,43 +1,54 @@
 //! The portable micro-kernel (any CPU) and the naive reference product used by tests.
 
-use super::kernel::Kernel;
+use super::kernel::{Kernel, Tile};
 
 pub const KERNEL: Kernel = Kernel {
     name: "scalar",
-    mr: MR,
-    nr: NR,
     kc: 256,
-    micro: micro_kernel,
+    wide: Tile {
+        mr: 4,
+        nr: 8,
+        packed: wide_packed,
+        strided: wide_strided,
+    },
+    narrow: Tile {
+        mr: 4,
+        nr: 4,
+        packed: narrow_packed,
+        strided: narrow_strided,
+    },
 };
-
-const MR: usize = 4;
-const NR: usize = 8;
 
 /// Plain Rust; the compiler may vectorise it with the baseline ISA (SSE2 on x86-64).
 /// Multiply then add (not `mul_add`): without an FMA unit `mul_add` is a slow libm call.
-unsafe fn micro_kernel(
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn body<const MR: usize, const NR: usize>(
     k: usize,
     alpha: f32,
     a: *const f32,
+    rsa: usize,
+    csa: usize,
     b: *const f32,
     rsb: usize,
     beta: f32,
     c: *mut f32,
     rsc: usize,
+    nc: usize,
 ) {
     let mut acc = [[0.0f32; NR]; MR];
     for p in 0..k {
-        let a = std::slice::from_raw_parts(a.add(p * MR), MR);
         let b = std::slice::from_raw_parts(b.add(p * rsb), NR);
-        for i in 0..MR {
+        for (i, row) in acc.iter_mut().enumerate() {
+            let ai = *a.add(i * rsa + p * csa);
             for j in 0..NR {
-                acc[i][j] += a[i] * b[j];
+                row[j] += ai * b[j];
             }
         }
     }
     for (i, row) in acc.iter().enumerate() {
-        let c = std::slice::from_raw_parts_mut(c.add(i * rsc), NR);
-        for j in 0..NR {
+        let c = std::slice::from_raw_parts_mut(c.add(i * rsc), nc);
+        for j in 0..nc {
             c[j] = if beta == 0.0 {
                 alpha * row[j]
             } else {
@@ -46,6 +57,50 @@ unsafe fn micro_kernel(
         }
     }
 }
+
+macro_rules! entry {
+    ($name:ident, $mr:literal, $nr:literal, packed) => {
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn $name(
+            k: usize,
+            alpha: f32,
+            a: *const f32,
+            _rsa: usize,
+            _csa: usize,
+            b: *const f32,
+            rsb: usize,
+            beta: f32,
+            c: *mut f32,
+            rsc: usize,
+            nc: usize,
+        ) {
+            body::<$mr, $nr>(k, alpha, a, 1, $mr, b, rsb, beta, c, rsc, nc)
+        }
+    };
+    ($name:ident, $mr:literal, $nr:literal, strided) => {
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn $name(
+            k: usize,
+            alpha: f32,
+            a: *const f32,
+            rsa: usize,
+            csa: usize,
+            b: *const f32,
+            rsb: usize,
+            beta: f32,
+            c: *mut f32,
+            rsc: usize,
+            nc: usize,
+        ) {
+            body::<$mr, $nr>(k, alpha, a, rsa, csa, b, rsb, beta, c, rsc, nc)
+        }
+    };
+}
+
+entry!(wide_packed, 4, 8, packed);
+entry!(wide_strided, 4, 8, strided);
+entry!(narrow_packed, 4, 4, packed);
+entry!(narrow_strided, 4, 4, strided);
 
 /// C = alpha·A·B + beta·C by the textbook triple loop, accumulating in f64.
 /// Slow and obviously right: every kernel is tested against it.

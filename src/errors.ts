@@ -55,8 +55,13 @@ export class IdxFormatError extends FerronetError {
 
 /** Training was stopped through an `AbortSignal`. The network keeps the weights of the last finished batch. */
 export class AbortError extends FerronetError {
-  constructor(message = 'training was aborted') {
+  /** Optimizer steps this `fit` completed before it stopped, when known. */
+  stepsDone?: number
+  /** Steps it had completed when the stop was requested; at most one more follows. */
+  stepsAtRequest?: number
+  constructor(message = 'training was aborted', stepsDone?: number) {
     super('ABORT_ERR', message)
+    if (stepsDone !== undefined) this.stepsDone = stepsDone
   }
 }
 

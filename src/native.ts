@@ -46,8 +46,10 @@ export function fromNative(error: unknown): unknown {
     }
     case 'ERR_SHAPE':
       return Object.assign(new ShapeError(message), { cause: error })
-    case 'ABORT_ERR':
-      return new AbortError()
+    case 'ABORT_ERR': {
+      const steps = /after (\d+) steps/.exec(message)?.[1]
+      return new AbortError(message, steps === undefined ? undefined : Number(steps))
+    }
     default:
       return new NativeError(code, message, { cause: error })
   }

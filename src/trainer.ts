@@ -167,7 +167,10 @@ export class Trainer {
           if (p.epochEnd && p.epoch === lastEpoch) finalReport!()
         }
       : undefined
-    const onAbort = () => this.handle.abort()
+    let stepsAtRequest: number | undefined
+    const onAbort = () => {
+      stepsAtRequest = this.handle.abort()
+    }
     options.signal?.addEventListener('abort', onAbort, { once: true })
     try {
       const stats = await awaitNative(
@@ -179,6 +182,7 @@ export class Trainer {
       return { epochs: stats }
     } catch (error) {
       if (callbackError) throw callbackError.error
+      if (error instanceof AbortError && stepsAtRequest !== undefined) error.stepsAtRequest = stepsAtRequest
       throw error
     } finally {
       settled = true

@@ -1,8 +1,7 @@
 //! One epoch of the seed network on MNIST-sized synthetic data: `cargo run --release --example epoch [threads]`.
 use ferronet_core::data::{DataView, Inputs};
 use ferronet_core::model::{LayerSpec, Model};
-use ferronet_core::{AdamConfig, FitConfig, OptimizerConfig, Trainer};
-use std::sync::atomic::AtomicBool;
+use ferronet_core::{AdamConfig, FitConfig, OptimizerConfig, TrainControl, Trainer};
 
 fn main() {
     let threads: usize = std::env::args()
@@ -31,7 +30,7 @@ fn main() {
         shuffle: true,
         progress_every: 0,
     };
-    let stop = AtomicBool::new(false);
+    let stop = TrainControl::new();
     for _ in 0..3 {
         let s = pool
             .install(|| trainer.fit_epoch(&mut model, &data, &cfg, &mut |_| {}, &stop))

@@ -34,9 +34,9 @@ pub enum Error {
         batch: usize,
     },
 
-    /// The caller asked training to stop (AbortSignal).
-    #[error("training was aborted")]
-    Aborted,
+    /// The caller asked training to stop (AbortSignal); `steps` optimizer steps were done.
+    #[error("training was aborted after {steps} steps")]
+    Aborted { steps: usize },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

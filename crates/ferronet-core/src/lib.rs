@@ -25,4 +25,4 @@ pub use data::{DataView, Inputs};
 pub use error::{Error, Result};
 pub use model::{LayerSpec, Model};
 pub use optim::{Adam, AdamConfig, Optimizer, OptimizerConfig, Sgd, SgdConfig};
-pub use train::{EpochStats, EvalStats, FitConfig, Progress, Trainer};
+pub use train::{EpochStats, EvalStats, FitConfig, Progress, TrainControl, Trainer};

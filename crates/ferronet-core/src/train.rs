@@ -8,8 +8,47 @@ use crate::model::Model;
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::rng::{self, Rng};
 use rand::Rng as _;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
+
+/// Shared between a running fit/evaluate and whoever may stop it (another thread).
+/// Stopping is checked before every batch, so at most the batch in progress
+/// completes after `request_stop`.
+#[derive(Debug, Default)]
+pub struct TrainControl {
+    stop: AtomicBool,
+    steps: AtomicUsize,
+}
+
+impl TrainControl {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Asks the run to stop before its next batch; returns the steps completed so far.
+    pub fn request_stop(&self) -> usize {
+        self.stop.store(true, Ordering::SeqCst);
+        self.steps.load(Ordering::SeqCst)
+    }
+
+    /// Clears a stop request and the step count, for a new run.
+    pub fn reset(&self) {
+        self.stop.store(false, Ordering::SeqCst);
+        self.steps.store(0, Ordering::SeqCst);
+    }
+
+    /// Optimizer steps (training batches) completed since the last reset.
+    pub fn steps(&self) -> usize {
+        self.steps.load(Ordering::SeqCst)
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.stop.load(Ordering::SeqCst) {
+            return Err(Error::Aborted { steps: self.steps() });
+        }
+        Ok(())
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FitConfig {
@@ -81,7 +120,7 @@ impl Trainer {
         self.epochs_done
     }
 
-    /// One pass over `data`. Stops before the next batch once `stop` is set, leaving
+    /// One pass over `data`. Stops before the next batch once `control` asks, leaving
     /// the model with the weights of the last finished step, and returns `Error::Aborted`.
     pub fn fit_epoch(
         &mut self,
@@ -89,7 +128,7 @@ impl Trainer {
         data: &DataView,
         config: &FitConfig,
         on_progress: &mut dyn FnMut(&Progress),
-        stop: &AtomicBool,
+        control: &TrainControl,
     ) -> Result<EpochStats> {
         check_data(model, data)?;
         if config.batch_size == 0 {
@@ -114,9 +153,7 @@ impl Trainer {
         let (batch_labels, optimizer) = (&mut self.batch_labels, &mut self.optimizer);
         crate::team::with_team(|| -> Result<()> {
             for b in 0..batches {
-                if stop.load(Ordering::Relaxed) {
-                    return Err(Error::Aborted);
-                }
+                control.check()?;
                 let rows = &order[b * config.batch_size..((b + 1) * config.batch_size).min(n)];
                 data.gather(rows, model.input_buffer(rows.len()));
                 data.gather_labels(rows, batch_labels);
@@ -131,6 +168,7 @@ impl Trainer {
                     });
                 }
                 model.apply_optimizer(optimizer);
+                control.steps.fetch_add(1, Ordering::SeqCst);
                 total.loss_sum += batch.loss_sum;
                 total.correct += batch.correct;
                 samples += rows.len();
@@ -190,7 +228,7 @@ pub fn evaluate(
     model: &mut Model,
     data: &DataView,
     batch_size: usize,
-    stop: &AtomicBool,
+    control: &TrainControl,
 ) -> Result<EvalStats> {
     check_data(model, data)?;
     if batch_size == 0 {
@@ -201,9 +239,7 @@ pub fn evaluate(
     let mut rows: Vec<usize> = Vec::with_capacity(batch_size);
     let mut labels = Vec::with_capacity(batch_size);
     for start in (0..n).step_by(batch_size) {
-        if stop.load(Ordering::Relaxed) {
-            return Err(Error::Aborted);
-        }
+        control.check()?;
         rows.clear();
         rows.extend(start..(start + batch_size).min(n));
         data.gather(&rows, model.input_buffer(rows.len()));

@@ -3,8 +3,7 @@
 use ferronet_core::data::{DataView, Inputs};
 use ferronet_core::model::{LayerSpec, Model};
 use ferronet_core::train::evaluate;
-use ferronet_core::{AdamConfig, Error, FitConfig, OptimizerConfig, Trainer};
-use std::sync::atomic::AtomicBool;
+use ferronet_core::{AdamConfig, Error, FitConfig, OptimizerConfig, TrainControl, Trainer};
 
 const SPECS: [LayerSpec; 3] = [
     LayerSpec::Dense { units: 16 },
@@ -48,7 +47,7 @@ fn an_epoch_learns_and_reports_progress() {
         1,
     )
     .unwrap();
-    let stop = AtomicBool::new(false);
+    let stop = TrainControl::new();
     let before = evaluate(&mut model, &data, 64, &stop).unwrap();
     let mut reports = vec![];
     for _ in 0..5 {
@@ -86,7 +85,7 @@ fn bad_data_is_rejected_with_the_place_named() {
     ));
     let mut model = Model::sequential(6, &SPECS, 1).unwrap();
     let mut trainer = Trainer::new(&OptimizerConfig::Adam(AdamConfig::default()), 1).unwrap();
-    let stop = AtomicBool::new(false);
+    let stop = TrainControl::new();
     let narrow = DataView::new(Inputs::U8(&x[..30 * 3]), &y, 3).unwrap();
     let err = trainer
         .fit_epoch(&mut model, &narrow, &config(), &mut |_| {}, &stop)
@@ -124,11 +123,12 @@ fn stop_flag_aborts_before_the_next_batch_and_keeps_weights() {
     let mut model = Model::sequential(6, &SPECS, 1).unwrap();
     let before: Vec<Vec<f32>> = model.params().iter().map(|p| p.data.to_vec()).collect();
     let mut trainer = Trainer::new(&OptimizerConfig::Adam(AdamConfig::default()), 1).unwrap();
-    let stop = AtomicBool::new(true);
+    let stop = TrainControl::new();
+    assert_eq!(stop.request_stop(), 0);
     let err = trainer
         .fit_epoch(&mut model, &data, &config(), &mut |_| {}, &stop)
         .unwrap_err();
-    assert_eq!(err, Error::Aborted);
+    assert_eq!(err, Error::Aborted { steps: 0 });
     let after: Vec<Vec<f32>> = model.params().iter().map(|p| p.data.to_vec()).collect();
     assert_eq!(before, after);
     assert_eq!(trainer.epochs_done(), 0);
@@ -147,7 +147,7 @@ fn same_seed_same_bits_any_thread_count() {
             let mut model = Model::sequential(6, &SPECS, seed).unwrap();
             let mut trainer =
                 Trainer::new(&OptimizerConfig::Adam(AdamConfig::default()), seed).unwrap();
-            let stop = AtomicBool::new(false);
+            let stop = TrainControl::new();
             for _ in 0..2 {
                 trainer
                     .fit_epoch(&mut model, &data, &config(), &mut |_| {}, &stop)

@@ -12,13 +12,13 @@ pub fn code_of(e: &CoreError) -> &'static str {
         CoreError::Shape { .. } => "ERR_SHAPE",
         CoreError::LabelOutOfRange { .. } => "ERR_LABEL_OUT_OF_RANGE",
         CoreError::NonFiniteLoss { .. } => "ERR_NON_FINITE_LOSS",
-        CoreError::Aborted => "ABORT_ERR",
+        CoreError::Aborted { .. } => "ABORT_ERR",
     }
 }
 
 pub fn to_js(e: CoreError) -> Error {
     let status = match e {
-        CoreError::Aborted => Status::Cancelled,
+        CoreError::Aborted { .. } => Status::Cancelled,
         CoreError::InvalidConfig { .. } | CoreError::Shape { .. } | CoreError::LabelOutOfRange { .. } => Status::InvalidArg,
         CoreError::NonFiniteLoss { .. } => Status::GenericFailure,
     };

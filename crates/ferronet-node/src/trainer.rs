@@ -8,6 +8,7 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Result, Status, Task};
 use napi_derive::napi;
 use std::sync::atomic::{AtomicBool, Ordering};
+use ferronet_core::TrainControl;
 use std::sync::{Arc, Mutex};
 
 use crate::data::NativeData;
@@ -24,7 +25,7 @@ pub struct NativeTrainer {
     model: SharedModel,
     trainer: Arc<Mutex<Trainer>>,
     pool: Arc<rayon::ThreadPool>,
-    stop: Arc<AtomicBool>,
+    control: Arc<TrainControl>,
     running: Arc<AtomicBool>,
 }
 
@@ -44,7 +45,7 @@ impl NativeTrainer {
             model: net.model.clone(),
             trainer: Arc::new(Mutex::new(trainer)),
             pool: Arc::new(pool),
-            stop: Arc::new(AtomicBool::new(false)),
+            control: Arc::new(TrainControl::new()),
             running: Arc::new(AtomicBool::new(false)),
         })
     }
@@ -71,7 +72,7 @@ impl NativeTrainer {
             model: self.model.clone(),
             trainer: self.trainer.clone(),
             pool: self.pool.clone(),
-            stop: self.stop.clone(),
+            control: self.control.clone(),
             running: self.running.clone(),
             data,
             config: FitConfig {
@@ -95,7 +96,7 @@ impl NativeTrainer {
         Ok(AsyncTask::new(EvalTask {
             model: self.model.clone(),
             pool: self.pool.clone(),
-            stop: self.stop.clone(),
+            control: self.control.clone(),
             running: self.running.clone(),
             data,
             batch_size: batch_size as usize,
@@ -116,10 +117,11 @@ impl NativeTrainer {
         })
     }
 
-    /// Asks a running fit/evaluate to stop before its next batch.
+    /// Asks a running fit/evaluate to stop before its next batch; returns the
+    /// optimizer steps this fit had completed at that moment.
     #[napi]
-    pub fn abort(&self) {
-        self.stop.store(true, Ordering::SeqCst);
+    pub fn abort(&self) -> u32 {
+        self.control.request_stop() as u32
     }
 
     /// One task at a time per trainer; a new task clears an earlier abort.
@@ -127,7 +129,7 @@ impl NativeTrainer {
         if self.running.swap(true, Ordering::SeqCst) {
             return Err(coded("ERR_BUSY", "this trainer is already running fit() or evaluate(); await it first"));
         }
-        self.stop.store(false, Ordering::SeqCst);
+        self.control.reset();
         Ok(())
     }
 }
@@ -136,7 +138,7 @@ pub struct FitTask {
     model: SharedModel,
     trainer: Arc<Mutex<Trainer>>,
     pool: Arc<rayon::ThreadPool>,
-    stop: Arc<AtomicBool>,
+    control: Arc<TrainControl>,
     running: Arc<AtomicBool>,
     data: NativeData,
     config: FitConfig,
@@ -165,7 +167,7 @@ impl Task for FitTask {
             for _ in 0..self.epochs {
                 let epoch = self
                     .pool
-                    .install(|| trainer.fit_epoch(model, &data, &self.config, &mut report, &self.stop))
+                    .install(|| trainer.fit_epoch(model, &data, &self.config, &mut report, &self.control))
                     .map_err(to_js)?;
                 stats.push(epoch.into());
             }
@@ -186,7 +188,7 @@ impl Task for FitTask {
 pub struct EvalTask {
     model: SharedModel,
     pool: Arc<rayon::ThreadPool>,
-    stop: Arc<AtomicBool>,
+    control: Arc<TrainControl>,
     running: Arc<AtomicBool>,
     data: NativeData,
     batch_size: usize,
@@ -201,7 +203,7 @@ impl Task for EvalTask {
             let data = self.data.view()?;
             let mut model_guard = lock(&self.model);
             let model = &mut *model_guard;
-            let s = self.pool.install(|| evaluate(model, &data, self.batch_size, &self.stop)).map_err(to_js)?;
+            let s = self.pool.install(|| evaluate(model, &data, self.batch_size, &self.control)).map_err(to_js)?;
             Ok(NativeEvalStats { loss: s.loss, accuracy: s.accuracy, samples: s.samples as u32 })
         })
     }

@@ -122,16 +122,19 @@ export function paramCount({ input = 784, hidden = 500, classes = 10 } = {}) {
 
 /**
  * GEMM shapes benchmarked (m×k×n: C[m,n] = A[m,k]·B[k,n], 2·m·k·n FLOPs). The seed
- * network's products carry the transposes they have in training: PyTorch layout
- * stores W1 as [500,784] and activations as [64,·], so the forward products read B
- * transposed and the weight-gradient products read A transposed.
+ * network's products carry the transposes they have in ferronet's training step:
+ * weights are stored [in, out] and activations [64, ·], so the forward products read
+ * both operands as stored, the weight-gradient products read A transposed and the
+ * hidden-layer gradient reads B transposed. OpenBLAS gets the same operand layouts.
+ * Same list as SEED_NETWORK_SHAPES in src/bench.ts (ferronet bench).
  */
 export const GEMM_SEED_SHAPES = Object.freeze([
-  { m: 64, k: 784, n: 500, transA: false, transB: true, role: 'fwd L1: X·W1ᵀ' },
-  { m: 784, k: 64, n: 500, transA: true, transB: false, role: 'bwd L1: dW1ᵀ = Xᵀ·dH' },
-  { m: 64, k: 500, n: 10, transA: false, transB: true, role: 'fwd L2: H·W2ᵀ' },
-  { m: 500, k: 64, n: 10, transA: true, transB: false, role: 'bwd L2: dW2ᵀ = Hᵀ·dZ' },
-  { m: 64, k: 10, n: 500, transA: false, transB: false, role: 'bwd L2: dX2 = dZ·W2' },
+  // As ferronet's training step runs them: weights are stored transposed, W1t [784, 500].
+  { m: 64, k: 784, n: 500, transA: false, transB: false, role: 'fwd L1: X·W1t' },
+  { m: 784, k: 64, n: 500, transA: true, transB: false, role: 'bwd L1: dW1t = Xᵀ·dH' },
+  { m: 64, k: 500, n: 10, transA: false, transB: false, role: 'fwd L2: H·W2t' },
+  { m: 500, k: 64, n: 10, transA: true, transB: false, role: 'bwd L2: dW2t = Hᵀ·dZ' },
+  { m: 64, k: 10, n: 500, transA: false, transB: true, role: 'bwd L2: dH = dZ·W2tᵀ' },
 ])
 export const GEMM_SQUARES = Object.freeze([256, 512, 1024, 2048])
 

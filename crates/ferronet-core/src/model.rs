@@ -444,6 +444,20 @@ impl Model {
         unsafe { optimizer.step(&self.tensor_refs) };
     }
 
+    /// Sum of every gradient element: one streaming read of all gradients (used to
+    /// measure what fusing the optimizer into the gradient product could save).
+    pub fn sum_of_gradients(&self) -> f32 {
+        self.layers
+            .iter()
+            .map(|l| match l {
+                Layer::Linear {
+                    dweight_t, dbias, ..
+                } => dweight_t.sum() + dbias.sum(),
+                Layer::Relu => 0.0,
+            })
+            .sum()
+    }
+
     /// Logits for `rows` rows of f32 inputs [rows, input_dim], computed in chunks.
     pub fn predict(&mut self, inputs: &[f32], out: &mut [f32]) -> Result<()> {
         const CHUNK: usize = 1024;

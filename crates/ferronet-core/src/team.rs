@@ -24,6 +24,9 @@ struct Job<'a> {
     members: usize,
 }
 
+/// Helpers per team at most (a bit each in a u64 mask); more threads just sit out.
+const MAX_HELPERS: usize = 64;
+
 const NOT_STARTED: u8 = 0;
 const IDLE: u8 = 1;
 const BUSY: u8 = 2;
@@ -51,7 +54,9 @@ thread_local! {
 /// Runs `f` on this thread while the other workers of the current rayon pool spin,
 /// ready for `run_parts`. With one thread it just runs `f`.
 pub fn with_team<R>(f: impl FnOnce() -> R) -> R {
-    let others = rayon::current_num_threads().saturating_sub(1);
+    let others = rayon::current_num_threads()
+        .saturating_sub(1)
+        .min(MAX_HELPERS);
     if others == 0 || !CURRENT.with(|c| c.get().is_null()) {
         return f();
     }
@@ -89,6 +94,7 @@ fn helper_loop(team: &Team, h: usize) {
     let me = &team.helpers[h];
     me.state.store(IDLE, Ordering::Release);
     let mut idle_since = Instant::now();
+    let (mut hot, mut spins) = (true, 0u32);
     loop {
         if me.state.load(Ordering::Acquire) == BUSY {
             let job = unsafe { &*me.job.load(Ordering::Acquire) };
@@ -103,14 +109,20 @@ fn helper_loop(team: &Team, h: usize) {
             }
             me.state.store(IDLE, Ordering::Release);
             idle_since = Instant::now();
+            hot = true;
             continue;
         }
         if team.stop.load(Ordering::Acquire) {
             return;
         }
-        // Spin hot for a while, then politely: long serial stretches should not starve other threads.
-        if idle_since.elapsed() < Duration::from_micros(500) {
+        // Spin hot for a while, then politely: long serial stretches should not starve
+        // other threads. The clock is read once per 256 spins, not on every one.
+        spins = spins.wrapping_add(1);
+        if hot {
             std::hint::spin_loop();
+            if spins % 256 == 0 && idle_since.elapsed() > Duration::from_micros(500) {
+                hot = false;
+            }
         } else {
             std::thread::yield_now();
         }
@@ -131,22 +143,31 @@ pub fn run_parts(parts: usize, work: &(dyn Fn(usize) + Sync)) {
     }
     let team = unsafe { &*team };
     // Post to helpers that are up and idle; the caller is member 0.
-    let ready: Vec<&Helper> = team
-        .helpers
-        .iter()
-        .filter(|h| h.state.load(Ordering::Acquire) == IDLE)
-        .take(parts.saturating_sub(1))
-        .collect();
+    // Only this thread posts jobs, and helpers only ever turn from not-started to idle
+    // on their own, so the idle ones counted here are still idle when posted to. A bit
+    // mask (not a Vec) records them: no allocation per call.
+    let wanted = parts.saturating_sub(1).min(MAX_HELPERS);
+    let idle = |h: &Helper| h.state.load(Ordering::Acquire) == IDLE;
+    let members = 1 + team.helpers.iter().filter(|h| idle(h)).take(wanted).count();
     let job = Job {
         work,
         parts,
-        members: ready.len() + 1,
+        members,
     };
     let job_ptr = &job as *const Job as *mut Job<'static>;
-    for (i, h) in ready.iter().enumerate() {
-        h.rank.set(i + 1);
-        h.job.store(job_ptr, Ordering::Release);
-        h.state.store(BUSY, Ordering::Release);
+    let mut posted: u64 = 0;
+    let mut rank = 1;
+    for (i, h) in team.helpers.iter().enumerate() {
+        if rank == members {
+            break;
+        }
+        if idle(h) {
+            h.rank.set(rank);
+            h.job.store(job_ptr, Ordering::Release);
+            h.state.store(BUSY, Ordering::Release);
+            posted |= 1 << i;
+            rank += 1;
+        }
     }
     let mine = catch_unwind(AssertUnwindSafe(|| {
         for p in (0..parts).step_by(job.members) {
@@ -154,9 +175,11 @@ pub fn run_parts(parts: usize, work: &(dyn Fn(usize) + Sync)) {
         }
     }));
     // Wait for every helper before `job` leaves the stack, even if our part panicked.
-    for h in &ready {
-        while h.state.load(Ordering::Acquire) == BUSY {
-            std::hint::spin_loop();
+    for (i, h) in team.helpers.iter().enumerate() {
+        if posted & (1 << i) != 0 {
+            while h.state.load(Ordering::Acquire) == BUSY {
+                std::hint::spin_loop();
+            }
         }
     }
     if let Err(p) = mine {

@@ -44,7 +44,9 @@ impl TrainControl {
 
     fn check(&self) -> Result<()> {
         if self.stop.load(Ordering::SeqCst) {
-            return Err(Error::Aborted { steps: self.steps() });
+            return Err(Error::Aborted {
+                steps: self.steps(),
+            });
         }
         Ok(())
     }

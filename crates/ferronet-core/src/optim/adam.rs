@@ -132,8 +132,75 @@ impl SharedBuffers<'_> {
     }
 }
 
+/// Adam's elementwise update. The exact form costs a square root and a division per
+/// element, and the division dominated the optimizer step (17% of an epoch in a
+/// profile); with AVX-512 the division becomes a reciprocal estimate refined by one
+/// Newton step (relative error ~1e-7, within the PyTorch parity tolerance of 1e-5),
+/// applied 16 lanes at a time. Elsewhere, and for the tail, the exact form.
+fn adam_update(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], c: &Coefficients) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx512f") {
+            let done = unsafe { adam_update_avx512(p, g, m, v, c) };
+            let (p, g, m, v) = (&mut p[done..], &g[done..], &mut m[done..], &mut v[done..]);
+            return adam_update_exact(p, g, m, v, c);
+        }
+    }
+    adam_update_exact(p, g, m, v, c)
+}
+
+/// Whole 16-lane blocks of the update; returns how many elements it did.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn adam_update_avx512(
+    p: &mut [f32],
+    g: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    c: &Coefficients,
+) -> usize {
+    use std::arch::x86_64::*;
+    let n = p.len() / 16 * 16;
+    let beta1 = _mm512_set1_ps(c.beta1);
+    let one_minus_beta1 = _mm512_set1_ps(1.0 - c.beta1);
+    let beta2 = _mm512_set1_ps(c.beta2);
+    let one_minus_beta2 = _mm512_set1_ps(1.0 - c.beta2);
+    let inv_bias_correction2_sqrt = _mm512_set1_ps((1.0 / c.bias_correction2_sqrt as f64) as f32);
+    let eps = _mm512_set1_ps(c.eps);
+    let step_size = _mm512_set1_ps(c.step_size);
+    let weight_decay = _mm512_set1_ps(c.weight_decay);
+    let two = _mm512_set1_ps(2.0);
+    for i in (0..n).step_by(16) {
+        let pv = _mm512_loadu_ps(p.as_ptr().add(i));
+        let mut gv = _mm512_loadu_ps(g.as_ptr().add(i));
+        if c.weight_decay != 0.0 {
+            gv = _mm512_add_ps(gv, _mm512_mul_ps(weight_decay, pv));
+        }
+        let mv = _mm512_add_ps(
+            _mm512_mul_ps(beta1, _mm512_loadu_ps(m.as_ptr().add(i))),
+            _mm512_mul_ps(one_minus_beta1, gv),
+        );
+        let vv = _mm512_add_ps(
+            _mm512_mul_ps(beta2, _mm512_loadu_ps(v.as_ptr().add(i))),
+            _mm512_mul_ps(_mm512_mul_ps(one_minus_beta2, gv), gv),
+        );
+        let denom = _mm512_add_ps(
+            _mm512_mul_ps(_mm512_sqrt_ps(vv), inv_bias_correction2_sqrt),
+            eps,
+        );
+        // 1/denom: 14-bit estimate, one Newton step r·(2 − d·r).
+        let r = _mm512_rcp14_ps(denom);
+        let r = _mm512_mul_ps(r, _mm512_fnmadd_ps(denom, r, two));
+        let update = _mm512_mul_ps(step_size, _mm512_mul_ps(mv, r));
+        _mm512_storeu_ps(m.as_mut_ptr().add(i), mv);
+        _mm512_storeu_ps(v.as_mut_ptr().add(i), vv);
+        _mm512_storeu_ps(p.as_mut_ptr().add(i), _mm512_sub_ps(pv, update));
+    }
+    n
+}
+
 multiversion! {
-    fn adam_update(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], c: &Coefficients) {
+    fn adam_update_exact(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], c: &Coefficients) {
         let Coefficients { beta1, beta2, eps, weight_decay, step_size, bias_correction2_sqrt } = *c;
         for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
             // g += weight_decay · p;  m = β1·m + (1-β1)·g;  v = β2·v + (1-β2)·g²

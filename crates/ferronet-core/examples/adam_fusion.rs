@@ -1,0 +1,54 @@
+//! Does fusing the optimizer update into the weight-gradient product pay?
+//! `cargo run --release --example adam_fusion [threads]`
+//!
+//! Fusion would apply Adam to each dW tile while it sits in L1, saving one pass that
+//! reads dW back. That pass can save at most the time of streaming dW once, so this
+//! measures (a) the Adam step and (b) one read of every gradient, inside a team as in
+//! training. (b) bounds the gain from above.
+use ferronet_core::model::{LayerSpec, Model};
+use ferronet_core::{AdamConfig, OptimizerConfig};
+use std::time::Instant;
+
+fn main() {
+    let threads: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        ferronet_core::team::with_team(|| {
+            let specs = [LayerSpec::Dense { units: 500 }, LayerSpec::Relu, LayerSpec::Dense { units: 10 }];
+            let mut model = Model::sequential(784, &specs, 0).unwrap();
+            let mut opt = OptimizerConfig::Adam(AdamConfig::default()).build().unwrap();
+            let labels: Vec<u8> = (0..64).map(|i| (i % 10) as u8).collect();
+            for (i, v) in model.input_buffer(64).iter_mut().enumerate() {
+                *v = ((i * 31) % 255) as f32 / 255.0;
+            }
+            let n = 400;
+            let (mut step, mut adam, mut read) = (0.0, 0.0, 0.0);
+            let mut sink = 0.0f32;
+            for it in 0..n + 20 {
+                let t0 = Instant::now();
+                model.forward_backward(64, &labels);
+                let t1 = Instant::now();
+                model.apply_optimizer(&mut opt);
+                let t2 = Instant::now();
+                sink += model.sum_of_gradients();
+                let t3 = Instant::now();
+                if it >= 20 {
+                    step += (t2 - t0).as_secs_f64();
+                    adam += (t2 - t1).as_secs_f64();
+                    read += (t3 - t2).as_secs_f64();
+                }
+            }
+            let us = |s: f64| s / n as f64 * 1e6;
+            println!(
+                "threads {threads}: step {:.0} us, adam {:.0} us, one read of all gradients {:.1} us => fusion could save at most {:.1}% of a step (sink {sink:.1e})",
+                us(step), us(adam), us(read), 100.0 * read / step
+            );
+        })
+    });
+}

@@ -1,7 +1,7 @@
 //! AVX2 + FMA micro-kernels: 6×16 tiles (12 ymm accumulators), and 8×8 tiles for
 //! products with at most 8 columns.
 
-use super::kernel::{Kernel, Tile};
+use super::kernel::{micro_kernel_entries, Kernel, Tile};
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
@@ -82,46 +82,5 @@ unsafe fn body<const MR: usize, const H: usize>(
     }
 }
 
-macro_rules! entry {
-    ($name:ident, $mr:literal, $h:literal, packed) => {
-        #[allow(clippy::too_many_arguments)]
-        unsafe fn $name(
-            k: usize,
-            alpha: f32,
-            a: *const f32,
-            _rsa: usize,
-            _csa: usize,
-            b: *const f32,
-            rsb: usize,
-            beta: f32,
-            c: *mut f32,
-            rsc: usize,
-            nc: usize,
-        ) {
-            body::<$mr, $h>(k, alpha, a, 1, $mr, b, rsb, beta, c, rsc, nc)
-        }
-    };
-    ($name:ident, $mr:literal, $h:literal, strided) => {
-        #[allow(clippy::too_many_arguments)]
-        unsafe fn $name(
-            k: usize,
-            alpha: f32,
-            a: *const f32,
-            rsa: usize,
-            csa: usize,
-            b: *const f32,
-            rsb: usize,
-            beta: f32,
-            c: *mut f32,
-            rsc: usize,
-            nc: usize,
-        ) {
-            body::<$mr, $h>(k, alpha, a, rsa, csa, b, rsb, beta, c, rsc, nc)
-        }
-    };
-}
-
-entry!(wide_packed, 6, 2, packed);
-entry!(wide_strided, 6, 2, strided);
-entry!(narrow_packed, 8, 1, packed);
-entry!(narrow_strided, 8, 1, strided);
+micro_kernel_entries!(wide_packed, wide_strided, 6, 2);
+micro_kernel_entries!(narrow_packed, narrow_strided, 8, 1);

@@ -26,6 +26,47 @@ pub type MicroKernel = unsafe fn(
     nc: usize,
 );
 
+/// Declares a tile shape's two entry points over the calling module's generic
+/// `body::<MR, X>`: `$packed` with A's strides fixed at compile time (1, MR) and
+/// `$strided` with A's strides passed in.
+macro_rules! micro_kernel_entries {
+    ($packed:ident, $strided:ident, $mr:literal, $x:literal) => {
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn $packed(
+            k: usize,
+            alpha: f32,
+            a: *const f32,
+            _rsa: usize,
+            _csa: usize,
+            b: *const f32,
+            rsb: usize,
+            beta: f32,
+            c: *mut f32,
+            rsc: usize,
+            nc: usize,
+        ) {
+            body::<$mr, $x>(k, alpha, a, 1, $mr, b, rsb, beta, c, rsc, nc)
+        }
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn $strided(
+            k: usize,
+            alpha: f32,
+            a: *const f32,
+            rsa: usize,
+            csa: usize,
+            b: *const f32,
+            rsb: usize,
+            beta: f32,
+            c: *mut f32,
+            rsc: usize,
+            nc: usize,
+        ) {
+            body::<$mr, $x>(k, alpha, a, rsa, csa, b, rsb, beta, c, rsc, nc)
+        }
+    };
+}
+pub(crate) use micro_kernel_entries;
+
 /// One register-block shape and its micro-kernels.
 #[derive(Clone, Copy)]
 pub struct Tile {

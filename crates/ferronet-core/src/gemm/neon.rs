@@ -2,7 +2,7 @@
 //! tiles for products with at most 4 columns. NEON is baseline on aarch64.
 //! Not compiled on the x86-64 development machine (no aarch64 toolchain there).
 
-use super::kernel::{Kernel, Tile};
+use super::kernel::{micro_kernel_entries, Kernel, Tile};
 
 #[cfg(target_arch = "aarch64")]
 use std::arch::aarch64::*;
@@ -80,46 +80,5 @@ unsafe fn body<const MR: usize, const H: usize>(
     }
 }
 
-macro_rules! entry {
-    ($name:ident, $mr:literal, $h:literal, packed) => {
-        #[allow(clippy::too_many_arguments)]
-        unsafe fn $name(
-            k: usize,
-            alpha: f32,
-            a: *const f32,
-            _rsa: usize,
-            _csa: usize,
-            b: *const f32,
-            rsb: usize,
-            beta: f32,
-            c: *mut f32,
-            rsc: usize,
-            nc: usize,
-        ) {
-            body::<$mr, $h>(k, alpha, a, 1, $mr, b, rsb, beta, c, rsc, nc)
-        }
-    };
-    ($name:ident, $mr:literal, $h:literal, strided) => {
-        #[allow(clippy::too_many_arguments)]
-        unsafe fn $name(
-            k: usize,
-            alpha: f32,
-            a: *const f32,
-            rsa: usize,
-            csa: usize,
-            b: *const f32,
-            rsb: usize,
-            beta: f32,
-            c: *mut f32,
-            rsc: usize,
-            nc: usize,
-        ) {
-            body::<$mr, $h>(k, alpha, a, rsa, csa, b, rsb, beta, c, rsc, nc)
-        }
-    };
-}
-
-entry!(wide_packed, 8, 2, packed);
-entry!(wide_strided, 8, 2, strided);
-entry!(narrow_packed, 8, 1, packed);
-entry!(narrow_strided, 8, 1, strided);
+micro_kernel_entries!(wide_packed, wide_strided, 8, 2);
+micro_kernel_entries!(narrow_packed, narrow_strided, 8, 1);

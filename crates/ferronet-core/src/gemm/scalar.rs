@@ -1,6 +1,6 @@
 //! The portable micro-kernel (any CPU) and the naive reference product used by tests.
 
-use super::kernel::{Kernel, Tile};
+use super::kernel::{micro_kernel_entries, Kernel, Tile};
 
 pub const KERNEL: Kernel = Kernel {
     name: "scalar",
@@ -58,49 +58,8 @@ unsafe fn body<const MR: usize, const NR: usize>(
     }
 }
 
-macro_rules! entry {
-    ($name:ident, $mr:literal, $nr:literal, packed) => {
-        #[allow(clippy::too_many_arguments)]
-        unsafe fn $name(
-            k: usize,
-            alpha: f32,
-            a: *const f32,
-            _rsa: usize,
-            _csa: usize,
-            b: *const f32,
-            rsb: usize,
-            beta: f32,
-            c: *mut f32,
-            rsc: usize,
-            nc: usize,
-        ) {
-            body::<$mr, $nr>(k, alpha, a, 1, $mr, b, rsb, beta, c, rsc, nc)
-        }
-    };
-    ($name:ident, $mr:literal, $nr:literal, strided) => {
-        #[allow(clippy::too_many_arguments)]
-        unsafe fn $name(
-            k: usize,
-            alpha: f32,
-            a: *const f32,
-            rsa: usize,
-            csa: usize,
-            b: *const f32,
-            rsb: usize,
-            beta: f32,
-            c: *mut f32,
-            rsc: usize,
-            nc: usize,
-        ) {
-            body::<$mr, $nr>(k, alpha, a, rsa, csa, b, rsb, beta, c, rsc, nc)
-        }
-    };
-}
-
-entry!(wide_packed, 4, 8, packed);
-entry!(wide_strided, 4, 8, strided);
-entry!(narrow_packed, 4, 4, packed);
-entry!(narrow_strided, 4, 4, strided);
+micro_kernel_entries!(wide_packed, wide_strided, 4, 8);
+micro_kernel_entries!(narrow_packed, narrow_strided, 4, 4);
 
 /// C = alpha·A·B + beta·C by the textbook triple loop, accumulating in f64.
 /// Slow and obviously right: every kernel is tested against it.

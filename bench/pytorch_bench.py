@@ -165,6 +165,8 @@ def main():
         return
 
     # ---- train
+    from pytorch_mlp import train_epoch
+
     t0 = time.perf_counter()
     xtr, ytr = load_split(args.data, "train", args.limit)
     # Load the test split too, as a real training script does. Measured here: with only
@@ -182,20 +184,11 @@ def main():
     runs = []
     for epoch in range(args.warmup + args.epochs):
         t0 = time.perf_counter()
-        perm = torch.randperm(n, generator=gen)
-        loss_sum = 0.0
-        for i in range(0, n, BATCH):
-            idx = perm[i:i + BATCH]
-            xb, yb = xtr[idx], ytr[idx]
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(model(xb), yb)
-            loss.backward()
-            opt.step()
-            loss_sum += loss.item() * idx.shape[0]
+        loss_mean = train_epoch(model, opt, loss_fn, xtr, ytr, gen, BATCH)
         dt = time.perf_counter() - t0
         warm = epoch < args.warmup
-        runs.append({"seconds": dt, "loss": loss_sum / n, "warmup": warm})
-        log(f"  epoch {epoch + 1}{' (warm-up)' if warm else ''}: {dt:.3f} s, loss {loss_sum / n:.4f}")
+        runs.append({"seconds": dt, "loss": loss_mean, "warmup": warm})
+        log(f"  epoch {epoch + 1}{' (warm-up)' if warm else ''}: {dt:.3f} s, loss {loss_mean:.4f}")
     timed = [r["seconds"] for r in runs if not r["warmup"]]
     params = sum(p.numel() for p in model.parameters())
     emit({"kind": "train", "framework": "pytorch", "config": f"pytorch {threads}t",

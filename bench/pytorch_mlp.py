@@ -201,6 +201,23 @@ def blas_info():
 
 # ---------------------------------------------------------------- train
 
+def train_epoch(model, opt, loss_fn, x, y, gen, bs):
+    """One epoch: reshuffle with `gen`, then batches of `bs` (the last one partial).
+    Returns the mean training loss. Shared with bench/pytorch_bench.py."""
+    n = x.shape[0]
+    perm = torch.randperm(n, generator=gen)
+    loss_sum = 0.0
+    for i in range(0, n, bs):
+        idx = perm[i:i + bs]
+        xb, yb = x[idx], y[idx]
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model(xb), yb)
+        loss.backward()
+        opt.step()
+        loss_sum += loss.item() * idx.shape[0]
+    return loss_sum / n
+
+
 def evaluate(model, x, y, bs=1000):
     model.eval()
     correct = 0
@@ -254,24 +271,15 @@ def main():
     acc_per_epoch, epoch_seconds, eval_seconds, train_loss = [], [], [], []
     for epoch in range(1, args.epochs + 1):
         t0 = time.perf_counter()
-        perm = torch.randperm(n, generator=gen)
-        loss_sum = 0.0
-        for i in range(0, n, bs):
-            idx = perm[i:i + bs]
-            xb, yb = xtr[idx], ytr[idx]
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(model(xb), yb)
-            loss.backward()
-            opt.step()
-            loss_sum += loss.item() * idx.shape[0]
+        loss_mean = train_epoch(model, opt, loss_fn, xtr, ytr, gen, bs)
         dt = time.perf_counter() - t0
         t1 = time.perf_counter()
         acc = evaluate(model, xte, yte)
         eval_seconds.append(round(time.perf_counter() - t1, 3))
         acc_per_epoch.append(acc)
         epoch_seconds.append(round(dt, 3))
-        train_loss.append(loss_sum / n)
-        print(f"epoch {epoch:2d}  train loss {loss_sum / n:.4f}  test acc {acc:.4f}  "
+        train_loss.append(loss_mean)
+        print(f"epoch {epoch:2d}  train loss {loss_mean:.4f}  test acc {acc:.4f}  "
               f"{dt:.2f}s ({n / dt:.0f} samples/s)", file=log, flush=True)
 
     total = sum(epoch_seconds)

@@ -126,13 +126,14 @@ impl<'a> MatMut<'a> {
 
     pub fn from_view(mut v: ArrayViewMut2<'a, f32>) -> Self {
         let (rows, cols) = v.dim();
-        let s = v.strides().to_vec();
+        // Copied out (not `to_vec`): building a handle must not allocate, it runs per product.
+        let (rs, cs) = (v.strides()[0], v.strides()[1]);
         MatMut {
             ptr: v.as_mut_ptr(),
             rows,
             cols,
-            rs: s[0],
-            cs: s[1],
+            rs,
+            cs,
             _data: PhantomData,
         }
     }

@@ -17,6 +17,7 @@ fn main() {
         (64, 10, 500, false, true, "dX2 dY·W2tᵀ"),
         (512, 512, 512, false, false, "sq512"),
         (1024, 1024, 1024, false, false, "sq1024"),
+        (2048, 2048, 2048, false, false, "sq2048"),
     ] {
         for kernel in gemm::available() {
             let t = gemm_timing(

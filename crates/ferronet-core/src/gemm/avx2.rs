@@ -1,26 +1,19 @@
 //! AVX2 + FMA micro-kernels: 6×16 tiles (12 ymm accumulators), and 8×8 tiles for
 //! products with at most 8 columns.
 
-use super::kernel::{micro_kernel_entries, Kernel, Tile};
+use super::kernel::{micro_kernel_tile, Kernel, Tile};
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
+/// Floats per vector register.
+const LANES: usize = 8;
+
 pub const KERNEL: Kernel = Kernel {
     name: "avx2",
     kc: 256,
-    wide: Tile {
-        mr: 6,
-        nr: 16,
-        packed: wide_packed,
-        strided: wide_strided,
-    },
-    narrow: Tile {
-        mr: 8,
-        nr: 8,
-        packed: narrow_packed,
-        strided: narrow_strided,
-    },
+    wide: WIDE,
+    narrow: NARROW,
 };
 
 /// C[MR, 8·H] = alpha · A · B + beta · C, A(i, p) at a + i·rsa + p·csa.
@@ -82,5 +75,5 @@ unsafe fn body<const MR: usize, const H: usize>(
     }
 }
 
-micro_kernel_entries!(wide_packed, wide_strided, 6, 2);
-micro_kernel_entries!(narrow_packed, narrow_strided, 8, 1);
+micro_kernel_tile!(WIDE, wide_packed, wide_strided, 6, 2);
+micro_kernel_tile!(NARROW, narrow_packed, narrow_strided, 8, 1);

@@ -1,27 +1,20 @@
 //! AVX-512F micro-kernels: 8×32 tiles (16 zmm accumulators), and 8×16 tiles for
 //! products with at most 16 columns (e.g. a 10-class output layer).
 
-use super::kernel::{micro_kernel_entries, Kernel, Tile};
+use super::kernel::{micro_kernel_tile, Kernel, Tile};
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
+
+/// Floats per vector register.
+const LANES: usize = 16;
 
 pub const KERNEL: Kernel = Kernel {
     name: "avx512",
     // Deeper than the usual 256: measured best here (fewer passes over C).
     kc: 512,
-    wide: Tile {
-        mr: 8,
-        nr: 32,
-        packed: wide_packed,
-        strided: wide_strided,
-    },
-    narrow: Tile {
-        mr: 8,
-        nr: 16,
-        packed: narrow_packed,
-        strided: narrow_strided,
-    },
+    wide: WIDE,
+    narrow: NARROW,
 };
 
 /// C[MR, 16·H] = alpha · A · B + beta · C, A(i, p) at a + i·rsa + p·csa.
@@ -85,5 +78,5 @@ unsafe fn body<const MR: usize, const H: usize>(
     }
 }
 
-micro_kernel_entries!(wide_packed, wide_strided, 8, 2);
-micro_kernel_entries!(narrow_packed, narrow_strided, 8, 1);
+micro_kernel_tile!(WIDE, wide_packed, wide_strided, 8, 2);
+micro_kernel_tile!(NARROW, narrow_packed, narrow_strided, 8, 1);

@@ -26,11 +26,19 @@ pub type MicroKernel = unsafe fn(
     nc: usize,
 );
 
-/// Declares a tile shape's two entry points over the calling module's generic
-/// `body::<MR, X>`: `$packed` with A's strides fixed at compile time (1, MR) and
-/// `$strided` with A's strides passed in.
-macro_rules! micro_kernel_entries {
-    ($packed:ident, $strided:ident, $mr:literal, $x:literal) => {
+/// Declares a tile shape as the constant `$tile`, with its two entry points over the
+/// calling module's generic `body::<MR, X>` (X vectors of the module's `LANES` floats
+/// per row): `$packed` with A's strides fixed at compile time (1, MR), `$strided` with
+/// A's strides passed in. MR and NR are stated once, so the tile the driver iterates
+/// is always the tile the kernel computes.
+macro_rules! micro_kernel_tile {
+    ($tile:ident, $packed:ident, $strided:ident, $mr:literal, $x:literal) => {
+        const $tile: Tile = Tile {
+            mr: $mr,
+            nr: LANES * $x,
+            packed: $packed,
+            strided: $strided,
+        };
         #[allow(clippy::too_many_arguments)]
         unsafe fn $packed(
             k: usize,
@@ -65,7 +73,7 @@ macro_rules! micro_kernel_entries {
         }
     };
 }
-pub(crate) use micro_kernel_entries;
+pub(crate) use micro_kernel_tile;
 
 /// One register-block shape and its micro-kernels.
 #[derive(Clone, Copy)]

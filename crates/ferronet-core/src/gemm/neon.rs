@@ -2,26 +2,19 @@
 //! tiles for products with at most 4 columns. NEON is baseline on aarch64.
 //! Not compiled on the x86-64 development machine (no aarch64 toolchain there).
 
-use super::kernel::{micro_kernel_entries, Kernel, Tile};
+use super::kernel::{micro_kernel_tile, Kernel, Tile};
 
 #[cfg(target_arch = "aarch64")]
 use std::arch::aarch64::*;
 
+/// Floats per vector register.
+const LANES: usize = 4;
+
 pub const KERNEL: Kernel = Kernel {
     name: "neon",
     kc: 256,
-    wide: Tile {
-        mr: 8,
-        nr: 8,
-        packed: wide_packed,
-        strided: wide_strided,
-    },
-    narrow: Tile {
-        mr: 8,
-        nr: 4,
-        packed: narrow_packed,
-        strided: narrow_strided,
-    },
+    wide: WIDE,
+    narrow: NARROW,
 };
 
 /// C[MR, 4·H] = alpha · A · B + beta · C, A(i, p) at a + i·rsa + p·csa.
@@ -80,5 +73,5 @@ unsafe fn body<const MR: usize, const H: usize>(
     }
 }
 
-micro_kernel_entries!(wide_packed, wide_strided, 8, 2);
-micro_kernel_entries!(narrow_packed, narrow_strided, 8, 1);
+micro_kernel_tile!(WIDE, wide_packed, wide_strided, 8, 2);
+micro_kernel_tile!(NARROW, narrow_packed, narrow_strided, 8, 1);

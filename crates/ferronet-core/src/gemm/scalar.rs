@@ -1,22 +1,15 @@
 //! The portable micro-kernel (any CPU) and the naive reference product used by tests.
 
-use super::kernel::{micro_kernel_entries, Kernel, Tile};
+use super::kernel::{micro_kernel_tile, Kernel, Tile};
+
+/// Floats per vector register.
+const LANES: usize = 1;
 
 pub const KERNEL: Kernel = Kernel {
     name: "scalar",
     kc: 256,
-    wide: Tile {
-        mr: 4,
-        nr: 8,
-        packed: wide_packed,
-        strided: wide_strided,
-    },
-    narrow: Tile {
-        mr: 4,
-        nr: 4,
-        packed: narrow_packed,
-        strided: narrow_strided,
-    },
+    wide: WIDE,
+    narrow: NARROW,
 };
 
 /// Plain Rust; the compiler may vectorise it with the baseline ISA (SSE2 on x86-64).
@@ -58,8 +51,8 @@ unsafe fn body<const MR: usize, const NR: usize>(
     }
 }
 
-micro_kernel_entries!(wide_packed, wide_strided, 4, 8);
-micro_kernel_entries!(narrow_packed, narrow_strided, 4, 4);
+micro_kernel_tile!(WIDE, wide_packed, wide_strided, 4, 8);
+micro_kernel_tile!(NARROW, narrow_packed, narrow_strided, 4, 4);
 
 /// C = alpha·A·B + beta·C by the textbook triple loop, accumulating in f64.
 /// Slow and obviously right: every kernel is tested against it.

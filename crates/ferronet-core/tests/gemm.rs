@@ -210,6 +210,27 @@ fn epilogues_fuse_bias_relu_and_mask() {
             c
         };
         let close = |x: f32, y: f32| (x - y).abs() < 1e-4;
+        // The same with C and the mask stored column-major (non-unit column stride).
+        let run_strided = |relu_mask: bool| {
+            let mut c_t = vec![f32::NAN; m * n];
+            let mask_t: Vec<f32> = (0..m * n)
+                .map(|idx| mask[(idx % m) * n + idx / m])
+                .collect();
+            let mask_view = MatRef::from_slice(&mask_t, n, m, m).t();
+            let mut c_nd = ndarray::ArrayViewMut2::from_shape((n, m), &mut c_t).unwrap();
+            let c_view = MatMut::from_view(c_nd.view_mut().reversed_axes());
+            let e = if relu_mask {
+                Epilogue::ReluMask(mask_view)
+            } else {
+                Epilogue::BiasRelu(&bias)
+            };
+            gemm_with(kernel, true, 1.0, a.view(), b.view(), 0.0, c_view, e);
+            (0..m * n)
+                .map(|idx| c_t[(idx % n) * m + idx / n])
+                .collect::<Vec<f32>>()
+        };
+        let strided_relu = run_strided(false);
+        let strided_mask = run_strided(true);
         let with_bias = run(Epilogue::Bias(&bias));
         let with_relu = run(Epilogue::BiasRelu(&bias));
         let masked = run(Epilogue::ReluMask(MatRef::from_slice(&mask, m, n, n)));

@@ -45,28 +45,59 @@ impl Epilogue<'_> {
     /// The tile lies inside C (and inside the mask).
     #[inline]
     pub unsafe fn apply(&self, c: &MatMut, i0: usize, j0: usize, rows: usize, cols: usize) {
-        match *self {
-            Epilogue::None => {}
-            Epilogue::Bias(bias) => {
-                for i in i0..i0 + rows {
-                    for j in j0..j0 + cols {
-                        *c.ptr_at(i, j) += bias[j];
+        if matches!(self, Epilogue::None) {
+            return;
+        }
+        if c.cs != 1 {
+            return self.apply_strided(c, i0, j0, rows, cols);
+        }
+        // Unit column stride: whole row slices, which the compiler vectorises.
+        for i in i0..i0 + rows {
+            let row = std::slice::from_raw_parts_mut(c.ptr_at(i, j0), cols);
+            match *self {
+                Epilogue::None => {}
+                Epilogue::Bias(bias) => row
+                    .iter_mut()
+                    .zip(&bias[j0..j0 + cols])
+                    .for_each(|(x, b)| *x += b),
+                Epilogue::BiasRelu(bias) => {
+                    row.iter_mut().zip(&bias[j0..j0 + cols]).for_each(|(x, b)| {
+                        let v = *x + b;
+                        *x = if v > 0.0 { v } else { 0.0 };
+                    })
+                }
+                Epilogue::ReluMask(mask) if mask.cs == 1 => {
+                    let m = std::slice::from_raw_parts(mask.ptr_at(i, j0), cols);
+                    row.iter_mut()
+                        .zip(m)
+                        .for_each(|(x, &m)| *x = if m > 0.0 { *x } else { 0.0 });
+                }
+                Epilogue::ReluMask(mask) => {
+                    for (j, x) in row.iter_mut().enumerate() {
+                        if mask.at(i, j0 + j) <= 0.0 {
+                            *x = 0.0;
+                        }
                     }
                 }
             }
-            Epilogue::BiasRelu(bias) => {
-                for i in i0..i0 + rows {
-                    for j in j0..j0 + cols {
-                        let v = *c.ptr_at(i, j) + bias[j];
-                        *c.ptr_at(i, j) = if v > 0.0 { v } else { 0.0 };
+        }
+    }
+
+    /// The general case: any strides.
+    unsafe fn apply_strided(&self, c: &MatMut, i0: usize, j0: usize, rows: usize, cols: usize) {
+        for i in i0..i0 + rows {
+            for j in j0..j0 + cols {
+                let x = c.ptr_at(i, j);
+                match *self {
+                    Epilogue::None => {}
+                    Epilogue::Bias(bias) => *x += bias[j],
+                    Epilogue::BiasRelu(bias) => {
+                        let v = *x + bias[j];
+                        *x = if v > 0.0 { v } else { 0.0 };
                     }
-                }
-            }
-            Epilogue::ReluMask(mask) => {
-                for i in i0..i0 + rows {
-                    for j in j0..j0 + cols {
+                    Epilogue::ReluMask(mask) => {
                         if mask.at(i, j) <= 0.0 {
-                            *c.ptr_at(i, j) = 0.0;
+                            *x = 0.0;
                         }
                     }
                 }

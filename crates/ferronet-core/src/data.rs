@@ -4,6 +4,16 @@
 use crate::error::{Error, Result};
 use ndarray::ArrayViewMut2;
 
+/// The batch buffer shared with the gather threads, which write disjoint rows.
+struct SharedRows(*mut f32);
+unsafe impl Sync for SharedRows {}
+impl SharedRows {
+    /// Start of row `i` of width `dim`.
+    unsafe fn row(&self, i: usize, dim: usize) -> *mut f32 {
+        self.0.add(i * dim)
+    }
+}
+
 /// Row-major inputs [N, dim].
 #[derive(Debug, Clone, Copy)]
 pub enum Inputs<'a> {
@@ -71,17 +81,44 @@ impl<'a> DataView<'a> {
 
     /// Copy rows `rows` into out[rows.len(), dim] as f32 (u8 → v/255).
     pub fn gather(&self, rows: &[usize], mut out: ArrayViewMut2<f32>) {
-        let dim = self.dim;
-        for (&r, mut dst) in rows.iter().zip(out.rows_mut()) {
-            let dst = dst.as_slice_mut().expect("batch rows are contiguous");
-            match self.inputs {
-                Inputs::U8(x) => {
-                    for (d, &v) in dst.iter_mut().zip(&x[r * dim..(r + 1) * dim]) {
-                        *d = v as f32 / 255.0;
-                    }
-                }
-                Inputs::F32(x) => dst.copy_from_slice(&x[r * dim..(r + 1) * dim]),
+        assert_eq!(out.dim(), (rows.len(), self.dim), "gather: output shape");
+        assert!(
+            out.is_standard_layout(),
+            "gather: output rows must be contiguous"
+        );
+        // Inside a training team the rows are split across its threads: otherwise the
+        // other thread would idle through this serial part of every step.
+        let parts = if crate::team::active() {
+            rayon::current_num_threads().min(rows.len())
+        } else {
+            1
+        };
+        let out = SharedRows(out.as_mut_ptr());
+        let per = rows.len().div_ceil(parts.max(1));
+        let copy_rows = |part: usize| {
+            for i in (part * per)..((part + 1) * per).min(rows.len()) {
+                // Safety: row i of a standard-layout [rows, dim] buffer; parts own disjoint rows.
+                let dst = unsafe { std::slice::from_raw_parts_mut(out.row(i, self.dim), self.dim) };
+                self.copy_row(rows[i], dst);
             }
+        };
+        if parts > 1 {
+            crate::team::run_parts(parts, &copy_rows);
+        } else {
+            copy_rows(0);
+        }
+    }
+
+    /// Sample `r`'s inputs as f32 (u8 → v/255) into `dst`.
+    fn copy_row(&self, r: usize, dst: &mut [f32]) {
+        let dim = self.dim;
+        match self.inputs {
+            Inputs::U8(x) => {
+                for (d, &v) in dst.iter_mut().zip(&x[r * dim..(r + 1) * dim]) {
+                    *d = v as f32 / 255.0;
+                }
+            }
+            Inputs::F32(x) => dst.copy_from_slice(&x[r * dim..(r + 1) * dim]),
         }
     }
 

@@ -23,6 +23,33 @@ pub enum Inputs<'a> {
     F32(&'a [f32]),
 }
 
+impl Inputs<'_> {
+    /// Number of values (samples × width).
+    pub fn len(&self) -> usize {
+        match self {
+            Inputs::U8(x) => x.len(),
+            Inputs::F32(x) => x.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Sample `r` of width `dim` as f32 into `dst` (u8 → v/255): the one place inputs
+    /// become what the network sees, for training, evaluation and prediction alike.
+    pub fn copy_row(&self, r: usize, dim: usize, dst: &mut [f32]) {
+        match self {
+            Inputs::U8(x) => {
+                for (d, &v) in dst.iter_mut().zip(&x[r * dim..(r + 1) * dim]) {
+                    *d = v as f32 / 255.0;
+                }
+            }
+            Inputs::F32(x) => dst.copy_from_slice(&x[r * dim..(r + 1) * dim]),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct DataView<'a> {
     pub inputs: Inputs<'a>,
@@ -36,10 +63,7 @@ impl<'a> DataView<'a> {
         if dim == 0 {
             return Err(Error::shape("dataset inputs", "a sample width > 0", 0));
         }
-        let len = match inputs {
-            Inputs::U8(x) => x.len(),
-            Inputs::F32(x) => x.len(),
-        };
+        let len = inputs.len();
         if len != labels.len() * dim {
             return Err(Error::shape(
                 "dataset inputs",
@@ -99,26 +123,13 @@ impl<'a> DataView<'a> {
             for i in (part * per)..((part + 1) * per).min(rows.len()) {
                 // Safety: row i of a standard-layout [rows, dim] buffer; parts own disjoint rows.
                 let dst = unsafe { std::slice::from_raw_parts_mut(out.row(i, self.dim), self.dim) };
-                self.copy_row(rows[i], dst);
+                self.inputs.copy_row(rows[i], self.dim, dst);
             }
         };
         if parts > 1 {
             crate::team::run_parts(parts, &copy_rows);
         } else {
             copy_rows(0);
-        }
-    }
-
-    /// Sample `r`'s inputs as f32 (u8 → v/255) into `dst`.
-    fn copy_row(&self, r: usize, dst: &mut [f32]) {
-        let dim = self.dim;
-        match self.inputs {
-            Inputs::U8(x) => {
-                for (d, &v) in dst.iter_mut().zip(&x[r * dim..(r + 1) * dim]) {
-                    *d = v as f32 / 255.0;
-                }
-            }
-            Inputs::F32(x) => dst.copy_from_slice(&x[r * dim..(r + 1) * dim]),
         }
     }
 

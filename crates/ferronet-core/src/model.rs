@@ -1,6 +1,7 @@
 //! A sequential network of layers, with its parameters, gradients and the
 //! activation workspaces of one batch size (allocated once, reused every batch).
 
+use crate::data::Inputs;
 use crate::error::{Error, Result};
 use crate::layers::linear::{linear_backward, linear_forward, linear_init};
 use crate::layers::relu::{relu_backward, relu_backward_inplace, relu_forward};
@@ -458,8 +459,9 @@ impl Model {
             .sum()
     }
 
-    /// Logits for `rows` rows of f32 inputs [rows, input_dim], computed in chunks.
-    pub fn predict(&mut self, inputs: &[f32], out: &mut [f32]) -> Result<()> {
+    /// Logits for `rows` rows of inputs [rows, input_dim] (u8 pixels are scaled as in
+    /// training), computed in chunks.
+    pub fn predict(&mut self, inputs: Inputs, out: &mut [f32]) -> Result<()> {
         const CHUNK: usize = 1024;
         let dim = self.input_dim;
         let classes = self.output_dim();
@@ -478,9 +480,7 @@ impl Model {
             let n = CHUNK.min(rows - start);
             let mut buf = self.input_buffer(n);
             for (r, mut row) in buf.rows_mut().into_iter().enumerate() {
-                row.as_slice_mut()
-                    .unwrap()
-                    .copy_from_slice(&inputs[(start + r) * dim..(start + r + 1) * dim]);
+                inputs.copy_row(start + r, dim, row.as_slice_mut().unwrap());
             }
             let logits = self.forward_batch(n);
             for (r, row) in logits.rows().into_iter().enumerate() {

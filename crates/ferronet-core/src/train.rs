@@ -159,17 +159,7 @@ impl Trainer {
                 let rows = &order[b * config.batch_size..((b + 1) * config.batch_size).min(n)];
                 data.gather(rows, model.input_buffer(rows.len()));
                 data.gather_labels(rows, batch_labels);
-                let batch = model.forward_backward(rows.len(), batch_labels);
-                let mean = batch.loss_sum / rows.len() as f64;
-                if !mean.is_finite() {
-                    // Skip the step so the weights stay usable.
-                    return Err(Error::NonFiniteLoss {
-                        value: mean as f32,
-                        epoch,
-                        batch: b + 1,
-                    });
-                }
-                model.apply_optimizer(optimizer);
+                let batch = step(model, optimizer, rows.len(), batch_labels, epoch, b + 1)?;
                 control.steps.fetch_add(1, Ordering::SeqCst);
                 total.loss_sum += batch.loss_sum;
                 total.correct += batch.correct;
@@ -211,18 +201,39 @@ impl Trainer {
         check_data(model, &data)?;
         let rows: Vec<usize> = (0..labels.len()).collect();
         data.gather(&rows, model.input_buffer(rows.len()));
-        let batch = model.forward_backward(rows.len(), labels);
-        let mean = batch.loss_sum / rows.len().max(1) as f64;
-        if !mean.is_finite() {
-            return Err(Error::NonFiniteLoss {
-                value: mean as f32,
-                epoch: self.epochs_done + 1,
-                batch: 1,
-            });
-        }
-        model.apply_optimizer(&mut self.optimizer);
-        Ok(mean)
+        let batch = step(
+            model,
+            &mut self.optimizer,
+            rows.len(),
+            labels,
+            self.epochs_done + 1,
+            1,
+        )?;
+        Ok(batch.loss_sum / rows.len().max(1) as f64)
     }
+}
+
+/// One optimizer step on the batch in the model's input buffer. A non-finite loss
+/// skips the update, so the weights stay usable, and names the epoch and batch.
+fn step(
+    model: &mut Model,
+    optimizer: &mut Optimizer,
+    rows: usize,
+    labels: &[u8],
+    epoch: usize,
+    batch: usize,
+) -> Result<LossSum> {
+    let sums = model.forward_backward(rows, labels);
+    let mean = sums.loss_sum / rows.max(1) as f64;
+    if !mean.is_finite() {
+        return Err(Error::NonFiniteLoss {
+            value: mean as f32,
+            epoch,
+            batch,
+        });
+    }
+    model.apply_optimizer(optimizer);
+    Ok(sums)
 }
 
 /// Mean loss and accuracy of `model` over all of `data`, in batches of `batch_size`.

@@ -77,7 +77,9 @@ fn forward_loss_and_gradients_match_pytorch() {
     let mut model = model_from(&f);
     let (x, y) = batch(&f);
     let mut logits = vec![0.0; y.len() * model.output_dim()];
-    model.predict(&x, &mut logits).unwrap();
+    model
+        .predict(ferronet_core::Inputs::F32(&x), &mut logits)
+        .unwrap();
     assert_rel("logits", &logits, &floats(&f["logits"]), 1e-3);
 
     model

@@ -11,7 +11,10 @@ use crate::error::{coded, guard};
 /// Names of the GEMM micro-kernels this CPU can run, best first.
 #[napi(catch_unwind)]
 pub fn gemm_kernels() -> Vec<String> {
-    gemm::available().iter().map(|k| k.name.to_string()).collect()
+    gemm::available()
+        .iter()
+        .map(|k| k.name.to_string())
+        .collect()
 }
 
 /// The kernel ferronet uses by default (after `FERRONET_GEMM_KERNEL`).
@@ -50,9 +53,14 @@ pub struct GemmBenchmarkResult {
 #[napi(catch_unwind)]
 pub fn gemm_benchmark(options: GemmBenchmarkOptions) -> Result<GemmBenchmarkResult> {
     guard("gemmBenchmark", || {
-        let GemmBenchmarkOptions { m, k, n, threads, .. } = options;
+        let GemmBenchmarkOptions {
+            m, k, n, threads, ..
+        } = options;
         if m == 0 || k == 0 || n == 0 || threads == 0 {
-            return Err(coded("ERR_INVALID_OPTION", "invalid option `m/k/n/threads`: must all be >= 1"));
+            return Err(coded(
+                "ERR_INVALID_OPTION",
+                "invalid option `m/k/n/threads`: must all be >= 1",
+            ));
         }
         let which = match options.implementation.as_deref().unwrap_or("ferronet") {
             "ferronet" => GemmImpl::Ferronet,
@@ -77,7 +85,13 @@ pub fn gemm_benchmark(options: GemmBenchmarkOptions) -> Result<GemmBenchmarkResu
             threads as usize,
             options.repetitions.unwrap_or(5).max(1) as usize,
         );
-        Ok(GemmBenchmarkResult { gflops: t.gflops, best_seconds: t.best_seconds, median_seconds: t.median_seconds, kernel: t.kernel, threads: t.threads as u32 })
+        Ok(GemmBenchmarkResult {
+            gflops: t.gflops,
+            best_seconds: t.best_seconds,
+            median_seconds: t.median_seconds,
+            kernel: t.kernel,
+            threads: t.threads as u32,
+        })
     })
 }
 
@@ -92,8 +106,15 @@ pub struct PeakResult {
 #[napi(catch_unwind)]
 pub fn peak_gflops(threads: u32) -> Result<PeakResult> {
     if threads == 0 {
-        return Err(coded("ERR_INVALID_OPTION", "invalid option `threads`: must be >= 1"));
+        return Err(coded(
+            "ERR_INVALID_OPTION",
+            "invalid option `threads`: must be >= 1",
+        ));
     }
     let (gflops, kernel) = core_bench::peak_gflops(threads as usize);
-    Ok(PeakResult { gflops, kernel: kernel.to_string(), threads })
+    Ok(PeakResult {
+        gflops,
+        kernel: kernel.to_string(),
+        threads,
+    })
 }

@@ -30,7 +30,10 @@ impl NativeData {
         let inputs = match (&self.pixels, &self.features) {
             (Some(p), None) => Inputs::U8(p),
             (None, Some(f)) => Inputs::F32(f),
-            _ => return Err(coded("ERR_SHAPE", "dataset must have exactly one of pixels (Uint8Array) or features (Float32Array)")),
+            _ => return Err(coded(
+                "ERR_SHAPE",
+                "dataset must have exactly one of pixels (Uint8Array) or features (Float32Array)",
+            )),
         };
         DataView::new(inputs, &self.labels, self.dim as usize).map_err(to_js)
     }

@@ -9,7 +9,9 @@ use crate::error::guard;
 /// Panics inside a guarded synchronous call.
 #[napi(js_name = "__debugPanicSync", catch_unwind)]
 pub fn debug_panic_sync() -> Result<()> {
-    guard("__debugPanicSync", || panic!("deliberate test panic (sync)"))
+    guard("__debugPanicSync", || {
+        panic!("deliberate test panic (sync)")
+    })
 }
 
 pub struct PanicTask;

@@ -19,7 +19,9 @@ pub fn code_of(e: &CoreError) -> &'static str {
 pub fn to_js(e: CoreError) -> Error {
     let status = match e {
         CoreError::Aborted { .. } => Status::Cancelled,
-        CoreError::InvalidConfig { .. } | CoreError::Shape { .. } | CoreError::LabelOutOfRange { .. } => Status::InvalidArg,
+        CoreError::InvalidConfig { .. }
+        | CoreError::Shape { .. }
+        | CoreError::LabelOutOfRange { .. } => Status::InvalidArg,
         CoreError::NonFiniteLoss { .. } => Status::GenericFailure,
     };
     Error::new(status, format!("{}: {e}", code_of(&e)))
@@ -46,7 +48,10 @@ pub fn guard<T>(what: &str, f: impl FnOnce() -> napi::Result<T>) -> napi::Result
         Ok(r) => r,
         Err(payload) => Err(coded(
             "ERR_PANIC",
-            format!("internal error in {what} (a Rust panic, please report it): {}", panic_message(&*payload)),
+            format!(
+                "internal error in {what} (a Rust panic, please report it): {}",
+                panic_message(&*payload)
+            ),
         )),
     }
 }

@@ -18,17 +18,28 @@ pub fn layer_specs(specs: &[NativeLayerSpec]) -> Result<Vec<LayerSpec>> {
         .iter()
         .enumerate()
         .map(|(i, s)| match s.kind.as_str() {
-            "dense" => Ok(LayerSpec::Dense { units: s.units.unwrap_or(0) as usize }),
+            "dense" => Ok(LayerSpec::Dense {
+                units: s.units.unwrap_or(0) as usize,
+            }),
             "relu" => Ok(LayerSpec::Relu),
-            other => Err(coded("ERR_INVALID_OPTION", format!("invalid option `layers[{i}].kind`: unknown layer kind {other:?}"))),
+            other => Err(coded(
+                "ERR_INVALID_OPTION",
+                format!("invalid option `layers[{i}].kind`: unknown layer kind {other:?}"),
+            )),
         })
         .collect()
 }
 
 pub fn layer_spec_js(spec: &LayerSpec) -> NativeLayerSpec {
     match *spec {
-        LayerSpec::Dense { units } => NativeLayerSpec { kind: "dense".into(), units: Some(units as u32) },
-        LayerSpec::Relu => NativeLayerSpec { kind: "relu".into(), units: None },
+        LayerSpec::Dense { units } => NativeLayerSpec {
+            kind: "dense".into(),
+            units: Some(units as u32),
+        },
+        LayerSpec::Relu => NativeLayerSpec {
+            kind: "relu".into(),
+            units: None,
+        },
     }
 }
 
@@ -114,7 +125,13 @@ pub struct NativeEpochStats {
 
 impl From<ferronet_core::EpochStats> for NativeEpochStats {
     fn from(s: ferronet_core::EpochStats) -> Self {
-        NativeEpochStats { epoch: s.epoch as u32, loss: s.loss, accuracy: s.accuracy, seconds: s.seconds, samples_per_second: s.samples_per_second }
+        NativeEpochStats {
+            epoch: s.epoch as u32,
+            loss: s.loss,
+            accuracy: s.accuracy,
+            seconds: s.seconds,
+            samples_per_second: s.samples_per_second,
+        }
     }
 }
 

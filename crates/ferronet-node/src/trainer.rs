@@ -2,23 +2,27 @@
 //! as AsyncTasks on the libuv pool and report progress through a threadsafe function.
 
 use ferronet_core::train::evaluate;
+use ferronet_core::TrainControl;
 use ferronet_core::{FitConfig, Progress, Trainer};
 use napi::bindgen_prelude::{AsyncTask, Float32Array, Uint8Array};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Result, Status, Task};
 use napi_derive::napi;
 use std::sync::atomic::{AtomicBool, Ordering};
-use ferronet_core::TrainControl;
 use std::sync::{Arc, Mutex};
 
 use crate::data::NativeData;
 use crate::error::{coded, guard, to_js};
 use crate::net::{lock, try_lock, NativeNet, SharedModel};
-use crate::options::{optimizer_config, NativeEpochStats, NativeEvalStats, NativeFitOptions, NativeOptimizer, NativeProgress};
+use crate::options::{
+    optimizer_config, NativeEpochStats, NativeEvalStats, NativeFitOptions, NativeOptimizer,
+    NativeProgress,
+};
 
 /// Progress callback: no error-first argument; at most 64 reports queued, the
 /// rest dropped (epoch-end reports wait for room instead).
-pub type ProgressFn = ThreadsafeFunction<NativeProgress, (), NativeProgress, Status, false, false, 64>;
+pub type ProgressFn =
+    ThreadsafeFunction<NativeProgress, (), NativeProgress, Status, false, false, 64>;
 
 #[napi]
 pub struct NativeTrainer {
@@ -33,14 +37,24 @@ pub struct NativeTrainer {
 impl NativeTrainer {
     /// `threads` = 0 uses every core.
     #[napi(constructor, catch_unwind)]
-    pub fn new(net: &NativeNet, optimizer: NativeOptimizer, seed: f64, threads: u32) -> Result<Self> {
+    pub fn new(
+        net: &NativeNet,
+        optimizer: NativeOptimizer,
+        seed: f64,
+        threads: u32,
+    ) -> Result<Self> {
         let config = optimizer_config(&optimizer)?;
         let trainer = Trainer::new(&config, seed as u64).map_err(to_js)?;
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads as usize)
             .thread_name(|i| format!("ferronet-{i}"))
             .build()
-            .map_err(|e| coded("ERR_THREADS", format!("cannot start {threads} threads: {e}")))?;
+            .map_err(|e| {
+                coded(
+                    "ERR_THREADS",
+                    format!("cannot start {threads} threads: {e}"),
+                )
+            })?;
         Ok(NativeTrainer {
             model: net.model.clone(),
             trainer: Arc::new(Mutex::new(trainer)),
@@ -61,11 +75,15 @@ impl NativeTrainer {
         &self,
         data: NativeData,
         options: NativeFitOptions,
-        #[napi(ts_arg_type = "((progress: NativeProgress) => void) | undefined | null")] on_progress: Option<ProgressFn>,
+        #[napi(ts_arg_type = "((progress: NativeProgress) => void) | undefined | null")]
+        on_progress: Option<ProgressFn>,
     ) -> Result<AsyncTask<FitTask>> {
         data.validate()?;
         if options.batch_size == 0 {
-            return Err(coded("ERR_INVALID_OPTION", "invalid option `batchSize`: must be >= 1"));
+            return Err(coded(
+                "ERR_INVALID_OPTION",
+                "invalid option `batchSize`: must be >= 1",
+            ));
         }
         self.claim()?;
         Ok(AsyncTask::new(FitTask {
@@ -90,7 +108,10 @@ impl NativeTrainer {
     pub fn evaluate(&self, data: NativeData, batch_size: u32) -> Result<AsyncTask<EvalTask>> {
         data.validate()?;
         if batch_size == 0 {
-            return Err(coded("ERR_INVALID_OPTION", "invalid option `batchSize`: must be >= 1"));
+            return Err(coded(
+                "ERR_INVALID_OPTION",
+                "invalid option `batchSize`: must be >= 1",
+            ));
         }
         self.claim()?;
         Ok(AsyncTask::new(EvalTask {
@@ -108,12 +129,17 @@ impl NativeTrainer {
     pub fn train_batch(&self, features: Float32Array, labels: Uint8Array) -> Result<f64> {
         guard("trainBatch", || {
             if self.running.load(Ordering::SeqCst) {
-                return Err(coded("ERR_BUSY", "this trainer is running fit() or evaluate(); await it first"));
+                return Err(coded(
+                    "ERR_BUSY",
+                    "this trainer is running fit() or evaluate(); await it first",
+                ));
             }
             let mut model_guard = try_lock(&self.model)?;
             let mut trainer_guard = self.trainer.lock().unwrap_or_else(|p| p.into_inner());
             let (model, trainer) = (&mut *model_guard, &mut *trainer_guard);
-            self.pool.install(|| trainer.train_batch(model, &features, &labels)).map_err(to_js)
+            self.pool
+                .install(|| trainer.train_batch(model, &features, &labels))
+                .map_err(to_js)
         })
     }
 
@@ -127,7 +153,10 @@ impl NativeTrainer {
     /// One task at a time per trainer; a new task clears an earlier abort.
     fn claim(&self) -> Result<()> {
         if self.running.swap(true, Ordering::SeqCst) {
-            return Err(coded("ERR_BUSY", "this trainer is already running fit() or evaluate(); await it first"));
+            return Err(coded(
+                "ERR_BUSY",
+                "this trainer is already running fit() or evaluate(); await it first",
+            ));
         }
         self.control.reset();
         Ok(())
@@ -159,7 +188,11 @@ impl Task for FitTask {
             let callback = self.on_progress.as_ref();
             let mut report = |p: &Progress| {
                 if let Some(cb) = callback {
-                    let mode = if p.epoch_end { ThreadsafeFunctionCallMode::Blocking } else { ThreadsafeFunctionCallMode::NonBlocking };
+                    let mode = if p.epoch_end {
+                        ThreadsafeFunctionCallMode::Blocking
+                    } else {
+                        ThreadsafeFunctionCallMode::NonBlocking
+                    };
                     cb.call(NativeProgress::from(p), mode);
                 }
             };
@@ -167,7 +200,9 @@ impl Task for FitTask {
             for _ in 0..self.epochs {
                 let epoch = self
                     .pool
-                    .install(|| trainer.fit_epoch(model, &data, &self.config, &mut report, &self.control))
+                    .install(|| {
+                        trainer.fit_epoch(model, &data, &self.config, &mut report, &self.control)
+                    })
                     .map_err(to_js)?;
                 stats.push(epoch.into());
             }
@@ -203,8 +238,15 @@ impl Task for EvalTask {
             let data = self.data.view()?;
             let mut model_guard = lock(&self.model);
             let model = &mut *model_guard;
-            let s = self.pool.install(|| evaluate(model, &data, self.batch_size, &self.control)).map_err(to_js)?;
-            Ok(NativeEvalStats { loss: s.loss, accuracy: s.accuracy, samples: s.samples as u32 })
+            let s = self
+                .pool
+                .install(|| evaluate(model, &data, self.batch_size, &self.control))
+                .map_err(to_js)?;
+            Ok(NativeEvalStats {
+                loss: s.loss,
+                accuracy: s.accuracy,
+                samples: s.samples as u32,
+            })
         })
     }
 

@@ -19,6 +19,15 @@ const script = `
   console.log(JSON.stringify({ kernel: bench.gemmSelectedKernel(), loss }))
 `
 
+describe('seed-network GEMM shapes', () => {
+  it('are the same in `ferronet bench` and in `npm run bench` (kept apart so bench children need not load the addon)', async () => {
+    // @ts-expect-error: plain JS module without types
+    const { GEMM_SEED_SHAPES } = await import('../bench/lib.mjs')
+    const key = (s: { m: number; k: number; n: number; transA?: boolean; transB?: boolean }) => [s.m, s.k, s.n, !!s.transA, !!s.transB]
+    expect(GEMM_SEED_SHAPES.map(key)).toEqual(bench.SEED_NETWORK_SHAPES.map(key))
+  })
+})
+
 describe('FERRONET_GEMM_KERNEL', () => {
   it('forces each available kernel, and all train alike', async () => {
     const kernels = bench.gemmKernels()

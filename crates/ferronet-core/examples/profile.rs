@@ -13,13 +13,26 @@ fn main() {
         (64, 784, 500, false, false, "fwd1 X·W1t"),
         (784, 64, 500, true, false, "dW1t Xᵀ·dY"),
         (64, 500, 10, false, false, "fwd2"),
+        (64, 500, 10, false, true, "fwd2 Bᵀ"),
         (500, 64, 10, true, false, "dW2t"),
         (64, 10, 500, false, true, "dX2 dY·W2tᵀ"),
         (512, 512, 512, false, false, "sq512"),
         (1024, 1024, 1024, false, false, "sq1024"),
         (2048, 2048, 2048, false, false, "sq2048"),
     ] {
-        for kernel in gemm::available() {
+        // Each kernel, and a kernel with skinny routes as the register-blocked path alone.
+        let mut kernels = gemm::available();
+        if let Some(k) = kernels.iter().find(|k| k.skinny.is_some()) {
+            kernels.insert(
+                1,
+                gemm::Kernel {
+                    skinny: None,
+                    name: "blocked",
+                    ..*k
+                },
+            );
+        }
+        for kernel in kernels {
             let t = gemm_timing(
                 GemmImpl::Ferronet,
                 Some(kernel),

@@ -2,7 +2,9 @@
 //! transposes, strides, alpha/beta cases and epilogues; and thread-count independence.
 //! Set FERRONET_TEST_REQUIRE_KERNELS=avx512,avx2 to fail when an expected kernel is missing.
 
-use ferronet_core::gemm::{available, gemm_with, reference_gemm, Epilogue, Kernel, MatMut, MatRef};
+use ferronet_core::gemm::{
+    available, gemm_with, reference_gemm, Epilogue, Kernel, MatMut, MatRef, SkinnyRoute,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -75,6 +77,23 @@ fn check(
     alpha: f32,
     beta: f32,
 ) {
+    check_with_c(kernel, rng, m, k, n, la, lb, false, alpha, beta)
+}
+
+/// As [`check`], with C stored column-major when `c_col_major`.
+#[allow(clippy::too_many_arguments)]
+fn check_with_c(
+    kernel: Kernel,
+    rng: &mut ChaCha8Rng,
+    m: usize,
+    k: usize,
+    n: usize,
+    la: u8,
+    lb: u8,
+    c_col_major: bool,
+    alpha: f32,
+    beta: f32,
+) {
     let a = Strided::random(rng, m, k, la);
     let b = Strided::random(rng, k, n, lb);
     let c0: Vec<f32> = (0..m * n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
@@ -89,12 +108,23 @@ fn check(
             .build()
             .unwrap();
         // beta == 0 must not read C: poison it with NaN.
-        let mut got = if beta == 0.0 {
-            vec![f32::NAN; m * n]
-        } else {
-            c0.clone()
-        };
+        // C(i, j) at i·n + j, or at j·m + i when column-major.
+        let at = |i: usize, j: usize| if c_col_major { j * m + i } else { i * n + j };
+        let mut stored = vec![f32::NAN; m * n];
+        if beta != 0.0 {
+            for i in 0..m {
+                for j in 0..n {
+                    stored[at(i, j)] = c0[i * n + j];
+                }
+            }
+        }
         pool.install(|| {
+            let c = if c_col_major {
+                let nd = ndarray::ArrayViewMut2::from_shape((n, m), &mut stored).unwrap();
+                MatMut::from_view(nd.reversed_axes())
+            } else {
+                MatMut::from_slice(&mut stored, m, n, n)
+            };
             gemm_with(
                 kernel,
                 true,
@@ -102,13 +132,14 @@ fn check(
                 a.view(),
                 b.view(),
                 beta,
-                MatMut::from_slice(&mut got, m, n, n),
+                c,
                 Epilogue::None,
             )
         });
+        let got: Vec<f32> = (0..m * n).map(|idx| stored[at(idx / n, idx % n)]).collect();
         for (idx, (g, w)) in got.iter().zip(&want).enumerate() {
             let tol = 1e-5 * (k as f32).sqrt() * (1.0 + alpha.abs()) + 1e-6;
-            assert!((g - w).abs() <= tol, "{} m={m} k={k} n={n} layouts=({la},{lb}) alpha={alpha} beta={beta} threads={threads}: C[{idx}] = {g}, want {w}", kernel.name);
+            assert!((g - w).abs() <= tol, "{} m={m} k={k} n={n} layouts=({la},{lb}) C col-major {c_col_major} alpha={alpha} beta={beta} threads={threads}: C[{idx}] = {g}, want {w}", kernel.name);
         }
         results.push(got);
     }
@@ -163,6 +194,51 @@ fn every_kernel_handles_transposes_strides_alpha_and_beta() {
     }
 }
 
+/// Products with few columns take the skinny kernels (vectorised along A's contiguous
+/// side) where the kernel has them: every column count they take, both routes, and the
+/// shapes around where they stop applying.
+#[test]
+fn skinny_products_match_the_reference_for_every_column_count() {
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let ms = [1, 7, 15, 16, 17, 47, 63, 64, 65, 500];
+    let ks = [1, 7, 31, 32, 33, 64, 500, 784];
+    let cases = [(1.0, 0.0), (1.0, 1.0), (0.5, -2.0), (-1.5, 0.25)];
+    for kernel in kernels() {
+        if let Some(skinny) = kernel.skinny {
+            // The seed network's 10-class products do take them.
+            let h = vec![0.0f32; 64 * 500];
+            let w = vec![0.0f32; 500 * 10];
+            let dy = vec![0.0f32; 64 * 10];
+            let h = MatRef::from_slice(&h, 64, 500, 500);
+            let w = MatRef::from_slice(&w, 500, 10, 10);
+            let dy = MatRef::from_slice(&dy, 64, 10, 10);
+            assert_eq!(skinny.route(h, w), Some(SkinnyRoute::Dot));
+            assert_eq!(skinny.route(h.t(), dy), Some(SkinnyRoute::Columns));
+            assert_eq!(skinny.route(dy, w.t()), None);
+        }
+        for n in 1..=13 {
+            for case in 0..12 {
+                let m = ms[rng.random_range(0..ms.len())];
+                let k = ks[rng.random_range(0..ks.len())];
+                let (la, lb) = ((case % 3) as u8, ((case / 3) % 3) as u8);
+                let (alpha, beta) = cases[case % cases.len()];
+                check_with_c(
+                    kernel,
+                    &mut rng,
+                    m,
+                    k,
+                    n,
+                    la,
+                    lb,
+                    case % 2 == 1,
+                    alpha,
+                    beta,
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn k_zero_scales_c_by_beta() {
     for kernel in kernels() {
@@ -185,9 +261,13 @@ fn k_zero_scales_c_by_beta() {
 #[test]
 fn epilogues_fuse_bias_relu_and_mask() {
     let mut rng = ChaCha8Rng::seed_from_u64(3);
-    for kernel in kernels() {
-        let (m, k, n) = (37, 50, 45);
-        let a = Strided::random(&mut rng, m, k, 0);
+    // A general product, and the two skinny routes (A row-major: Dot; A column-major: Columns).
+    let shapes = [(37, 50, 45, 0), (37, 50, 10, 0), (37, 50, 10, 1)];
+    for (kernel, (m, k, n, la)) in kernels()
+        .into_iter()
+        .flat_map(|kernel| shapes.map(|s| (kernel, s)))
+    {
+        let a = Strided::random(&mut rng, m, k, la);
         let b = Strided::random(&mut rng, k, n, 1);
         let bias: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
         let mask: Vec<f32> = (0..m * n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
@@ -245,6 +325,8 @@ fn epilogues_fuse_bias_relu_and_mask() {
                     0.0
                 };
                 assert!(close(masked[i * n + j], want));
+                assert!(close(strided_relu[i * n + j], z.max(0.0)));
+                assert!(close(strided_mask[i * n + j], want));
             }
         }
     }

@@ -14,6 +14,7 @@ pub const KERNEL: Kernel = Kernel {
     kc: 256,
     wide: WIDE,
     narrow: NARROW,
+    skinny: None,
 };
 
 /// C[MR, 8·H] = alpha · A · B + beta · C, A(i, p) at a + i·rsa + p·csa.

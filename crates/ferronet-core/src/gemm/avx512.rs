@@ -15,6 +15,7 @@ pub const KERNEL: Kernel = Kernel {
     kc: 512,
     wide: WIDE,
     narrow: NARROW,
+    skinny: Some(super::skinny::avx512::SKINNY),
 };
 
 /// C[MR, 16·H] = alpha · A · B + beta · C, A(i, p) at a + i·rsa + p·csa.

@@ -9,6 +9,7 @@
 //! read (it may hold NaN garbage). Each ISA has a wide tile for general products and a narrow one for
 //! products with few columns, each in a packed-A and a strided-A version.
 
+use super::skinny::Skinny;
 use std::sync::OnceLock;
 
 /// `unsafe`: pointers must cover the tile; the kernel's ISA must be available.
@@ -95,6 +96,8 @@ pub struct Kernel {
     pub wide: Tile,
     /// Used when C has at most `narrow.nr` columns, where the wide tile would mostly compute padding.
     pub narrow: Tile,
+    /// Kernels for products with few columns, vectorised along A's contiguous side.
+    pub skinny: Option<Skinny>,
 }
 
 impl Kernel {

@@ -17,6 +17,7 @@ mod kernel;
 mod matrix;
 mod pack;
 pub mod scalar;
+mod skinny;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
@@ -29,6 +30,7 @@ pub use epilogue::Epilogue;
 pub use kernel::{available, by_name, selected, Kernel, Tile, KERNEL_ENV};
 pub use matrix::{MatMut, MatRef};
 pub use scalar::reference_gemm;
+pub use skinny::{Route as SkinnyRoute, Skinny};
 
 use std::cell::RefCell;
 
@@ -87,25 +89,24 @@ pub fn gemm_with(
     } else {
         1
     };
+    // A skinny route, like the tile shape, is chosen from the whole product, so every
+    // block computes each element exactly as one thread would.
+    let skinny = kernel
+        .skinny
+        .and_then(|s| s.route(a, b).map(|route| (s, route)));
+    let (shape, kc) = (kernel.tile_for(n), kernel.kc_for(n));
+    let run_block = |a: MatRef, b: MatRef, c: &MatMut, e: &Epilogue| match skinny {
+        Some((s, route)) => with_pack_buffers(|(_, bt)| s.run(route, alpha, a, b, beta, c, e, bt)),
+        None => with_pack_buffers(|bufs| blocked(shape, kc, alpha, a, b, beta, c, e, bufs)),
+    };
     if threads <= 1 {
-        return serial(
-            kernel.tile_for(n),
-            kernel.kc_for(n),
-            alpha,
-            a,
-            b,
-            beta,
-            &c,
-            &epilogue,
-        );
+        return run_block(a, b, &c, &epilogue);
     }
     // One fork-join per product: C is cut into one block per thread along its longer
-    // side (whole MR/NR panels), and each block runs the serial algorithm with its own
-    // packing. Waking threads once per product, not once per KC slice, matters for
-    // the small products of a training step. The tile shape is chosen from the whole
-    // product, so every block computes each element exactly as one thread would.
-    let shape = kernel.tile_for(n);
-    let split_rows = m >= n;
+    // side (whole MR/NR panels; always rows for a skinny product), and each block runs
+    // the serial algorithm with its own packing. Waking threads once per product, not
+    // once per KC slice, matters for the small products of a training step.
+    let split_rows = m >= n || skinny.is_some();
     let (len, align) = if split_rows {
         (m, shape.mr)
     } else {
@@ -118,43 +119,30 @@ pub fn gemm_with(
         if s0 >= s1 {
             return;
         }
-        let (ab, bb, cb, eb) = if split_rows {
-            (
+        if split_rows {
+            run_block(
                 a.block(s0, s1, 0, k),
                 b,
-                c.block(s0, s1, 0, n),
-                epilogue.block(s0, s1, 0, n),
+                &c.block(s0, s1, 0, n),
+                &epilogue.block(s0, s1, 0, n),
             )
         } else {
-            (
+            run_block(
                 a,
                 b.block(0, k, s0, s1),
-                c.block(0, m, s0, s1),
-                epilogue.block(0, m, s0, s1),
+                &c.block(0, m, s0, s1),
+                &epilogue.block(0, m, s0, s1),
             )
-        };
-        serial(shape, kernel.kc_for(n), alpha, ab, bb, beta, &cb, &eb);
+        }
     });
 }
 
-/// The blocked algorithm on the calling thread, with its reusable packing buffers.
-#[allow(clippy::too_many_arguments)]
-fn serial(
-    shape: Tile,
-    kc: usize,
-    alpha: f32,
-    a: MatRef,
-    b: MatRef,
-    beta: f32,
-    c: &MatMut,
-    epilogue: &Epilogue,
-) {
-    let run =
-        |bufs: &mut (Vec<f32>, Vec<f32>)| blocked(shape, kc, alpha, a, b, beta, c, epilogue, bufs);
+/// Runs `f` with the calling thread's reusable packing buffers (A panels, B panels).
+fn with_pack_buffers(f: impl FnOnce(&mut (Vec<f32>, Vec<f32>))) {
     // A reentrant call on this thread (a stolen rayon job) gets fresh buffers instead.
     PACK_BUFFERS.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut bufs) => run(&mut bufs),
-        Err(_) => run(&mut (Vec::new(), Vec::new())),
+        Ok(mut bufs) => f(&mut bufs),
+        Err(_) => f(&mut (Vec::new(), Vec::new())),
     });
 }
 
@@ -188,7 +176,7 @@ fn blocked(
     // ragged last panel is then packed (zero-padded), so no kernel reads past the edge.
     // A row-major B is read in place when few row panels of A reuse it (row strides
     // of a multiple of 2 KiB are always packed: their rows collide in the same L1 sets).
-    let direct_b = b.cs == 1 && m <= DIRECT_B_MAX_M && (b.rs as usize * 4) % 2048 != 0;
+    let direct_b = b.cs == 1 && m <= DIRECT_B_MAX_M && !(b.rs as usize * 4).is_multiple_of(2048);
     // A is read in place when at most two column panels use it, e.g. H·W2 for a
     // 10-class output, where packing A would cost as much as the product.
     let direct_a = n_panels <= DIRECT_A_MAX_N_PANELS && (a.cs == 1 || a.rs == 1);

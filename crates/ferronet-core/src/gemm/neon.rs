@@ -15,6 +15,7 @@ pub const KERNEL: Kernel = Kernel {
     kc: 256,
     wide: WIDE,
     narrow: NARROW,
+    skinny: None,
 };
 
 /// C[MR, 4·H] = alpha · A · B + beta · C, A(i, p) at a + i·rsa + p·csa.

@@ -10,6 +10,7 @@ pub const KERNEL: Kernel = Kernel {
     kc: 256,
     wide: WIDE,
     narrow: NARROW,
+    skinny: None,
 };
 
 /// Plain Rust; the compiler may vectorise it with the baseline ISA (SSE2 on x86-64).

@@ -20,19 +20,16 @@ fn main() {
         (1024, 1024, 1024, false, false, "sq1024"),
         (2048, 2048, 2048, false, false, "sq2048"),
     ] {
-        // Each kernel, and a kernel with skinny routes as the register-blocked path alone.
-        let mut kernels = gemm::available();
-        if let Some(k) = kernels.iter().find(|k| k.skinny.is_some()) {
-            kernels.insert(
-                1,
-                gemm::Kernel {
-                    skinny: None,
-                    name: "blocked",
-                    ..*k
-                },
-            );
-        }
-        for kernel in kernels {
+        // Each kernel, and those with skinny routes also without them (register-blocked only).
+        let kernels = gemm::available().into_iter().flat_map(|k| {
+            let blocked = k.skinny.map(|_| gemm::Kernel {
+                skinny: None,
+                name: if k.name == "avx512" { "512-blk" } else { "blk" },
+                ..k
+            });
+            std::iter::once(k).chain(blocked)
+        });
+        for kernel in kernels.filter(|k| k.name != "scalar") {
             let t = gemm_timing(
                 GemmImpl::Ferronet,
                 Some(kernel),

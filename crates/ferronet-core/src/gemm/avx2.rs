@@ -14,12 +14,12 @@ pub const KERNEL: Kernel = Kernel {
     kc: 256,
     wide: WIDE,
     narrow: NARROW,
-    skinny: None,
+    skinny: Some(super::skinny::isa::AVX2),
 };
 
 /// C[MR, 8·H] = alpha · A · B + beta · C, A(i, p) at a + i·rsa + p·csa.
-#[target_feature(enable = "avx2,fma")]
-#[inline]
+// No target_feature here: always inlined into the entry points, which carry it.
+#[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn body<const MR: usize, const H: usize>(
     k: usize,
@@ -76,5 +76,19 @@ unsafe fn body<const MR: usize, const H: usize>(
     }
 }
 
-micro_kernel_tile!(WIDE, wide_packed, wide_strided, 6, 2);
-micro_kernel_tile!(NARROW, narrow_packed, narrow_strided, 8, 1);
+micro_kernel_tile!(
+    #[target_feature(enable = "avx2,fma")]
+    WIDE,
+    wide_packed,
+    wide_strided,
+    6,
+    2
+);
+micro_kernel_tile!(
+    #[target_feature(enable = "avx2,fma")]
+    NARROW,
+    narrow_packed,
+    narrow_strided,
+    8,
+    1
+);

@@ -31,15 +31,19 @@ pub type MicroKernel = unsafe fn(
 /// calling module's generic `body::<MR, X>` (X vectors of the module's `LANES` floats
 /// per row): `$packed` with A's strides fixed at compile time (1, MR), `$strided` with
 /// A's strides passed in. MR and NR are stated once, so the tile the driver iterates
-/// is always the tile the kernel computes.
+/// is always the tile the kernel computes. Attributes given first (the ISA's
+/// `target_feature`) go on both entry points: only then can `body` inline into them and
+/// the packed entry's strides become constants (else the row addresses of A form a
+/// serial chain of adds, measured at 10% of a 2048² product).
 macro_rules! micro_kernel_tile {
-    ($tile:ident, $packed:ident, $strided:ident, $mr:literal, $x:literal) => {
+    ($(#[$attr:meta])* $tile:ident, $packed:ident, $strided:ident, $mr:literal, $x:literal) => {
         const $tile: Tile = Tile {
             mr: $mr,
             nr: LANES * $x,
             packed: $packed,
             strided: $strided,
         };
+        $(#[$attr])*
         #[allow(clippy::too_many_arguments)]
         unsafe fn $packed(
             k: usize,
@@ -56,6 +60,7 @@ macro_rules! micro_kernel_tile {
         ) {
             body::<$mr, $x>(k, alpha, a, 1, $mr, b, rsb, beta, c, rsc, nc)
         }
+        $(#[$attr])*
         #[allow(clippy::too_many_arguments)]
         unsafe fn $strided(
             k: usize,

@@ -9,6 +9,8 @@
 //!     for each MC row block, each NR panel, each MR panel: the micro-kernel on one MR×NR tile
 //! In parallel, C is first cut into one block per thread (rayon), each running the above.
 //! Micro-kernels per ISA (`avx512`, `avx2`, `neon`, `scalar`) are chosen at run time.
+//! Products with at most 12 output columns (a 10-class layer) take the `skinny` kernels
+//! instead where they suit, vectorised along A's contiguous side (see `skinny/mod.rs`).
 //! Every element of C is produced by the same sequence of operations whatever the
 //! thread count, so results are bit-identical for 1 or N threads.
 
@@ -190,8 +192,8 @@ fn blocked(
     } else {
         m_panels
     };
-    grow(a_pack, packed_a_panels * mr * kc_max);
-    grow(b_pack, packed_b_panels * nr * kc_max);
+    let a_pack = pack::aligned(a_pack, packed_a_panels * mr * kc_max);
+    let b_pack = pack::aligned(b_pack, packed_b_panels * nr * kc_max);
     let (first_packed_a, first_packed_b) = (m_panels - packed_a_panels, n_panels - packed_b_panels);
 
     let mc_panels = (MC / mr).max(1);
@@ -339,11 +341,5 @@ fn scale_and_finish(c: &MatMut, beta: f32, epilogue: &Epilogue) {
             }
         }
         epilogue.apply(c, 0, 0, c.rows, c.cols);
-    }
-}
-
-fn grow(v: &mut Vec<f32>, len: usize) {
-    if v.len() < len {
-        v.resize(len, 0.0);
     }
 }

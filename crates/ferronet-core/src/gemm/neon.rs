@@ -15,12 +15,12 @@ pub const KERNEL: Kernel = Kernel {
     kc: 256,
     wide: WIDE,
     narrow: NARROW,
-    skinny: None,
+    skinny: Some(super::skinny::isa::NEON),
 };
 
 /// C[MR, 4·H] = alpha · A · B + beta · C, A(i, p) at a + i·rsa + p·csa.
-#[target_feature(enable = "neon")]
-#[inline]
+// No target_feature here: always inlined into the entry points, which carry it.
+#[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn body<const MR: usize, const H: usize>(
     k: usize,
@@ -74,5 +74,19 @@ unsafe fn body<const MR: usize, const H: usize>(
     }
 }
 
-micro_kernel_tile!(WIDE, wide_packed, wide_strided, 8, 2);
-micro_kernel_tile!(NARROW, narrow_packed, narrow_strided, 8, 1);
+micro_kernel_tile!(
+    #[target_feature(enable = "neon")]
+    WIDE,
+    wide_packed,
+    wide_strided,
+    8,
+    2
+);
+micro_kernel_tile!(
+    #[target_feature(enable = "neon")]
+    NARROW,
+    narrow_packed,
+    narrow_strided,
+    8,
+    1
+);

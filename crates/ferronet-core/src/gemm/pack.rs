@@ -6,6 +6,20 @@
 
 use super::matrix::MatRef;
 
+/// Cache-line size: packed panels start on one, so no vector load of them splits two lines.
+const ALIGN_BYTES: usize = 64;
+
+/// `len` floats of `buf` starting on a cache line; `buf` grows once and is reused
+/// (the allocator only guarantees 16-byte alignment).
+pub fn aligned(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    let slack = ALIGN_BYTES / 4;
+    if buf.len() < len + slack {
+        buf.resize(len + slack, 0.0);
+    }
+    let skip = buf.as_ptr().align_offset(ALIGN_BYTES).min(slack);
+    &mut buf[skip..skip + len]
+}
+
 /// One MR-row panel of A starting at row `i0`.
 pub fn pack_a_panel(a: MatRef, i0: usize, pc: usize, kc: usize, mr: usize, dst: &mut [f32]) {
     let rows = mr.min(a.rows - i0);

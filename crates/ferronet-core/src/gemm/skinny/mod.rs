@@ -15,9 +15,11 @@
 
 use super::epilogue::Epilogue;
 use super::matrix::{MatMut, MatRef};
+use super::pack;
 
-#[cfg(target_arch = "x86_64")]
-pub mod avx512;
+pub mod isa;
+mod kernels;
+mod simd;
 
 /// `Dot`: C[rows, n] = alpha · A · Btᵀ + beta · C, with A(i, p) at `a + i·rsa + p` and
 /// Bᵀ(j, p) at `bt + j·rsbt + p`; C(i, j) at `c + i·rsc + j·csc`.
@@ -59,9 +61,12 @@ pub type ColumnsKernel = unsafe fn(
 pub struct Skinny {
     /// Floats per vector.
     pub lanes: usize,
-    /// Most columns of C these kernels take: their accumulators fill the register file,
-    /// and beyond it the register-blocked kernels win (measured: `examples/profile`).
+    /// Most columns of C `Dot` takes: its accumulators fill the register file, and
+    /// beyond it the register-blocked kernels win (measured: `examples/profile`).
     pub max_n: usize,
+    /// Most columns for `Columns`, at most `max_n`: with few registers one vector per
+    /// column leaves a broadcast per FMA, and the blocked kernels win sooner.
+    pub columns_max_n: usize,
     pub dot: DotKernel,
     pub columns: ColumnsKernel,
 }
@@ -83,7 +88,7 @@ impl Skinny {
         if n > self.max_n || k * n > MAX_B_FLOATS {
             return None;
         }
-        if a.rs == 1 && m >= self.lanes {
+        if a.rs == 1 && m >= self.lanes && n <= self.columns_max_n {
             Some(Route::Columns)
         } else if a.cs == 1 && k >= 2 * self.lanes {
             Some(Route::Dot)
@@ -160,16 +165,12 @@ impl Skinny {
 }
 
 /// Bᵀ with contiguous rows: returns the packed matrix and its row stride, a multiple
-/// of `lanes` from a `lanes`-aligned start so that vector loads never split a cache
-/// line. `buf` is grown once and reused.
+/// of `lanes` from a cache-line-aligned start so that vector loads never split a line.
+/// `buf` is grown once and reused.
 fn pack_transposed<'a>(b: MatRef, lanes: usize, buf: &'a mut Vec<f32>) -> (&'a [f32], usize) {
     let (k, n) = (b.rows, b.cols);
     let rs = k.next_multiple_of(lanes);
-    if buf.len() < rs * n + lanes {
-        buf.resize(rs * n + lanes, 0.0);
-    }
-    let skip = buf.as_ptr().align_offset(4 * lanes).min(lanes);
-    let dst = &mut buf[skip..skip + rs * n];
+    let dst = pack::aligned(buf, rs * n);
     // Safety: p < k = b.rows, j < n = b.cols. Loops in the order B is contiguous in.
     if b.rs == 1 {
         for (j, row) in dst.chunks_exact_mut(rs).enumerate() {

@@ -1,4 +1,6 @@
-//! Quick look at where a training step's time goes: `cargo run --release --example profile [threads]`.
+//! GFLOP/s of each kernel at the seed network's products and at squares:
+//! `cargo run --release --example profile [threads] [only]`, `only` a substring of the
+//! rows' names (e.g. `sq2048`).
 use ferronet_core::bench::{gemm_timing, peak_gflops, GemmImpl};
 use ferronet_core::gemm;
 
@@ -7,6 +9,7 @@ fn main() {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(1);
+    let only = std::env::args().nth(2).unwrap_or_default();
     let (peak, isa) = peak_gflops(threads);
     println!("peak {peak:.1} GFLOP/s ({isa}, {threads} threads)");
     for (m, k, n, ta, tb, what) in [
@@ -19,7 +22,10 @@ fn main() {
         (512, 512, 512, false, false, "sq512"),
         (1024, 1024, 1024, false, false, "sq1024"),
         (2048, 2048, 2048, false, false, "sq2048"),
-    ] {
+    ]
+    .into_iter()
+    .filter(|row| row.5.contains(only.as_str()))
+    {
         // Each kernel, and those with skinny routes also without them (register-blocked only).
         let kernels = gemm::available().into_iter().flat_map(|k| {
             let blocked = k.skinny.map(|_| gemm::Kernel {

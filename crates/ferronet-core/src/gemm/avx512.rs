@@ -36,6 +36,15 @@ unsafe fn body<const MR: usize, const H: usize>(
     nc: usize,
 ) {
     let mut acc = [[_mm512_setzero_ps(); H]; MR];
+    // C is read only after the k loop: start fetching it now (a large C misses cache,
+    // its rows a page apart; measured +3% at 2048², interleaved A/B).
+    if beta != 0.0 {
+        for i in 0..MR {
+            for h in 0..H {
+                _mm_prefetch::<_MM_HINT_T0>(c.add(i * rsc + 16 * h) as *const i8);
+            }
+        }
+    }
     let (mut a, mut b) = (a, b);
     for _ in 0..k {
         let mut bv = [_mm512_setzero_ps(); H];

@@ -32,7 +32,7 @@ const USAGE = `Usage: node bench/run.mjs [options]      (npm run bench -- [optio
   --tfjs-wasm-batches N   tfjs-wasm: time N-batch partial epochs, scaled (default 0 = full epochs)
   --tfjs-cpu-batches N    tfjs-cpu: time N-batch partial epochs, scaled (default 150)
   --infer-runs N          inference runs, median reported (default 5)
-  --gemm-reps N           GEMM repetitions, best reported (default 5)
+  --gemm-reps N           GEMM repetitions, best reported (default 10)
   --all-kernels           also benchmark every other ferronet GEMM kernel
   --data DIR              Fashion-MNIST IDX directory (default ${FASHION_DIR})
   --python PATH           Python with torch/numpy (default /usr/bin/python3)
@@ -48,7 +48,7 @@ const USAGE = `Usage: node bench/run.mjs [options]      (npm run bench -- [optio
 function parseOptions(argv) {
   const o = {
     quick: false, only: ['gemm', 'train', 'infer'], frameworks: ['ferronet', 'pytorch', 'tfjs-wasm', 'tfjs-cpu', 'numpy'],
-    threads: [1, 2], epochs: 5, tfjsEpochs: 3, tfjsWasmBatches: 0, tfjsCpuBatches: 150, inferRuns: 5, gemmReps: 5,
+    threads: [1, 2], epochs: 5, tfjsEpochs: 3, tfjsWasmBatches: 0, tfjsCpuBatches: 150, inferRuns: 5, gemmReps: 10,
     allKernels: false, data: FASHION_DIR, python: '/usr/bin/python3', waitIdle: false, out: null, write: true, verbose: false, dryRun: false,
   }
   const list = (v) => String(v).split(',').map((s) => s.trim()).filter(Boolean)

@@ -207,9 +207,7 @@ fn blocked(
         for (p, dst) in a_panels.chunks_exact_mut(mr * kc).enumerate() {
             pack::pack_a_panel(a, (first_packed_a + p) * mr, pc, kc, mr, dst);
         }
-        for (p, dst) in b_panels.chunks_exact_mut(nr * kc).enumerate() {
-            pack::pack_b_panel(b, (first_packed_b + p) * nr, pc, kc, nr, dst);
-        }
+        pack::pack_b_panels(b, first_packed_b, pc, kc, nr, b_panels);
         let (a_panels, b_panels) = (&*a_panels, &*b_panels);
         let a_panel = |ip: usize| match ip.checked_sub(first_packed_a) {
             None => Panel {

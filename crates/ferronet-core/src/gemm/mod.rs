@@ -179,8 +179,9 @@ fn blocked(
     // A row-major B is read in place when few row panels of A reuse it (row strides
     // of a multiple of 2 KiB are always packed: their rows collide in the same L1 sets).
     let direct_b = b.cs == 1 && m <= DIRECT_B_MAX_M && !(b.rs as usize * 4).is_multiple_of(2048);
-    // A is read in place when at most two column panels use it, e.g. H·W2 for a
-    // 10-class output, where packing A would cost as much as the product.
+    // A is read in place when at most two column panels use it (e.g. a 13–16-column
+    // output, or a 10-class one on a kernel without skinny routes), where packing A
+    // would cost as much as the product.
     let direct_a = n_panels <= DIRECT_A_MAX_N_PANELS && (a.cs == 1 || a.rs == 1);
     let packed_b_panels = if direct_b {
         usize::from(n % nr != 0)

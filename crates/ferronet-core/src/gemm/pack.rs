@@ -70,44 +70,33 @@ unsafe fn interleave_rows<const MR: usize>(
     }
 }
 
-/// One NR-column panel of B starting at column `j0`.
-pub fn pack_b_panel(b: MatRef, j0: usize, pc: usize, kc: usize, nr: usize, dst: &mut [f32]) {
+/// One NR-column panel of a column-contiguous B (a transposed view) starting at column
+/// `j0`: each column is read along k.
+fn pack_b_panel_by_columns(b: MatRef, j0: usize, pc: usize, kc: usize, nr: usize, dst: &mut [f32]) {
     let cols = nr.min(b.cols - j0);
     if cols < nr {
         dst.fill(0.0);
     }
+    let out = dst.as_mut_ptr();
     unsafe {
-        if b.cs == 1 {
-            // Short rows: an element loop beats a memcpy call per row.
-            let out = dst.as_mut_ptr();
+        for j in 0..cols {
+            let src = b.ptr_at(pc, j0 + j);
             for p in 0..kc {
-                let src = b.ptr_at(pc + p, j0);
-                for j in 0..cols {
-                    *out.add(p * nr + j) = *src.add(j);
-                }
-            }
-        } else {
-            // Column-contiguous B (a transposed view): read each column along k.
-            let out = dst.as_mut_ptr();
-            for j in 0..cols {
-                let src = b.ptr_at(pc, j0 + j);
-                for p in 0..kc {
-                    *out.add(p * nr + j) = *src.offset(p as isize * b.rs);
-                }
+                *out.add(p * nr + j) = *src.offset(p as isize * b.rs);
             }
         }
     }
 }
 
-/// Panels `first..first + dst.len() / (nr·kc)` of B for one KC slice, as
-/// [`pack_b_panel`] would write them one by one. A row-major B is read row by row, each
-/// row once from start to end (panel by panel, every row of a large B would be a new
-/// page: measured 5% of a 2048² product).
+/// Panels `first..first + dst.len() / (nr·kc)` of B for one KC slice. A row-major B is
+/// read row by row, each row once from start to end (panel by panel, every row of a
+/// large B would be a new page: measured 5% of a 2048² product); any other B column by
+/// column, panel by panel.
 pub fn pack_b_panels(b: MatRef, first: usize, pc: usize, kc: usize, nr: usize, dst: &mut [f32]) {
     let panels = dst.len() / (nr * kc);
     if b.cs != 1 {
         for (q, d) in dst.chunks_exact_mut(nr * kc).enumerate() {
-            pack_b_panel(b, (first + q) * nr, pc, kc, nr, d);
+            pack_b_panel_by_columns(b, (first + q) * nr, pc, kc, nr, d);
         }
         return;
     }

@@ -174,20 +174,19 @@ unsafe fn columns_block<S: Simd, const V: usize, const N: usize, const FULL: boo
             }
         }
     } else {
-        // Row-major C: scaled sums through a buffer, written row by row.
+        // Row-major C: the sums through a buffer, written row by row.
         let mut buf = [[[0.0f32; 16]; V]; N];
         debug_assert!(S::LANES <= 16);
         for j in 0..N {
             for v in 0..V {
-                S::store(buf[j][v].as_mut_ptr(), S::mul(alpha_v, acc[v][j]));
+                S::store(buf[j][v].as_mut_ptr(), acc[v][j]);
             }
         }
         for i in 0..rows {
             let ci = c.offset(i as isize * rsc);
             for (j, col) in buf.iter().enumerate() {
-                let d = ci.offset(j as isize * csc);
-                let x = col[i / S::LANES][i % S::LANES];
-                *d = if beta == 0.0 { x } else { beta.mul_add(*d, x) };
+                let s = col[i / S::LANES][i % S::LANES];
+                store_scalar(ci.offset(j as isize * csc), s, alpha, beta);
             }
         }
     }

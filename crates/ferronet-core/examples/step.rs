@@ -22,7 +22,7 @@ fn main() {
             let specs = [LayerSpec::Dense { units: 500 }, LayerSpec::Relu, LayerSpec::Dense { units: 10 }];
             let mut model = Model::sequential(784, &specs, 0).unwrap();
             let mut opt = OptimizerConfig::Adam(AdamConfig::default()).build().unwrap();
-            let labels: Vec<u8> = (0..64).map(|i| (i % 10) as u8).collect();
+            let labels: Vec<u32> = (0..64).map(|i| (i % 10) as u32).collect();
             for (i, v) in model.input_buffer(64).iter_mut().enumerate() {
                 *v = ((i * 31) % 255) as f32 / 255.0;
             }
@@ -31,7 +31,7 @@ fn main() {
             let mut sink = 0.0f32;
             for it in 0..n + 20 {
                 let t0 = Instant::now();
-                model.forward_batch(64);
+                model.forward(64);
                 let t1 = Instant::now();
                 model.forward_backward(64, &labels);
                 let t2 = Instant::now();

@@ -1,8 +1,7 @@
 //! Borrowed training data: inputs as u8 pixels (normalised to [0,1] on the fly)
-//! or f32 features, plus u8 class labels. Nothing is copied until a batch is gathered.
+//! or f32 features, plus class labels or float targets. Nothing is copied until a batch is gathered.
 
 use crate::error::{Error, Result};
-use ndarray::ArrayViewMut2;
 
 /// The batch buffer shared with the gather threads, which write disjoint rows.
 struct SharedRows(*mut f32);
@@ -48,72 +47,138 @@ impl Inputs<'_> {
             Inputs::F32(x) => dst.copy_from_slice(&x[r * dim..(r + 1) * dim]),
         }
     }
+
+    /// Sample `r`, given as [C, H, W], into `dst` as [H, W, C] (the stored layout).
+    pub fn copy_row_channels_last(&self, r: usize, [c, h, w]: [usize; 3], dst: &mut [f32]) {
+        let dim = c * h * w;
+        let hw = h * w;
+        for ch in 0..c {
+            for p in 0..hw {
+                let i = r * dim + ch * hw + p;
+                dst[p * c + ch] = match self {
+                    Inputs::U8(x) => x[i] as f32 / 255.0,
+                    Inputs::F32(x) => x[i],
+                };
+            }
+        }
+    }
+}
+
+/// Class ids, one per sample: bytes (MNIST's IDX labels, read in place) or u32
+/// (any class count).
+#[derive(Debug, Clone, Copy)]
+pub enum Labels<'a> {
+    U8(&'a [u8]),
+    U32(&'a [u32]),
+}
+
+impl Labels<'_> {
+    pub fn len(&self) -> usize {
+        match self {
+            Labels::U8(l) => l.len(),
+            Labels::U32(l) => l.len(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    pub fn get(&self, i: usize) -> u32 {
+        match self {
+            Labels::U8(l) => l[i] as u32,
+            Labels::U32(l) => l[i],
+        }
+    }
+}
+
+/// What a sample is trained towards.
+#[derive(Debug, Clone, Copy)]
+pub enum Targets<'a> {
+    Classes(Labels<'a>),
+    /// Float targets, `dim` per sample (regression, multi-label 0/1).
+    Values { data: &'a [f32], dim: usize },
+}
+
+/// The targets of one gathered batch, kept by the trainer across batches.
+#[derive(Debug, Clone, Default)]
+pub struct TargetBuffer {
+    pub classes: Vec<u32>,
+    pub values: Vec<f32>,
 }
 
 #[derive(Debug, Clone, Copy)]
 pub struct DataView<'a> {
     pub inputs: Inputs<'a>,
-    pub labels: &'a [u8],
+    pub targets: Targets<'a>,
+    /// Floats per sample.
     pub dim: usize,
+    len: usize,
 }
 
 impl<'a> DataView<'a> {
-    /// Checks that inputs hold exactly `labels.len()` rows of `dim` values.
+    /// Inputs with u8 class labels.
     pub fn new(inputs: Inputs<'a>, labels: &'a [u8], dim: usize) -> Result<Self> {
+        Self::with_targets(inputs, Targets::Classes(Labels::U8(labels)), dim)
+    }
+
+    /// Checks that inputs hold exactly one sample of `dim` values per target.
+    pub fn with_targets(inputs: Inputs<'a>, targets: Targets<'a>, dim: usize) -> Result<Self> {
         if dim == 0 {
             return Err(Error::shape("dataset inputs", "a sample width > 0", 0));
         }
+        let n = match targets {
+            Targets::Classes(l) => l.len(),
+            Targets::Values { data, dim: tdim } => {
+                if tdim == 0 || data.len() % tdim != 0 {
+                    return Err(Error::shape(
+                        "dataset targets",
+                        format!("a multiple of {tdim} values per sample"),
+                        format!("{} values", data.len()),
+                    ));
+                }
+                data.len() / tdim
+            }
+        };
         let len = inputs.len();
-        if len != labels.len() * dim {
+        if len != n * dim {
             return Err(Error::shape(
                 "dataset inputs",
-                format!(
-                    "{} values ({} labels × {} per sample)",
-                    labels.len() * dim,
-                    labels.len(),
-                    dim
-                ),
+                format!("{} values ({} targets × {} per sample)", n * dim, n, dim),
                 format!("{len} values"),
             ));
         }
-        Ok(DataView {
-            inputs,
-            labels,
-            dim,
-        })
+        Ok(DataView { inputs, targets, dim, len: n })
     }
 
     pub fn len(&self) -> usize {
-        self.labels.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
+        self.len == 0
     }
 
     /// Every label must be below `classes`; names the first offender.
     pub fn check_labels(&self, classes: usize) -> Result<()> {
-        match self.labels.iter().position(|&l| l as usize >= classes) {
-            Some(index) => Err(Error::LabelOutOfRange {
-                index,
-                label: self.labels[index] as u32,
-                classes,
-            }),
-            None => Ok(()),
+        if let Targets::Classes(labels) = self.targets {
+            if let Some(index) = (0..labels.len()).find(|&i| labels.get(i) as usize >= classes) {
+                return Err(Error::LabelOutOfRange {
+                    index,
+                    label: labels.get(index),
+                    classes,
+                });
+            }
         }
+        Ok(())
     }
 
-    /// Copy rows `rows` into out[rows.len(), dim] as f32 (u8 → v/255).
-    pub fn gather(&self, rows: &[usize], mut out: ArrayViewMut2<f32>) {
-        assert_eq!(out.dim(), (rows.len(), self.dim), "gather: output shape");
-        assert!(
-            out.is_standard_layout(),
-            "gather: output rows must be contiguous"
-        );
+    /// Copy samples `rows` into out[rows.len() × dim] as f32 (u8 → v/255). With `chw`,
+    /// each sample is given as [C, H, W] and stored channels-last, [H, W, C].
+    pub fn gather(&self, rows: &[usize], out: &mut [f32], chw: Option<[usize; 3]>) {
+        assert_eq!(out.len(), rows.len() * self.dim, "gather: output size");
         // Inside a training team the rows are split across its threads: otherwise the
         // other thread would idle through this serial part of every step.
         let parts = if crate::team::active() {
-            rayon::current_num_threads().min(rows.len())
+            crate::team::threads().min(rows.len())
         } else {
             1
         };
@@ -121,9 +186,12 @@ impl<'a> DataView<'a> {
         let per = rows.len().div_ceil(parts.max(1));
         let copy_rows = |part: usize| {
             for i in (part * per)..((part + 1) * per).min(rows.len()) {
-                // Safety: row i of a standard-layout [rows, dim] buffer; parts own disjoint rows.
+                // Safety: row i of a [rows, dim] buffer; parts own disjoint rows.
                 let dst = unsafe { std::slice::from_raw_parts_mut(out.row(i, self.dim), self.dim) };
-                self.inputs.copy_row(rows[i], self.dim, dst);
+                match chw {
+                    None => self.inputs.copy_row(rows[i], self.dim, dst),
+                    Some([c, h, w]) => self.inputs.copy_row_channels_last(rows[i], [c, h, w], dst),
+                }
             }
         };
         if parts > 1 {
@@ -155,9 +223,25 @@ impl<'a> DataView<'a> {
         let _ = rows;
     }
 
-    /// Labels of `rows`, into `out`.
-    pub fn gather_labels(&self, rows: &[usize], out: &mut Vec<u8>) {
-        out.clear();
-        out.extend(rows.iter().map(|&r| self.labels[r]));
+    /// Targets of `rows`, into `out`.
+    pub fn gather_targets(&self, rows: &[usize], out: &mut TargetBuffer) {
+        out.classes.clear();
+        out.values.clear();
+        match self.targets {
+            Targets::Classes(l) => out.classes.extend(rows.iter().map(|&r| l.get(r))),
+            Targets::Values { data, dim } => {
+                for &r in rows {
+                    out.values.extend_from_slice(&data[r * dim..(r + 1) * dim]);
+                }
+            }
+        }
+    }
+
+    /// Floats per target sample (1 for class labels).
+    pub fn target_dim(&self) -> usize {
+        match self.targets {
+            Targets::Classes(_) => 1,
+            Targets::Values { dim, .. } => dim,
+        }
     }
 }

@@ -8,6 +8,10 @@ pub enum Error {
     #[error("invalid option `{field}`: {reason}")]
     InvalidConfig { field: String, reason: String },
 
+    /// A model spec that does not compile; `node` names the node at fault.
+    #[error("{message}")]
+    Graph { node: String, message: String },
+
     /// Arrays whose shapes do not fit together.
     #[error("shape mismatch in {what}: expected {expected}, got {got}")]
     Shape {
@@ -15,6 +19,10 @@ pub enum Error {
         expected: String,
         got: String,
     },
+
+    /// A regression/multi-label target array whose width does not fit the model's output.
+    #[error("targets have {got} values per sample but the network outputs {expected}")]
+    TargetWidth { expected: usize, got: usize },
 
     /// A label outside `0..classes`.
     #[error(
@@ -46,6 +54,12 @@ impl Error {
         Error::InvalidConfig {
             field: field.to_string(),
             reason: reason.into(),
+        }
+    }
+    pub fn graph(node: &str, message: impl Into<String>) -> Self {
+        Error::Graph {
+            node: node.to_string(),
+            message: message.into(),
         }
     }
     pub fn shape(what: &str, expected: impl ToString, got: impl ToString) -> Self {

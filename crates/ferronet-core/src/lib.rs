@@ -1,10 +1,10 @@
 //! ferronet-core: the numerical heart of ferronet.
 //!
-//! Plain, explicit forward and backward functions per layer (`layers`), a fused
-//! softmax cross-entropy (`loss`), PyTorch-exact optimizers (`optim`), a sequential
-//! model that owns its parameters and workspaces (`model`), and the whole epoch
-//! loop (`train`). Every matrix product goes through [`matmul::matmul`], the one
-//! function our own SIMD GEMM will replace.
+//! Layers as ops, one file each with plain, explicit forward and backward functions
+//! (`ops`); a model is a graph of them compiled into a plan over one activation arena
+//! and one parameter store (`graph`, `params`); losses (`loss`), PyTorch-exact
+//! optimizers (`optim`) and the whole epoch loop (`train`). Every matrix product goes
+//! through our own SIMD GEMM (`gemm`, via [`matmul::matmul`]).
 //!
 //! This crate knows nothing of Node; `ferronet-node` translates it for JavaScript.
 
@@ -12,17 +12,26 @@ pub mod bench;
 pub mod data;
 pub mod error;
 pub mod gemm;
-pub mod layers;
+pub mod graph;
 pub mod loss;
 pub mod matmul;
-pub mod model;
+pub mod ops;
 pub mod optim;
+pub mod params;
 pub mod rng;
 pub mod team;
 pub mod train;
 
-pub use data::{DataView, Inputs};
+/// The model is the compiled graph.
+pub mod model {
+    pub use crate::graph::{LayerSpec, Model, Param};
+}
+
+pub use data::{DataView, Inputs, Labels, Targets};
 pub use error::{Error, Result};
-pub use model::{LayerSpec, Model};
+pub use graph::spec::GraphSpec;
+pub use graph::{LayerSpec, Model};
+pub use loss::LossConfig;
+pub use ops::Mode;
 pub use optim::{Adam, AdamConfig, Optimizer, OptimizerConfig, Sgd, SgdConfig};
-pub use train::{EpochStats, EvalStats, FitConfig, Progress, TrainControl, Trainer};
+pub use train::{EpochStats, EvalStats, FitConfig, Metrics, Progress, TrainControl, Trainer, TrainerConfig};

@@ -49,12 +49,55 @@ struct Team {
 
 thread_local! {
     static CURRENT: Cell<*const Team> = const { Cell::new(ptr::null()) };
+    /// A cap on the threads one run may use (a trainer's `threads`); 0 = the pool's.
+    static LIMIT: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The process's one compute pool, shared by every trainer and model: one thread per
+/// core (or `FERRONET_THREADS`). Two trainers running at once take turns on it per
+/// epoch instead of each spinning a pool of its own on the same cores.
+pub fn pool() -> &'static rayon::ThreadPool {
+    static POOL: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        let n = std::env::var("FERRONET_THREADS")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .thread_name(|i| format!("ferronet-{i}"))
+            .build()
+            .expect("the compute pool starts")
+    })
+}
+
+/// Threads the current run may use: the current rayon pool's, capped by `with_threads`.
+pub fn threads() -> usize {
+    let n = rayon::current_num_threads();
+    match LIMIT.with(|l| l.get()) {
+        0 => n,
+        l => l.min(n),
+    }
+}
+
+/// Runs `f` on the shared pool with at most `threads` threads (0 = all of them).
+pub fn run_on_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    pool().install(|| {
+        let before = LIMIT.with(|l| l.replace(threads));
+        let r = catch_unwind(AssertUnwindSafe(f));
+        LIMIT.with(|l| l.set(before));
+        match r {
+            Ok(r) => r,
+            Err(p) => resume_unwind(p),
+        }
+    })
 }
 
 /// Runs `f` on this thread while the other workers of the current rayon pool spin,
 /// ready for `run_parts`. With one thread it just runs `f`.
 pub fn with_team<R>(f: impl FnOnce() -> R) -> R {
-    let others = rayon::current_num_threads()
+    let others = threads()
         .saturating_sub(1)
         .min(MAX_HELPERS);
     if others == 0 || !CURRENT.with(|c| c.get().is_null()) {
@@ -138,7 +181,11 @@ pub fn active() -> bool {
 pub fn run_parts(parts: usize, work: &(dyn Fn(usize) + Sync)) {
     let team = CURRENT.with(|c| c.get());
     if team.is_null() {
-        (0..parts).into_par_iter().for_each(work);
+        if threads() <= 1 {
+            (0..parts).for_each(work);
+        } else {
+            (0..parts).into_par_iter().for_each(work);
+        }
         return;
     }
     let team = unsafe { &*team };

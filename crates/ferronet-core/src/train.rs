@@ -1,11 +1,12 @@
 //! The training loop over a whole epoch, and evaluation. One call per epoch:
-//! shuffle (seeded), gather a batch (u8 → f32 on the fly), forward, backward, step.
+//! shuffle (seeded), gather a batch (u8 → f32 on the fly), forward, loss, backward, step.
 
-use crate::data::DataView;
+use crate::data::{DataView, TargetBuffer, Targets};
 use crate::error::{Error, Result};
-use crate::loss::LossSum;
+use crate::loss::{BatchTargets, LossConfig, LossSum, TargetKind};
 use crate::model::Model;
-use crate::optim::{Optimizer, OptimizerConfig};
+use crate::ops::Mode;
+use crate::optim::{Optimizer, OptimizerConfig, TensorRef};
 use crate::rng::{self, Rng};
 use rand::Rng as _;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -68,13 +69,47 @@ pub struct Progress {
     /// Batches done in this epoch, and in all of it.
     pub batch: usize,
     pub batches: usize,
-    /// Mean loss and accuracy over the batches of this epoch so far.
+    /// Mean loss over the batches of this epoch so far, and the loss's metrics.
     pub loss: f64,
+    pub metrics: Metrics,
+    /// Kept for the classification case: `metrics.accuracy`, NaN otherwise.
     pub accuracy: f64,
     pub samples: usize,
     pub samples_per_second: f64,
     pub seconds: f64,
     pub epoch_end: bool,
+    /// The learning rate of the last step.
+    pub lr: f64,
+}
+
+/// The metrics that fit the loss: accuracy for classification (per label for
+/// multi-label targets), mean squared and absolute error for regression.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Metrics {
+    pub accuracy: Option<f64>,
+    pub mse: Option<f64>,
+    pub mae: Option<f64>,
+}
+
+impl Metrics {
+    fn of(loss: &LossConfig, sums: &LossSum, samples: usize) -> Metrics {
+        let per = |x: f64| x / sums.elements.max(1) as f64;
+        match loss.metric_kind() {
+            crate::loss::MetricKind::Accuracy => Metrics {
+                accuracy: Some(sums.correct as f64 / samples.max(1) as f64),
+                ..Default::default()
+            },
+            crate::loss::MetricKind::LabelAccuracy => Metrics {
+                accuracy: Some(per(sums.correct as f64)),
+                ..Default::default()
+            },
+            crate::loss::MetricKind::Regression => Metrics {
+                accuracy: None,
+                mse: Some(per(sums.sq_err)),
+                mae: Some(per(sums.abs_err)),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -82,36 +117,67 @@ pub struct EpochStats {
     pub epoch: usize,
     pub loss: f64,
     pub accuracy: f64,
+    pub metrics: Metrics,
     pub seconds: f64,
     pub samples_per_second: f64,
+    pub lr: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EvalStats {
     pub loss: f64,
     pub accuracy: f64,
+    pub metrics: Metrics,
     pub samples: usize,
+}
+
+/// Everything a trainer is configured with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainerConfig {
+    pub optimizer: OptimizerConfig,
+    pub loss: LossConfig,
+    /// The parameter group this trainer's optimizer owns (None = every trainable tensor).
+    pub group: Option<String>,
+    pub seed: u64,
 }
 
 /// Optimizer state plus the shuffle stream: everything that carries over between epochs.
 #[derive(Debug, Clone)]
 pub struct Trainer {
+    config: TrainerConfig,
     optimizer: Optimizer,
     shuffle_rng: Rng,
     epochs_done: usize,
     order: Vec<usize>,
-    batch_labels: Vec<u8>,
+    targets: TargetBuffer,
+    refs: Vec<TensorRef>,
 }
 
 impl Trainer {
+    /// Cross-entropy training with `config`'s optimizer.
     pub fn new(config: &OptimizerConfig, seed: u64) -> Result<Trainer> {
+        Trainer::with_config(TrainerConfig {
+            optimizer: config.clone(),
+            loss: LossConfig::default(),
+            group: None,
+            seed,
+        })
+    }
+
+    pub fn with_config(config: TrainerConfig) -> Result<Trainer> {
         Ok(Trainer {
-            optimizer: config.build()?,
-            shuffle_rng: rng::stream(seed, rng::STREAM_SHUFFLE),
+            optimizer: config.optimizer.build()?,
+            shuffle_rng: rng::stream(config.seed, rng::STREAM_SHUFFLE),
+            config,
             epochs_done: 0,
             order: Vec::new(),
-            batch_labels: Vec::new(),
+            targets: TargetBuffer::default(),
+            refs: Vec::new(),
         })
+    }
+
+    pub fn config(&self) -> &TrainerConfig {
+        &self.config
     }
 
     pub fn optimizer(&self) -> &Optimizer {
@@ -132,7 +198,7 @@ impl Trainer {
         on_progress: &mut dyn FnMut(&Progress),
         control: &TrainControl,
     ) -> Result<EpochStats> {
-        check_data(model, data)?;
+        check_data(model, data, &self.config.loss)?;
         if config.batch_size == 0 {
             return Err(Error::config("batchSize", "must be >= 1"));
         }
@@ -140,6 +206,7 @@ impl Trainer {
         if n == 0 {
             return Err(Error::shape("training data", "at least one sample", 0));
         }
+        model.set_mode(Mode::Train);
         let epoch = self.epochs_done + 1;
         self.order.clear();
         self.order.extend(0..n);
@@ -152,32 +219,37 @@ impl Trainer {
         let mut samples = 0;
         // The pool's other threads spin for the epoch, ready for each product's parts.
         let order = &self.order;
-        let (batch_labels, optimizer) = (&mut self.batch_labels, &mut self.optimizer);
+        let loss = &self.config.loss;
+        let group = self.config.group.as_deref();
+        let (targets, optimizer, refs) = (&mut self.targets, &mut self.optimizer, &mut self.refs);
         crate::team::with_team(|| -> Result<()> {
             for b in 0..batches {
                 control.check()?;
                 let rows = &order[b * config.batch_size..((b + 1) * config.batch_size).min(n)];
-                data.gather(rows, model.input_buffer(rows.len()));
-                data.gather_labels(rows, batch_labels);
-                let batch = step(model, optimizer, rows.len(), batch_labels, epoch, b + 1)?;
+                let chw = model.input_chw();
+                data.gather(rows, model.input_buffer(rows.len()), chw);
+                data.gather_targets(rows, targets);
+                let batch = step(model, optimizer, loss, group, refs, rows.len(), targets, epoch, b + 1)?;
                 control.steps.fetch_add(1, Ordering::SeqCst);
-                total.loss_sum += batch.loss_sum;
-                total.correct += batch.correct;
+                total.add(&batch);
                 samples += rows.len();
                 let epoch_end = b + 1 == batches;
                 if epoch_end || (config.progress_every > 0 && (b + 1) % config.progress_every == 0)
                 {
                     let seconds = started.elapsed().as_secs_f64();
+                    let metrics = Metrics::of(loss, &total, samples);
                     on_progress(&Progress {
                         epoch,
                         batch: b + 1,
                         batches,
                         loss: total.loss_sum / samples as f64,
-                        accuracy: total.correct as f64 / samples as f64,
+                        accuracy: metrics.accuracy.unwrap_or(f64::NAN),
+                        metrics,
                         samples,
                         samples_per_second: samples as f64 / seconds.max(1e-9),
                         seconds,
                         epoch_end,
+                        lr: optimizer.lr() as f64,
                     });
                 }
             }
@@ -185,27 +257,37 @@ impl Trainer {
         })?;
         self.epochs_done = epoch;
         let seconds = started.elapsed().as_secs_f64();
+        let metrics = Metrics::of(loss, &total, n);
         Ok(EpochStats {
             epoch,
             loss: total.loss_sum / n as f64,
-            accuracy: total.correct as f64 / n as f64,
+            accuracy: metrics.accuracy.unwrap_or(f64::NAN),
+            metrics,
             seconds,
             samples_per_second: n as f64 / seconds.max(1e-9),
+            lr: self.optimizer.lr() as f64,
         })
     }
 
-    /// One optimizer step on one batch of f32 inputs [rows, input_dim]; returns the mean loss
-    /// before the step. For custom loops and parity tests.
-    pub fn train_batch(&mut self, model: &mut Model, inputs: &[f32], labels: &[u8]) -> Result<f64> {
-        let data = DataView::new(crate::data::Inputs::F32(inputs), labels, model.input_dim())?;
-        check_data(model, &data)?;
-        let rows: Vec<usize> = (0..labels.len()).collect();
-        data.gather(&rows, model.input_buffer(rows.len()));
+    /// One optimizer step on one batch of f32 inputs [rows, input_dim] (PyTorch's order);
+    /// returns the mean loss before the step. For custom loops and parity tests.
+    pub fn train_batch(&mut self, model: &mut Model, inputs: &[f32], targets: Targets) -> Result<f64> {
+        let data = DataView::with_targets(crate::data::Inputs::F32(inputs), targets, model.input_dim())?;
+        check_data(model, &data, &self.config.loss)?;
+        model.set_mode(Mode::Train);
+        let rows: Vec<usize> = (0..data.len()).collect();
+        let chw = model.input_chw();
+        data.gather(&rows, model.input_buffer(rows.len()), chw);
+        data.gather_targets(&rows, &mut self.targets);
+        let group = self.config.group.as_deref();
         let batch = step(
             model,
             &mut self.optimizer,
+            &self.config.loss,
+            group,
+            &mut self.refs,
             rows.len(),
-            labels,
+            &self.targets,
             self.epochs_done + 1,
             1,
         )?;
@@ -213,17 +295,41 @@ impl Trainer {
     }
 }
 
+fn batch_targets(t: &TargetBuffer, kind: TargetKind) -> BatchTargets<'_> {
+    match kind {
+        TargetKind::Classes => BatchTargets::Classes(&t.classes),
+        TargetKind::Values => BatchTargets::Values(&t.values),
+    }
+}
+
+/// Forward, loss and backward over the batch in the model's input buffer: fills the
+/// gradients and returns the batch's loss statistics.
+pub fn forward_backward(model: &mut Model, loss: &LossConfig, rows: usize, targets: &TargetBuffer) -> LossSum {
+    model.forward(rows);
+    let dim = model.output_dim();
+    let sums = {
+        let (out, grad) = model.output_and_grad(rows);
+        loss.compute(out, rows, dim, batch_targets(targets, loss.target_kind()), Some(grad))
+    };
+    model.backward(rows);
+    sums
+}
+
 /// One optimizer step on the batch in the model's input buffer. A non-finite loss
 /// skips the update, so the weights stay usable, and names the epoch and batch.
+#[allow(clippy::too_many_arguments)]
 fn step(
     model: &mut Model,
     optimizer: &mut Optimizer,
+    loss: &LossConfig,
+    group: Option<&str>,
+    refs: &mut Vec<TensorRef>,
     rows: usize,
-    labels: &[u8],
+    targets: &TargetBuffer,
     epoch: usize,
     batch: usize,
 ) -> Result<LossSum> {
-    let sums = model.forward_backward(rows, labels);
+    let sums = forward_backward(model, loss, rows, targets);
     let mean = sums.loss_sum / rows.max(1) as f64;
     if !mean.is_finite() {
         return Err(Error::NonFiniteLoss {
@@ -232,52 +338,83 @@ fn step(
             batch,
         });
     }
-    model.apply_optimizer(optimizer);
+    model.tensor_refs(group, refs);
+    // Safety: the refs point at the model's own, distinct, contiguous parameter and
+    // gradient buffers, which nothing else touches during the step.
+    unsafe { optimizer.step(refs) };
     Ok(sums)
 }
 
-/// Mean loss and accuracy of `model` over all of `data`, in batches of `batch_size`.
+/// Mean loss and the loss's metrics of `model` over all of `data`, in eval mode, in
+/// batches of `batch_size` (at most 256 rows at a time, to bound the arena).
 pub fn evaluate(
     model: &mut Model,
     data: &DataView,
     batch_size: usize,
+    loss: &LossConfig,
     control: &TrainControl,
 ) -> Result<EvalStats> {
-    check_data(model, data)?;
+    check_data(model, data, loss)?;
     if batch_size == 0 {
         return Err(Error::config("batchSize", "must be >= 1"));
     }
+    let batch_size = batch_size.min(EVAL_CHUNK);
+    model.set_mode(Mode::Eval);
     let n = data.len();
     let mut total = LossSum::default();
     let mut rows: Vec<usize> = Vec::with_capacity(batch_size);
-    let mut labels = Vec::with_capacity(batch_size);
+    let mut targets = TargetBuffer::default();
+    let dim = model.output_dim();
     for start in (0..n).step_by(batch_size) {
         control.check()?;
         rows.clear();
         rows.extend(start..(start + batch_size).min(n));
-        data.gather(&rows, model.input_buffer(rows.len()));
-        data.gather_labels(&rows, &mut labels);
-        let batch = model.loss_batch(rows.len(), &labels);
-        total.loss_sum += batch.loss_sum;
-        total.correct += batch.correct;
+        let chw = model.input_chw();
+        data.gather(&rows, model.input_buffer(rows.len()), chw);
+        data.gather_targets(&rows, &mut targets);
+        let out = model.forward(rows.len());
+        let batch = loss.compute(out, rows.len(), dim, batch_targets(&targets, loss.target_kind()), None);
+        total.add(&batch);
     }
-    let denom = n.max(1) as f64;
+    let metrics = Metrics::of(loss, &total, n);
     Ok(EvalStats {
-        loss: total.loss_sum / denom,
-        accuracy: total.correct as f64 / denom,
+        loss: total.loss_sum / n.max(1) as f64,
+        accuracy: metrics.accuracy.unwrap_or(f64::NAN),
+        metrics,
         samples: n,
     })
 }
 
-fn check_data(model: &Model, data: &DataView) -> Result<()> {
+/// Rows per inference chunk: bounds the activation arena (a CNN's is ~90k floats per
+/// sample) whatever batch size evaluation is asked for.
+pub const EVAL_CHUNK: usize = 256;
+
+fn check_data(model: &Model, data: &DataView, loss: &LossConfig) -> Result<()> {
     if data.dim != model.input_dim() {
         return Err(Error::shape(
-            "dataset sample width",
-            format!("{} (the network's input width)", model.input_dim()),
+            "dataset sample size",
+            format!("{} (the network's input shape {:?})", model.input_dim(), model.input_shape()),
             data.dim,
         ));
     }
-    data.check_labels(model.output_dim())
+    loss.validate(model.output_dim())?;
+    match (loss.target_kind(), data.targets) {
+        (TargetKind::Classes, Targets::Classes(_)) => data.check_labels(model.output_dim()),
+        (TargetKind::Values, Targets::Values { dim, .. }) => {
+            if dim != model.output_dim() {
+                return Err(Error::TargetWidth { expected: model.output_dim(), got: dim });
+            }
+            Ok(())
+        }
+        (TargetKind::Classes, _) => Err(Error::config(
+            "loss",
+            format!("{} needs integer class labels, the dataset has float targets", loss.name()),
+        )),
+        (TargetKind::Values, _) => Err(Error::config(
+            "loss",
+            format!("{} needs float targets, the dataset has class labels", loss.name()),
+        )),
+    }
 }
 
 /// Uniform in-place shuffle driven by our seeded stream.

@@ -2,8 +2,8 @@
 //! The layers compute in f32; the scalar objective is summed in f64 and the step h is
 //! chosen so f32 rounding stays far below the tolerance.
 
-use ferronet_core::layers::linear::{linear_backward, linear_forward};
-use ferronet_core::layers::relu::{relu_backward, relu_forward};
+use ferronet_core::ops::linear::{linear_backward, linear_forward};
+use ferronet_core::ops::relu::{relu_backward, relu_forward};
 use ferronet_core::loss::{softmax_cross_entropy_backward, softmax_cross_entropy_forward};
 use ferronet_core::model::{LayerSpec, Model};
 use ndarray::{Array1, Array2};
@@ -142,7 +142,7 @@ fn fused_linear_relu_gradients_match_finite_differences() {
     let x = relu(&z);
     linear_forward(out.view_mut(), x.view(), w.t(), bias.view(), true);
     let mut dout = g.clone();
-    ferronet_core::layers::relu::relu_backward_inplace(dout.view_mut(), out.view());
+    ferronet_core::ops::relu::mask_inplace(dout.as_slice_mut().unwrap(), out.as_slice().unwrap());
     let mut dz = Array2::zeros((b, i));
     let (mut dw, mut db) = (Array2::zeros((o, i)), Array1::zeros(o));
     linear_backward(
@@ -230,7 +230,7 @@ fn softmax_cross_entropy_gradient_matches_finite_differences() {
     // Large logits too, so the max-subtraction path is exercised.
     let mut logits = random2(&mut rng, b, c, 4.0);
     logits[[2, 3]] = 60.0;
-    let labels: Vec<u8> = (0..b).map(|r| (r * 3 % c) as u8).collect();
+    let labels: Vec<u32> = (0..b).map(|r| (r * 3 % c) as u32).collect();
     let mut dlogits = Array2::zeros((b, c));
     let loss = softmax_cross_entropy_backward(dlogits.view_mut(), logits.view(), &labels);
     let fwd = softmax_cross_entropy_forward(logits.view(), &labels);
@@ -276,11 +276,11 @@ fn whole_model_gradients_match_finite_differences() {
     let mut rng = ChaCha8Rng::seed_from_u64(10);
     let rows = 7;
     let x: Vec<f32> = (0..rows * 5).map(|_| rng.random_range(-1.0..1.0)).collect();
-    let labels: Vec<u8> = (0..rows).map(|r| (r % 4) as u8).collect();
+    let labels: Vec<u32> = (0..rows).map(|r| (r % 4) as u32).collect();
 
     let fill = |m: &mut Model| {
-        let mut buf = m.input_buffer(rows);
-        buf.as_slice_mut().unwrap().copy_from_slice(&x);
+        let buf = m.input_buffer(rows);
+        buf.copy_from_slice(&x);
     };
     fill(&mut model);
     model.forward_backward(rows, &labels);

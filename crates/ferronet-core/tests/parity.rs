@@ -60,13 +60,13 @@ fn model_from(f: &Value) -> Model {
     model
 }
 
-fn batch(f: &Value) -> (Vec<f32>, Vec<u8>) {
+fn batch(f: &Value) -> (Vec<f32>, Vec<u32>) {
     let x = floats(&f["x"]);
     let y = f["y"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|v| v.as_u64().unwrap() as u8)
+        .map(|v| v.as_u64().unwrap() as u32)
         .collect();
     (x, y)
 }
@@ -84,8 +84,6 @@ fn forward_loss_and_gradients_match_pytorch() {
 
     model
         .input_buffer(y.len())
-        .as_slice_mut()
-        .unwrap()
         .copy_from_slice(&x);
     let loss = model.forward_backward(y.len(), &y).loss_sum / y.len() as f64;
     let want = f["loss"].as_f64().unwrap();
@@ -146,7 +144,7 @@ fn three_optimizer_steps_match_pytorch() {
         let steps = run["steps"].as_u64().unwrap() as usize;
         let losses = floats(&run["losses"]);
         for (step, want) in losses.iter().enumerate().take(steps) {
-            let loss = trainer.train_batch(&mut model, &x, &y).unwrap();
+            let loss = trainer.train_batch(&mut model, &x, ferronet_core::Targets::Classes(ferronet_core::Labels::U32(&y))).unwrap();
             assert!(
                 (loss - *want as f64).abs() <= REL_TOL * (*want as f64).abs(),
                 "{name}: loss before step {} {loss} vs {want}",

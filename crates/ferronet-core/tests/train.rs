@@ -48,7 +48,7 @@ fn an_epoch_learns_and_reports_progress() {
     )
     .unwrap();
     let stop = TrainControl::new();
-    let before = evaluate(&mut model, &data, 64, &stop).unwrap();
+    let before = evaluate(&mut model, &data, 64, &Default::default(), &stop).unwrap();
     let mut reports = vec![];
     for _ in 0..5 {
         trainer
@@ -61,7 +61,7 @@ fn an_epoch_learns_and_reports_progress() {
             )
             .unwrap();
     }
-    let after = evaluate(&mut model, &data, 64, &stop).unwrap();
+    let after = evaluate(&mut model, &data, 64, &Default::default(), &stop).unwrap();
     assert!(
         after.loss < before.loss * 0.3,
         "{} -> {}",
@@ -90,7 +90,7 @@ fn bad_data_is_rejected_with_the_place_named() {
     let err = trainer
         .fit_epoch(&mut model, &narrow, &config(), &mut |_| {}, &stop)
         .unwrap_err();
-    assert!(err.to_string().contains("sample width"), "{err}");
+    assert!(err.to_string().contains("sample size"), "{err}");
     let mut bad_labels = y.clone();
     bad_labels[7] = 3;
     let data = DataView::new(Inputs::U8(&x), &bad_labels, 6).unwrap();

@@ -3,8 +3,8 @@
 //! napi references). The TS layer documents that a dataset must not be mutated
 //! while a fit or evaluate on it is running.
 
-use ferronet_core::{DataView, Inputs};
-use napi::bindgen_prelude::{Float32Array, Uint8Array};
+use ferronet_core::{DataView, Inputs, Labels, Targets};
+use napi::bindgen_prelude::{Float32Array, Uint32Array, Uint8Array};
 use napi::Result;
 use napi_derive::napi;
 
@@ -16,7 +16,13 @@ pub struct NativeData {
     pub pixels: Option<Uint8Array>,
     /// f32 features, used as they are.
     pub features: Option<Float32Array>,
-    pub labels: Uint8Array,
+    /// Class ids as bytes. Exactly one of labels / labels32 / targets.
+    pub labels: Option<Uint8Array>,
+    /// Class ids of any size.
+    pub labels32: Option<Uint32Array>,
+    /// Float targets (regression, multi-label), `targetDim` per sample.
+    pub targets: Option<Float32Array>,
+    pub target_dim: Option<u32>,
     /// Values per sample.
     pub dim: u32,
 }
@@ -35,6 +41,18 @@ impl NativeData {
                 "dataset must have exactly one of pixels (Uint8Array) or features (Float32Array)",
             )),
         };
-        DataView::new(inputs, &self.labels, self.dim as usize).map_err(to_js)
+        let targets = match (&self.labels, &self.labels32, &self.targets) {
+            (Some(l), None, None) => Targets::Classes(Labels::U8(l)),
+            (None, Some(l), None) => Targets::Classes(Labels::U32(l)),
+            (None, None, Some(t)) => Targets::Values {
+                data: t,
+                dim: self.target_dim.unwrap_or(1) as usize,
+            },
+            _ => return Err(coded(
+                "ERR_SHAPE",
+                "dataset must have exactly one of labels (Uint8Array), labels32 (Uint32Array) or targets (Float32Array)",
+            )),
+        };
+        DataView::with_targets(inputs, targets, self.dim as usize).map_err(to_js)
     }
 }

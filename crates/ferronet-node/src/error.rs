@@ -9,7 +9,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 pub fn code_of(e: &CoreError) -> &'static str {
     match e {
         CoreError::InvalidConfig { .. } => "ERR_INVALID_OPTION",
-        CoreError::Shape { .. } => "ERR_SHAPE",
+        CoreError::Shape { .. } | CoreError::TargetWidth { .. } => "ERR_SHAPE",
+        CoreError::Graph { .. } => "ERR_GRAPH",
         CoreError::LabelOutOfRange { .. } => "ERR_LABEL_OUT_OF_RANGE",
         CoreError::NonFiniteLoss { .. } => "ERR_NON_FINITE_LOSS",
         CoreError::Aborted { .. } => "ABORT_ERR",
@@ -21,6 +22,8 @@ pub fn to_js(e: CoreError) -> Error {
         CoreError::Aborted { .. } => Status::Cancelled,
         CoreError::InvalidConfig { .. }
         | CoreError::Shape { .. }
+        | CoreError::TargetWidth { .. }
+        | CoreError::Graph { .. }
         | CoreError::LabelOutOfRange { .. } => Status::InvalidArg,
         CoreError::NonFiniteLoss { .. } => Status::GenericFailure,
     };

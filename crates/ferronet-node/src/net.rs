@@ -1,4 +1,4 @@
-//! `NativeNet`: a model shared with the trainers that train it.
+//! `NativeNet`: a compiled model shared with the trainers that train it.
 
 use ferronet_core::{Inputs, Model};
 use napi::bindgen_prelude::{Float32Array, Uint8Array};
@@ -7,7 +7,6 @@ use napi_derive::napi;
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use crate::error::{coded, guard, to_js};
-use crate::options::{layer_spec_js, layer_specs, NativeLayerSpec};
 
 pub type SharedModel = Arc<Mutex<Model>>;
 
@@ -31,15 +30,25 @@ pub fn lock(model: &SharedModel) -> MutexGuard<'_, Model> {
 
 #[napi(object)]
 pub struct NativeParameter {
-    /// PyTorch-style name, e.g. "0.weight".
+    /// PyTorch `state_dict` name, e.g. "0.weight".
     pub name: String,
     pub shape: Vec<u32>,
     pub data: Float32Array,
+    /// False for buffers (BatchNorm's running statistics).
+    pub trainable: bool,
+    /// The node's parameter group ("" if none).
+    pub group: String,
 }
 
 #[napi]
 pub struct NativeNet {
     pub(crate) model: SharedModel,
+    /// Fixed at construction: readable while a fit holds the model.
+    input_shape: Vec<u32>,
+    output_shape: Vec<u32>,
+    spec: String,
+    seed: u64,
+    parameter_count: u32,
 }
 
 impl NativeNet {
@@ -54,88 +63,120 @@ impl NativeNet {
     }
 }
 
+fn dims(s: &[usize]) -> Vec<u32> {
+    s.iter().map(|&d| d as u32).collect()
+}
+
 #[napi]
 impl NativeNet {
+    /// Compiles a model spec (JSON text, docs/graph-spec.md) with parameters from `seed`.
     #[napi(factory, catch_unwind)]
-    pub fn sequential(
-        input_dim: u32,
-        layers: Vec<NativeLayerSpec>,
-        seed: f64,
-    ) -> Result<NativeNet> {
-        let specs = layer_specs(&layers)?;
-        let model = Model::sequential(input_dim as usize, &specs, seed as u64).map_err(to_js)?;
+    pub fn from_spec(spec: String, seed: f64) -> Result<NativeNet> {
+        let model = Model::from_json(&spec, seed as u64).map_err(to_js)?;
         Ok(NativeNet {
+            input_shape: dims(model.input_shape()),
+            output_shape: dims(model.output_shape()),
+            spec: model.spec().to_json(),
+            seed: seed as u64,
+            parameter_count: model.param_count() as u32,
             model: Arc::new(Mutex::new(model)),
         })
     }
 
     #[napi(getter)]
-    pub fn input_dim(&self) -> Result<u32> {
-        Ok(try_lock(&self.model)?.input_dim() as u32)
+    pub fn input_shape(&self) -> Vec<u32> {
+        self.input_shape.clone()
     }
 
     #[napi(getter)]
-    pub fn output_dim(&self) -> Result<u32> {
-        Ok(try_lock(&self.model)?.output_dim() as u32)
+    pub fn output_shape(&self) -> Vec<u32> {
+        self.output_shape.clone()
+    }
+
+    /// The compiled model's spec, as JSON text.
+    #[napi(getter)]
+    pub fn spec(&self) -> String {
+        self.spec.clone()
     }
 
     #[napi(getter)]
-    pub fn layers(&self) -> Result<Vec<NativeLayerSpec>> {
-        Ok(try_lock(&self.model)?
-            .specs()
-            .iter()
-            .map(layer_spec_js)
-            .collect())
+    pub fn seed(&self) -> f64 {
+        self.seed as f64
     }
 
+    /// Trainable scalars.
     #[napi(getter)]
-    pub fn seed(&self) -> Result<f64> {
-        Ok(try_lock(&self.model)?.seed() as f64)
+    pub fn parameter_count(&self) -> u32 {
+        self.parameter_count
     }
 
-    /// Logits [rows, outputs] for f32 inputs [rows, inputDim].
+    /// Node names and ops after fusion, e.g. "0:Linear+ReLU".
+    #[napi(catch_unwind)]
+    pub fn plan(&self) -> Result<Vec<String>> {
+        Ok(try_lock(&self.model)?.plan_summary())
+    }
+
+    /// Outputs [rows, ...outputShape] for f32 inputs [rows, ...inputShape] (PyTorch's order).
     #[napi(catch_unwind)]
     pub fn predict(&self, inputs: Float32Array) -> Result<Float32Array> {
         self.predict_inputs(Inputs::F32(&inputs))
     }
 
-    /// Logits for u8 pixels, normalised as in training (v / 255).
+    /// Outputs for u8 pixels, normalised as in training (v / 255).
     #[napi(catch_unwind)]
     pub fn predict_pixels(&self, pixels: Uint8Array) -> Result<Float32Array> {
         self.predict_inputs(Inputs::U8(&pixels))
     }
 
-    /// Copies of every parameter tensor, in layer order.
+    /// Copies of every tensor (weights and buffers), in `state_dict` order and layout.
     #[napi(catch_unwind)]
     pub fn parameters(&self) -> Result<Vec<NativeParameter>> {
         let model = try_lock(&self.model)?;
+        let infos = model.store().tensors().to_vec();
         Ok(model
             .params()
             .into_iter()
-            .map(|p| NativeParameter {
+            .zip(infos)
+            .map(|(p, info)| NativeParameter {
                 name: p.name,
-                shape: p.shape.iter().map(|&d| d as u32).collect(),
+                shape: dims(&p.shape),
                 data: Float32Array::new(p.data),
+                trainable: info.trainable(),
+                group: info.group,
             })
             .collect())
     }
 
-    /// Gradients of the last training step, same order as `parameters`.
+    /// Gradients of the last training step of the trainable tensors, by name.
     #[napi(catch_unwind)]
-    pub fn gradients(&self) -> Result<Vec<Float32Array>> {
+    pub fn gradients(&self) -> Result<Vec<NativeParameter>> {
         let model = try_lock(&self.model)?;
+        let infos: Vec<_> = model.store().tensors().iter().filter(|t| t.trainable()).cloned().collect();
         Ok(model
             .grads()
             .into_iter()
-            .map(|g| Float32Array::new(g.data))
+            .zip(infos)
+            .map(|(g, info)| NativeParameter {
+                name: g.name,
+                shape: dims(&g.shape),
+                data: Float32Array::new(g.data),
+                trainable: true,
+                group: info.group,
+            })
             .collect())
     }
 
-    /// Overwrites parameter tensor `index` (in `parameters` order).
+    /// Overwrites tensor `index` (in `parameters` order), PyTorch layout.
     #[napi(catch_unwind)]
     pub fn set_parameter(&self, index: u32, values: Float32Array) -> Result<()> {
         try_lock(&self.model)?
             .set_param(index as usize, &values)
             .map_err(to_js)
+    }
+
+    /// Freezes (or thaws) every tensor whose name starts with `prefix`; returns how many.
+    #[napi(catch_unwind)]
+    pub fn set_frozen(&self, prefix: String, frozen: bool) -> Result<u32> {
+        Ok(try_lock(&self.model)?.set_frozen(&prefix, frozen) as u32)
     }
 }

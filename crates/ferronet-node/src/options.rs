@@ -1,47 +1,10 @@
 //! Plain option and result objects crossing the boundary, and their translation.
 
-use ferronet_core::{AdamConfig, LayerSpec, OptimizerConfig, SgdConfig};
+use ferronet_core::{AdamConfig, LossConfig, Metrics, OptimizerConfig, SgdConfig, TrainerConfig};
 use napi::Result;
 use napi_derive::napi;
 
 use crate::error::coded;
-
-#[napi(object)]
-pub struct NativeLayerSpec {
-    /// "dense" or "relu".
-    pub kind: String,
-    pub units: Option<u32>,
-}
-
-pub fn layer_specs(specs: &[NativeLayerSpec]) -> Result<Vec<LayerSpec>> {
-    specs
-        .iter()
-        .enumerate()
-        .map(|(i, s)| match s.kind.as_str() {
-            "dense" => Ok(LayerSpec::Dense {
-                units: s.units.unwrap_or(0) as usize,
-            }),
-            "relu" => Ok(LayerSpec::Relu),
-            other => Err(coded(
-                "ERR_INVALID_OPTION",
-                format!("invalid option `layers[{i}].kind`: unknown layer kind {other:?}"),
-            )),
-        })
-        .collect()
-}
-
-pub fn layer_spec_js(spec: &LayerSpec) -> NativeLayerSpec {
-    match *spec {
-        LayerSpec::Dense { units } => NativeLayerSpec {
-            kind: "dense".into(),
-            units: Some(units as u32),
-        },
-        LayerSpec::Relu => NativeLayerSpec {
-            kind: "relu".into(),
-            units: None,
-        },
-    }
-}
 
 /// Optimizer settings; fields left out take PyTorch's defaults.
 #[napi(object)]
@@ -85,17 +48,65 @@ pub fn optimizer_config(o: &NativeOptimizer) -> Result<OptimizerConfig> {
     }
 }
 
+/// Loss settings; fields left out take PyTorch's defaults.
+#[napi(object)]
+pub struct NativeLoss {
+    /// "cross_entropy" or "mse".
+    pub kind: String,
+    pub class_weights: Option<Vec<f64>>,
+    pub label_smoothing: Option<f64>,
+}
+
+pub fn loss_config(l: &NativeLoss) -> Result<LossConfig> {
+    match l.kind.as_str() {
+        "cross_entropy" => Ok(LossConfig::CrossEntropy {
+            class_weights: l.class_weights.as_ref().map(|w| w.iter().map(|&x| x as f32).collect()),
+            label_smoothing: l.label_smoothing.unwrap_or(0.0) as f32,
+        }),
+        "mse" => Ok(LossConfig::Mse),
+        other => Err(coded("ERR_INVALID_OPTION", format!("invalid option `loss.type`: unknown loss {other:?}"))),
+    }
+}
+
+/// Everything a trainer is built with.
+#[napi(object)]
+pub struct NativeTrainerOptions {
+    pub optimizer: NativeOptimizer,
+    pub loss: Option<NativeLoss>,
+    /// Parameter group the optimizer owns (absent: every trainable tensor).
+    pub group: Option<String>,
+    pub seed: f64,
+    /// Threads of the shared compute pool this trainer may use; 0 = all.
+    pub threads: u32,
+}
+
+pub fn trainer_config(o: &NativeTrainerOptions) -> Result<TrainerConfig> {
+    Ok(TrainerConfig {
+        optimizer: optimizer_config(&o.optimizer)?,
+        loss: match &o.loss {
+            Some(l) => loss_config(l)?,
+            None => LossConfig::default(),
+        },
+        group: o.group.clone(),
+        seed: o.seed as u64,
+    })
+}
+
 #[napi(object)]
 pub struct NativeProgress {
     pub epoch: u32,
     pub batch: u32,
     pub batches: u32,
     pub loss: f64,
-    pub accuracy: f64,
+    /// Classification (and multi-label) accuracy; absent for regression losses.
+    pub accuracy: Option<f64>,
+    pub mse: Option<f64>,
+    pub mae: Option<f64>,
     pub samples: u32,
     pub samples_per_second: f64,
     pub seconds: f64,
     pub epoch_end: bool,
+    pub lr: f64,
 }
 
 impl From<&ferronet_core::Progress> for NativeProgress {
@@ -105,11 +116,14 @@ impl From<&ferronet_core::Progress> for NativeProgress {
             batch: p.batch as u32,
             batches: p.batches as u32,
             loss: p.loss,
-            accuracy: p.accuracy,
+            accuracy: p.metrics.accuracy,
+            mse: p.metrics.mse,
+            mae: p.metrics.mae,
             samples: p.samples as u32,
             samples_per_second: p.samples_per_second,
             seconds: p.seconds,
             epoch_end: p.epoch_end,
+            lr: p.lr,
         }
     }
 }
@@ -118,9 +132,12 @@ impl From<&ferronet_core::Progress> for NativeProgress {
 pub struct NativeEpochStats {
     pub epoch: u32,
     pub loss: f64,
-    pub accuracy: f64,
+    pub accuracy: Option<f64>,
+    pub mse: Option<f64>,
+    pub mae: Option<f64>,
     pub seconds: f64,
     pub samples_per_second: f64,
+    pub lr: f64,
 }
 
 impl From<ferronet_core::EpochStats> for NativeEpochStats {
@@ -128,9 +145,12 @@ impl From<ferronet_core::EpochStats> for NativeEpochStats {
         NativeEpochStats {
             epoch: s.epoch as u32,
             loss: s.loss,
-            accuracy: s.accuracy,
+            accuracy: s.metrics.accuracy,
+            mse: s.metrics.mse,
+            mae: s.metrics.mae,
             seconds: s.seconds,
             samples_per_second: s.samples_per_second,
+            lr: s.lr,
         }
     }
 }
@@ -138,8 +158,22 @@ impl From<ferronet_core::EpochStats> for NativeEpochStats {
 #[napi(object)]
 pub struct NativeEvalStats {
     pub loss: f64,
-    pub accuracy: f64,
+    pub accuracy: Option<f64>,
+    pub mse: Option<f64>,
+    pub mae: Option<f64>,
     pub samples: u32,
+}
+
+impl NativeEvalStats {
+    pub fn new(loss: f64, m: Metrics, samples: usize) -> Self {
+        NativeEvalStats {
+            loss,
+            accuracy: m.accuracy,
+            mse: m.mse,
+            mae: m.mae,
+            samples: samples as u32,
+        }
+    }
 }
 
 #[napi(object)]

@@ -1,10 +1,13 @@
-//! `NativeTrainer`: optimizer state and a rayon pool; `fit` and `evaluate` run
-//! as AsyncTasks on the libuv pool and report progress through a threadsafe function.
+//! `NativeTrainer`: optimizer state and a thread budget on the process's one compute
+//! pool; `fit` and `evaluate` run as AsyncTasks on the libuv pool and report progress
+//! through a threadsafe function.
 
 use ferronet_core::train::evaluate;
 use ferronet_core::TrainControl;
 use ferronet_core::{FitConfig, Progress, Trainer};
-use napi::bindgen_prelude::{AsyncTask, Float32Array, Uint8Array};
+use ferronet_core::team::run_on_pool;
+use ferronet_core::{Labels, Targets};
+use napi::bindgen_prelude::{AsyncTask, Float32Array, Uint32Array};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Result, Status, Task};
 use napi_derive::napi;
@@ -15,8 +18,8 @@ use crate::data::NativeData;
 use crate::error::{coded, guard, to_js};
 use crate::net::{lock, try_lock, NativeNet, SharedModel};
 use crate::options::{
-    optimizer_config, NativeEpochStats, NativeEvalStats, NativeFitOptions, NativeOptimizer,
-    NativeProgress,
+    trainer_config, NativeEpochStats, NativeEvalStats, NativeFitOptions, NativeProgress,
+    NativeTrainerOptions,
 };
 
 /// Progress callback: no error-first argument; at most 64 reports queued, the
@@ -28,45 +31,36 @@ pub type ProgressFn =
 pub struct NativeTrainer {
     model: SharedModel,
     trainer: Arc<Mutex<Trainer>>,
-    pool: Arc<rayon::ThreadPool>,
+    threads: usize,
     control: Arc<TrainControl>,
     running: Arc<AtomicBool>,
 }
 
 #[napi]
 impl NativeTrainer {
-    /// `threads` = 0 uses every core.
+    /// `options.threads` = 0 uses every thread of the shared pool.
     #[napi(constructor, catch_unwind)]
-    pub fn new(
-        net: &NativeNet,
-        optimizer: NativeOptimizer,
-        seed: f64,
-        threads: u32,
-    ) -> Result<Self> {
-        let config = optimizer_config(&optimizer)?;
-        let trainer = Trainer::new(&config, seed as u64).map_err(to_js)?;
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads as usize)
-            .thread_name(|i| format!("ferronet-{i}"))
-            .build()
-            .map_err(|e| {
-                coded(
-                    "ERR_THREADS",
-                    format!("cannot start {threads} threads: {e}"),
-                )
-            })?;
+    pub fn new(net: &NativeNet, options: NativeTrainerOptions) -> Result<Self> {
+        let config = trainer_config(&options)?;
+        let trainer = Trainer::with_config(config).map_err(to_js)?;
+        let pool = ferronet_core::team::pool().current_num_threads();
+        let threads = match options.threads as usize {
+            0 => pool,
+            n => n.min(pool),
+        };
         Ok(NativeTrainer {
             model: net.model.clone(),
             trainer: Arc::new(Mutex::new(trainer)),
-            pool: Arc::new(pool),
+            threads,
             control: Arc::new(TrainControl::new()),
             running: Arc::new(AtomicBool::new(false)),
         })
     }
 
+    /// Threads this trainer computes with (at most the shared pool's).
     #[napi(getter)]
     pub fn threads(&self) -> u32 {
-        self.pool.current_num_threads() as u32
+        self.threads as u32
     }
 
     /// Trains `options.epochs` epochs; resolves with one stats object per epoch.
@@ -89,7 +83,7 @@ impl NativeTrainer {
         Ok(AsyncTask::new(FitTask {
             model: self.model.clone(),
             trainer: self.trainer.clone(),
-            pool: self.pool.clone(),
+            threads: self.threads,
             control: self.control.clone(),
             running: self.running.clone(),
             data,
@@ -116,7 +110,8 @@ impl NativeTrainer {
         self.claim()?;
         Ok(AsyncTask::new(EvalTask {
             model: self.model.clone(),
-            pool: self.pool.clone(),
+            trainer: self.trainer.clone(),
+            threads: self.threads,
             control: self.control.clone(),
             running: self.running.clone(),
             data,
@@ -124,9 +119,15 @@ impl NativeTrainer {
         }))
     }
 
-    /// One synchronous optimizer step on one batch; returns the loss before the step.
+    /// One synchronous optimizer step on one batch of features [rows, ...inputShape] with
+    /// class ids (`labels`) or float targets; returns the loss before the step.
     #[napi(catch_unwind)]
-    pub fn train_batch(&self, features: Float32Array, labels: Uint8Array) -> Result<f64> {
+    pub fn train_batch(
+        &self,
+        features: Float32Array,
+        labels: Option<Uint32Array>,
+        targets: Option<Float32Array>,
+    ) -> Result<f64> {
         guard("trainBatch", || {
             if self.running.load(Ordering::SeqCst) {
                 return Err(coded(
@@ -137,9 +138,12 @@ impl NativeTrainer {
             let mut model_guard = try_lock(&self.model)?;
             let mut trainer_guard = self.trainer.lock().unwrap_or_else(|p| p.into_inner());
             let (model, trainer) = (&mut *model_guard, &mut *trainer_guard);
-            self.pool
-                .install(|| trainer.train_batch(model, &features, &labels))
-                .map_err(to_js)
+            let t = match (&labels, &targets) {
+                (Some(l), None) => Targets::Classes(Labels::U32(l)),
+                (None, Some(t)) => Targets::Values { data: t, dim: model.output_dim() },
+                _ => return Err(coded("ERR_SHAPE", "trainBatch needs exactly one of labels or targets")),
+            };
+            run_on_pool(self.threads, || trainer.train_batch(model, &features, t)).map_err(to_js)
         })
     }
 
@@ -166,7 +170,7 @@ impl NativeTrainer {
 pub struct FitTask {
     model: SharedModel,
     trainer: Arc<Mutex<Trainer>>,
-    pool: Arc<rayon::ThreadPool>,
+    threads: usize,
     control: Arc<TrainControl>,
     running: Arc<AtomicBool>,
     data: NativeData,
@@ -198,12 +202,10 @@ impl Task for FitTask {
             };
             let mut stats = Vec::with_capacity(self.epochs);
             for _ in 0..self.epochs {
-                let epoch = self
-                    .pool
-                    .install(|| {
-                        trainer.fit_epoch(model, &data, &self.config, &mut report, &self.control)
-                    })
-                    .map_err(to_js)?;
+                let epoch = run_on_pool(self.threads, || {
+                    trainer.fit_epoch(model, &data, &self.config, &mut report, &self.control)
+                })
+                .map_err(to_js)?;
                 stats.push(epoch.into());
             }
             Ok(stats)
@@ -222,7 +224,8 @@ impl Task for FitTask {
 
 pub struct EvalTask {
     model: SharedModel,
-    pool: Arc<rayon::ThreadPool>,
+    trainer: Arc<Mutex<Trainer>>,
+    threads: usize,
     control: Arc<TrainControl>,
     running: Arc<AtomicBool>,
     data: NativeData,
@@ -238,15 +241,12 @@ impl Task for EvalTask {
             let data = self.data.view()?;
             let mut model_guard = lock(&self.model);
             let model = &mut *model_guard;
-            let s = self
-                .pool
-                .install(|| evaluate(model, &data, self.batch_size, &self.control))
-                .map_err(to_js)?;
-            Ok(NativeEvalStats {
-                loss: s.loss,
-                accuracy: s.accuracy,
-                samples: s.samples as u32,
+            let loss = self.trainer.lock().unwrap_or_else(|p| p.into_inner()).config().loss.clone();
+            let s = run_on_pool(self.threads, || {
+                evaluate(model, &data, self.batch_size, &loss, &self.control)
             })
+            .map_err(to_js)?;
+            Ok(NativeEvalStats::new(s.loss, s.metrics, s.samples))
         })
     }
 

@@ -87,7 +87,7 @@ pub fn gemm_with(
         PARALLEL_MIN_MACS
     };
     let threads = if parallel && m * n * k >= min_macs {
-        rayon::current_num_threads()
+        crate::team::threads()
     } else {
         1
     };

@@ -73,10 +73,8 @@ impl Adam {
     /// # Safety
     /// See [`super::Optimizer::step`].
     pub unsafe fn step(&mut self, tensors: &[TensorRef]) {
-        if self.exp_avg.is_empty() {
-            self.exp_avg = tensors.iter().map(|t| vec![0.0; t.len]).collect();
-            self.exp_avg_sq = self.exp_avg.clone();
-        }
+        super::ensure_state(&mut self.exp_avg, tensors);
+        super::ensure_state(&mut self.exp_avg_sq, tensors);
         self.step += 1;
         let AdamConfig {
             lr,
@@ -106,8 +104,8 @@ impl Adam {
             let len = range.len();
             let p = std::slice::from_raw_parts_mut(t.param.add(range.start), len);
             let g = std::slice::from_raw_parts(t.grad.add(range.start), len);
-            let m = std::slice::from_raw_parts_mut(m_ptrs.ptr(i).add(range.start), len);
-            let v = std::slice::from_raw_parts_mut(v_ptrs.ptr(i).add(range.start), len);
+            let m = std::slice::from_raw_parts_mut(m_ptrs.ptr(t.id).add(range.start), len);
+            let v = std::slice::from_raw_parts_mut(v_ptrs.ptr(t.id).add(range.start), len);
             adam_update(p, g, m, v, &c);
         });
     }

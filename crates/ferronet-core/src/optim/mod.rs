@@ -64,6 +64,20 @@ impl Optimizer {
     }
 }
 
+/// Makes `state[t.id]` a zeroed buffer of `t.len` floats for every tensor that has none
+/// yet: state is keyed by the tensor's identity in the store, not by its position in
+/// this step's list, so two optimizers can own parts of one model.
+pub(crate) fn ensure_state(state: &mut Vec<Vec<f32>>, tensors: &[TensorRef]) {
+    for t in tensors {
+        if state.len() <= t.id {
+            state.resize_with(t.id + 1, Vec::new);
+        }
+        if state[t.id].len() != t.len {
+            state[t.id] = vec![0.0; t.len];
+        }
+    }
+}
+
 pub(crate) fn check_finite_nonneg(field: &str, v: f32) -> Result<()> {
     if !v.is_finite() || v < 0.0 {
         return Err(crate::Error::config(

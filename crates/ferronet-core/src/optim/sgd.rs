@@ -49,6 +49,8 @@ pub struct Sgd {
     pub config: SgdConfig,
     /// Momentum buffers, created from the first gradient (PyTorch: `buf = d_p.clone()`).
     momentum: Vec<Vec<f32>>,
+    /// Per tensor id: whether its momentum buffer holds a first gradient yet.
+    started: Vec<bool>,
 }
 
 impl Sgd {
@@ -56,16 +58,22 @@ impl Sgd {
         Sgd {
             config,
             momentum: Vec::new(),
+            started: Vec::new(),
         }
     }
 
     /// # Safety
     /// See [`super::Optimizer::step`].
     pub unsafe fn step(&mut self, tensors: &[TensorRef]) {
-        let first = self.momentum.is_empty() && self.config.momentum != 0.0;
-        if first {
-            self.momentum = tensors.iter().map(|t| vec![0.0; t.len]).collect();
+        // PyTorch creates each momentum buffer from the tensor's first gradient.
+        if self.config.momentum != 0.0 {
+            super::ensure_state(&mut self.momentum, tensors);
+            let max_id = tensors.iter().map(|t| t.id + 1).max().unwrap_or(0);
+            if self.started.len() < max_id {
+                self.started.resize(max_id, false);
+            }
         }
+        let started = &self.started;
         let config = self.config;
         let buffers = SharedBuffers(&mut self.momentum);
         for_each_chunk(tensors, &|i, range| {
@@ -76,10 +84,15 @@ impl Sgd {
             if config.momentum == 0.0 {
                 sgd_update(p, g, &mut [], &config, false);
             } else {
-                let buf = std::slice::from_raw_parts_mut(buffers.ptr(i).add(range.start), len);
-                sgd_update(p, g, buf, &config, first);
+                let buf = std::slice::from_raw_parts_mut(buffers.ptr(t.id).add(range.start), len);
+                sgd_update(p, g, buf, &config, !started[t.id]);
             }
         });
+        if config.momentum != 0.0 {
+            for t in tensors {
+                self.started[t.id] = true;
+            }
+        }
     }
 }
 

@@ -11,6 +11,8 @@ use std::ops::Range;
 /// updated from several threads. Built by the model for the duration of one step.
 #[derive(Clone, Copy, Debug)]
 pub struct TensorRef {
+    /// The tensor's index in the model's parameter store: optimizer state is keyed by it.
+    pub id: usize,
     pub param: *mut f32,
     pub grad: *const f32,
     pub len: usize,

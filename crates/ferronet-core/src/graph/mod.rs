@@ -1,0 +1,846 @@
+//! A model: a DAG of ops compiled once into an execution plan over one activation
+//! arena and one parameter store.
+//!
+//! Compiling resolves names, infers shapes (errors name the node and both shapes),
+//! declares and initialises parameters (PyTorch's names, init and draw order), applies
+//! the fusion rules and plans the backward pass:
+//! - a ReLU that is the only consumer of a Linear/Conv2d output is folded into that
+//!   op's product epilogue (bias + ReLU as the tile is written), and its backward into
+//!   the next op's input-gradient product (a mask epilogue) when that op is the ReLU
+//!   output's only consumer;
+//! - a value used by several ops gets its gradient from each: the first writer in the
+//!   backward order overwrites (GEMM beta 0), later ones add (beta 1);
+//! - values that need no gradient (graph inputs, unless asked; everything before the
+//!   first op with parameters) get none, so the first layer's input-gradient product
+//!   is never computed.
+//!
+//! The arena is laid out once per batch capacity; a batch allocates nothing.
+
+pub mod layout;
+pub mod spec;
+
+use crate::error::{Error, Result};
+use crate::ops::{self, Buf, Mode, Op, ParamKind, Port};
+use crate::params::{ParamStore, TensorInfo};
+use crate::rng;
+use spec::GraphSpec;
+use std::collections::HashMap;
+
+#[derive(Debug, Clone)]
+struct Node {
+    name: String,
+    op: Box<dyn Op>,
+    inputs: Vec<usize>,
+    output: usize,
+    /// Indices of this node's tensors in the store, in the op's declaration order.
+    tensors: Vec<usize>,
+    fused_relu: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Value {
+    #[allow(dead_code)] // for Debug output
+    name: String,
+    shape: Vec<usize>,
+    size: usize,
+    producer: Option<usize>,
+    /// (node, input slot) pairs reading this value.
+    consumers: Vec<(usize, usize)>,
+    offset: usize,
+}
+
+/// Per node: the buffers of its contexts, rebuilt when the arena moves.
+#[derive(Debug, Clone, Default)]
+struct NodePlan {
+    inputs: Vec<Port>,
+    output: Option<Port>,
+    dout: Option<Buf>,
+    dinputs: Vec<Buf>,
+    needs_dinput: Vec<bool>,
+    accumulate: Vec<bool>,
+    mask_dinput: Vec<bool>,
+    dout_unmasked: bool,
+    params: Vec<Buf>,
+    grads: Vec<Buf>,
+    runs_backward: bool,
+}
+
+pub struct Model {
+    spec: GraphSpec,
+    seed: u64,
+    nodes: Vec<Node>,
+    values: Vec<Value>,
+    inputs: Vec<usize>,
+    outputs: Vec<usize>,
+    store: ParamStore,
+    needs_grad: Vec<bool>,
+    input_grad: bool,
+    mode: Mode,
+    /// Forward passes run in training mode: the counter of the per-node random streams.
+    train_steps: u64,
+    capacity: usize,
+    acts: Vec<f32>,
+    grads: Vec<f32>,
+    plans: Vec<NodePlan>,
+    /// Whether `plans` point at the current arena and store.
+    planned: bool,
+    /// Scratch of `apply_optimizer`, kept across steps.
+    refs: Vec<crate::optim::TensorRef>,
+}
+
+// The raw pointers in `plans` point into this model's own arena and store.
+unsafe impl Send for Model {}
+
+impl Clone for Model {
+    fn clone(&self) -> Self {
+        Model {
+            spec: self.spec.clone(),
+            seed: self.seed,
+            nodes: self.nodes.clone(),
+            values: self.values.clone(),
+            inputs: self.inputs.clone(),
+            outputs: self.outputs.clone(),
+            store: self.store.clone(),
+            needs_grad: self.needs_grad.clone(),
+            input_grad: self.input_grad,
+            mode: self.mode,
+            train_steps: self.train_steps,
+            capacity: 0,
+            acts: Vec::new(),
+            grads: Vec::new(),
+            plans: self.plans.clone(),
+            planned: false,
+            refs: Vec::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model").field("spec", &self.spec.to_json()).finish()
+    }
+}
+
+/// What the user asks for in the simple sequential MLP case (kept for the CLI's
+/// seed network, the benchmarks and the tests): Dense = Linear.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerSpec {
+    Dense { units: usize },
+    Relu,
+}
+
+/// A copy of one parameter tensor in PyTorch's layout and naming.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Param {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+impl Model {
+    /// A chain of Linear/ReLU layers on inputs of width `input_dim`.
+    pub fn sequential(input_dim: usize, specs: &[LayerSpec], seed: u64) -> Result<Model> {
+        if input_dim == 0 {
+            return Err(Error::config("inputDim", "must be > 0"));
+        }
+        let layers: Vec<(&str, serde_json::Value)> = specs
+            .iter()
+            .map(|s| match *s {
+                LayerSpec::Dense { units } => ("Linear", serde_json::json!({ "outFeatures": units })),
+                LayerSpec::Relu => ("ReLU", serde_json::Value::Null),
+            })
+            .collect();
+        Model::from_spec(GraphSpec::sequential(&[input_dim], &layers), seed)
+    }
+
+    pub fn from_json(text: &str, seed: u64) -> Result<Model> {
+        Model::from_spec(GraphSpec::from_json(text)?, seed)
+    }
+
+    /// Compiles `spec`, initialising the parameters from `seed`.
+    pub fn from_spec(spec: GraphSpec, seed: u64) -> Result<Model> {
+        if spec.inputs.len() != 1 {
+            return Err(Error::config(
+                "spec.inputs",
+                format!("models take exactly one input for now, got {}", spec.inputs.len()),
+            ));
+        }
+        if spec.outputs.is_empty() {
+            return Err(Error::config("spec.outputs", "needs at least one output"));
+        }
+        let mut by_name: HashMap<String, usize> = HashMap::new();
+        let mut values: Vec<Value> = Vec::new();
+        let mut inputs = Vec::new();
+        for (k, i) in spec.inputs.iter().enumerate() {
+            if i.shape.is_empty() || i.shape.contains(&0) {
+                return Err(Error::config(
+                    &format!("spec.inputs[{k}].shape"),
+                    format!("must be a non-empty list of sizes > 0, got {:?}", i.shape),
+                ));
+            }
+            if by_name.insert(i.name.clone(), values.len()).is_some() {
+                return Err(Error::config("spec.inputs", format!("name {:?} is used twice", i.name)));
+            }
+            inputs.push(values.len());
+            values.push(Value {
+                name: i.name.clone(),
+                shape: i.shape.clone(),
+                size: ops::numel(&i.shape),
+                producer: None,
+                consumers: Vec::new(),
+                offset: 0,
+            });
+        }
+        // How many times each name is read: a ReLU is fused only into a single-use output.
+        let mut reads: HashMap<&str, usize> = HashMap::new();
+        for n in &spec.nodes {
+            for i in &n.inputs {
+                *reads.entry(i.as_str()).or_default() += 1;
+            }
+        }
+        for o in &spec.outputs {
+            *reads.entry(o.as_str()).or_default() += 1;
+        }
+        let mut nodes: Vec<Node> = Vec::new();
+        let mut store = ParamStore::default();
+        let mut init_rng = rng::stream(seed, rng::STREAM_INIT);
+        for n in &spec.nodes {
+            if by_name.contains_key(&n.name) {
+                return Err(Error::graph(&n.name, format!("node name {:?} is used twice", n.name)));
+            }
+            let mut ids = Vec::with_capacity(n.inputs.len());
+            for i in &n.inputs {
+                match by_name.get(i) {
+                    Some(&v) => ids.push(v),
+                    None => {
+                        return Err(Error::graph(
+                            &n.name,
+                            format!(
+                                "{} ({}) reads {i:?}, which is neither an input nor a node listed before it",
+                                n.name, n.op
+                            ),
+                        ))
+                    }
+                }
+            }
+            // ReLU fusion: the producer's op takes the ReLU over; the ReLU's name
+            // becomes another name of the producer's output.
+            if n.op == "ReLU" && ids.len() == 1 && (n.config.is_null() || n.config == serde_json::json!({})) {
+                let v = ids[0];
+                if let Some(p) = values[v].producer {
+                    let single_use = reads.get(n.inputs[0].as_str()) == Some(&1);
+                    if single_use && !nodes[p].fused_relu && nodes[p].op.fuse_relu() {
+                        nodes[p].fused_relu = true;
+                        by_name.insert(n.name.clone(), v);
+                        continue;
+                    }
+                }
+            }
+            let shapes: Vec<Vec<usize>> = ids.iter().map(|&v| values[v].shape.clone()).collect();
+            let op = ops::build(&n.name, &n.op, &n.config, &shapes)?;
+            let node_id = nodes.len();
+            let mut tensors = Vec::new();
+            for (index, decl) in op.params().into_iter().enumerate() {
+                let mut torch = vec![0.0; decl.len()];
+                decl.init.fill(&mut torch, &mut init_rng);
+                let t = store.push(TensorInfo {
+                    name: format!("{}.{}", n.name, decl.name),
+                    shape: decl.shape.clone(),
+                    offset: 0,
+                    len: decl.len(),
+                    node: node_id,
+                    index,
+                    kind: decl.kind,
+                    group: n.group.clone().unwrap_or_default(),
+                    frozen: false,
+                });
+                op.param_from_torch(index, &torch, store.value_mut(t));
+                tensors.push(t);
+            }
+            let shape = op.output_shape();
+            if shape.is_empty() || shape.contains(&0) {
+                return Err(Error::graph(
+                    &n.name,
+                    format!("{} ({}) would output an empty tensor, shape {shape:?} (input shapes {shapes:?})", n.name, n.op),
+                ));
+            }
+            let out = values.len();
+            for (slot, &v) in ids.iter().enumerate() {
+                values[v].consumers.push((node_id, slot));
+            }
+            values.push(Value {
+                name: n.name.clone(),
+                size: ops::numel(&shape),
+                shape,
+                producer: Some(node_id),
+                consumers: Vec::new(),
+                offset: 0,
+            });
+            by_name.insert(n.name.clone(), out);
+            nodes.push(Node {
+                name: n.name.clone(),
+                op,
+                inputs: ids,
+                output: out,
+                tensors,
+                fused_relu: false,
+            });
+        }
+        store.finish();
+        let mut outputs = Vec::new();
+        for o in &spec.outputs {
+            match by_name.get(o) {
+                Some(&v) => outputs.push(v),
+                None => return Err(Error::config("spec.outputs", format!("{o:?} is not a node or input"))),
+            }
+        }
+        // Every node must lead to an output: otherwise its gradient would be undefined.
+        let mut live = vec![false; values.len()];
+        for &o in &outputs {
+            live[o] = true;
+        }
+        for node in nodes.iter().rev() {
+            if live[node.output] {
+                for &i in &node.inputs {
+                    live[i] = true;
+                }
+            }
+        }
+        if let Some(node) = nodes.iter().find(|n| !live[n.output]) {
+            return Err(Error::graph(
+                &node.name,
+                format!("{} ({}) is not used by any output", node.name, node.op.kind()),
+            ));
+        }
+        let mut offset = 0;
+        for v in values.iter_mut() {
+            v.offset = offset;
+            offset += v.size;
+        }
+        let mut model = Model {
+            spec,
+            seed,
+            plans: vec![NodePlan::default(); nodes.len()],
+            nodes,
+            values,
+            inputs,
+            outputs,
+            store,
+            needs_grad: Vec::new(),
+            input_grad: false,
+            mode: Mode::Train,
+            train_steps: 0,
+            capacity: 0,
+            acts: Vec::new(),
+            grads: Vec::new(),
+            planned: false,
+            refs: Vec::new(),
+        };
+        model.plan_backward();
+        Ok(model)
+    }
+
+    /// Which values need gradients, and per node input whether its gradient is
+    /// overwritten or added to, and whether a fused ReLU's mask rides on a consumer.
+    fn plan_backward(&mut self) {
+        let mut needs = vec![false; self.values.len()];
+        for &i in &self.inputs {
+            needs[i] = self.input_grad;
+        }
+        for node in &self.nodes {
+            let has_params = node.tensors.iter().any(|&t| self.store.tensors[t].trainable());
+            needs[node.output] = has_params || node.inputs.iter().any(|&i| needs[i]);
+        }
+        let mut written = vec![false; self.values.len()];
+        for (n, node) in self.nodes.iter().enumerate().rev() {
+            let plan = &mut self.plans[n];
+            plan.runs_backward = needs[node.output];
+            plan.needs_dinput = node.inputs.iter().map(|&i| needs[i] && plan.runs_backward).collect();
+            plan.accumulate = node
+                .inputs
+                .iter()
+                .zip(&plan.needs_dinput)
+                .map(|(&i, &need)| {
+                    let acc = need && written[i];
+                    if need {
+                        written[i] = true;
+                    }
+                    acc
+                })
+                .collect();
+            plan.mask_dinput = vec![false; node.inputs.len()];
+        }
+        for n in 0..self.nodes.len() {
+            let node = &self.nodes[n];
+            if !node.fused_relu {
+                continue;
+            }
+            let v = &self.values[node.output];
+            let mut unmasked = true;
+            if let [(c, slot)] = v.consumers[..] {
+                let is_output = self.outputs.contains(&node.output);
+                if !is_output && self.nodes[c].op.takes_input_relu_mask() && self.plans[c].needs_dinput[slot] {
+                    self.plans[c].mask_dinput[slot] = true;
+                    unmasked = false;
+                }
+            }
+            self.plans[n].dout_unmasked = unmasked;
+        }
+        self.needs_grad = needs;
+        self.planned = false;
+    }
+
+    /// Also compute the gradient with respect to the input (saliency, a GAN's generator).
+    pub fn set_input_grad(&mut self, on: bool) {
+        if self.input_grad != on {
+            self.input_grad = on;
+            self.plan_backward();
+        }
+    }
+
+    pub fn spec(&self) -> &GraphSpec {
+        &self.spec
+    }
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+    pub fn set_mode(&mut self, mode: Mode) {
+        self.mode = mode;
+    }
+    pub fn store(&self) -> &ParamStore {
+        &self.store
+    }
+    pub fn input_shape(&self) -> &[usize] {
+        &self.values[self.inputs[0]].shape
+    }
+    pub fn output_shape(&self) -> &[usize] {
+        &self.values[self.outputs[0]].shape
+    }
+    /// Floats per input sample.
+    pub fn input_dim(&self) -> usize {
+        self.values[self.inputs[0]].size
+    }
+    /// Floats per output sample.
+    pub fn output_dim(&self) -> usize {
+        self.values[self.outputs[0]].size
+    }
+    /// Node names and ops after fusion (for tests and diagnostics): "0:Linear+ReLU".
+    pub fn plan_summary(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|n| format!("{}:{}{}", n.name, n.op.kind(), if n.fused_relu { "+ReLU" } else { "" }))
+            .collect()
+    }
+
+    /// Sizes the arena for `rows` samples (only when it grows) and re-points the plans.
+    fn ensure_capacity(&mut self, rows: usize, with_grads: bool) {
+        let per_sample: usize = self.values.iter().map(|v| v.size).sum();
+        if rows > self.capacity {
+            self.capacity = rows;
+            self.acts = vec![0.0; rows * per_sample];
+            if !self.grads.is_empty() {
+                self.grads = vec![0.0; rows * per_sample];
+            }
+            for node in self.nodes.iter_mut() {
+                node.op.prepare(rows);
+            }
+            self.planned = false;
+        }
+        if with_grads && self.grads.is_empty() {
+            self.grads = vec![0.0; self.capacity * per_sample];
+            self.planned = false;
+        }
+        if !self.planned {
+            self.point_plans();
+        }
+    }
+
+    fn point_plans(&mut self) {
+        let cap = self.capacity;
+        let acts = self.acts.as_mut_ptr();
+        let grads = self.grads.as_mut_ptr();
+        let has_grads = !self.grads.is_empty();
+        let port = |v: &Value| Port {
+            shape: v.shape.clone(),
+            size: v.size,
+            buf: Buf {
+                ptr: unsafe { acts.add(cap * v.offset) },
+                len: cap * v.size,
+            },
+        };
+        let gbuf = |v: &Value| {
+            if has_grads {
+                Buf {
+                    ptr: unsafe { grads.add(cap * v.offset) },
+                    len: cap * v.size,
+                }
+            } else {
+                Buf::EMPTY
+            }
+        };
+        let values = self.values.as_mut_ptr();
+        let store_values = self.store.values.as_mut_ptr();
+        let store_grads = self.store.grads.as_mut_ptr();
+        for (n, node) in self.nodes.iter().enumerate() {
+            let vals = unsafe { std::slice::from_raw_parts(values, self.values.len()) };
+            let plan = &mut self.plans[n];
+            plan.inputs = node.inputs.iter().map(|&i| port(&vals[i])).collect();
+            plan.output = Some(port(&vals[node.output]));
+            plan.dout = Some(gbuf(&vals[node.output]));
+            plan.dinputs = node.inputs.iter().map(|&i| gbuf(&vals[i])).collect();
+            plan.params = node
+                .tensors
+                .iter()
+                .map(|&t| {
+                    let i = &self.store.tensors[t];
+                    Buf { ptr: unsafe { store_values.add(i.offset) }, len: i.len }
+                })
+                .collect();
+            plan.grads = node
+                .tensors
+                .iter()
+                .map(|&t| {
+                    let i = &self.store.tensors[t];
+                    Buf { ptr: unsafe { store_grads.add(i.offset) }, len: i.len }
+                })
+                .collect();
+        }
+        self.planned = true;
+    }
+
+    /// The input buffer of a batch of `rows` samples, in the stored layout (channels-last
+    /// for [C, H, W]), to be filled before `forward`. Allocates only when `rows` grows.
+    pub fn input_buffer(&mut self, rows: usize) -> &mut [f32] {
+        self.ensure_capacity(rows, false);
+        let v = &self.values[self.inputs[0]];
+        let start = self.capacity * v.offset;
+        &mut self.acts[start..start + rows * v.size]
+    }
+
+    /// The input's [C, H, W] when it is stored channels-last with C > 1 (the gather
+    /// transposes each sample); None when the stored order is the given one.
+    pub fn input_chw(&self) -> Option<[usize; 3]> {
+        match *self.input_shape() {
+            [c, h, w] if layout::is_channels_last(&[c, h, w]) => Some([c, h, w]),
+            _ => None,
+        }
+    }
+
+    /// Fills the input buffer with `rows` samples given in PyTorch's order.
+    pub fn set_input(&mut self, rows: usize, logical: &[f32]) {
+        let shape = self.input_shape().to_vec();
+        layout::to_stored(&shape, logical, self.input_buffer(rows));
+    }
+
+    /// Output 0 of the last forward pass in PyTorch's order.
+    pub fn output_logical(&self, rows: usize) -> Vec<f32> {
+        let out = self.output(rows);
+        let mut v = vec![0.0; out.len()];
+        layout::to_logical(self.output_shape(), out, &mut v);
+        v
+    }
+
+    /// Sets output 0's gradient from PyTorch's order (for a backward from a given gradient).
+    pub fn set_output_grad(&mut self, rows: usize, logical: &[f32]) {
+        let shape = self.output_shape().to_vec();
+        layout::to_stored(&shape, logical, self.output_grad_buffer(rows));
+    }
+
+    /// The input's gradient in PyTorch's order (after `backward`, with `set_input_grad(true)`).
+    pub fn input_grad_logical(&self, rows: usize) -> Option<Vec<f32>> {
+        let g = self.input_grad(rows)?;
+        let mut v = vec![0.0; g.len()];
+        layout::to_logical(self.input_shape(), g, &mut v);
+        Some(v)
+    }
+
+    /// Tensor `t`'s values in the op's own layout (for gradient checks).
+    pub fn tensor_value_mut(&mut self, t: usize) -> &mut [f32] {
+        self.store.value_mut(t)
+    }
+
+    /// Sets the training-step counter of the random streams (a gradient check repeats
+    /// one step's dropout masks: the next forward uses step + 1).
+    pub fn set_train_step(&mut self, step: u64) {
+        self.train_steps = step;
+    }
+
+    /// Runs every node over the first `rows` samples of the input buffer; returns output 0.
+    pub fn forward(&mut self, rows: usize) -> &[f32] {
+        assert!(rows <= self.capacity, "forward: fill input_buffer first");
+        if self.mode == Mode::Train {
+            self.train_steps += 1;
+        }
+        let step = self.train_steps;
+        for (n, node) in self.nodes.iter_mut().enumerate() {
+            let plan = &self.plans[n];
+            let cx = ops::Forward {
+                rows,
+                mode: self.mode,
+                seed: node_seed(self.seed, n, step),
+                inputs: &plan.inputs,
+                output: plan.output.as_ref().unwrap(),
+                params: &plan.params,
+            };
+            node.op.forward(&cx);
+        }
+        self.output(rows)
+    }
+
+    /// Output 0 of the last forward pass: rows × output_dim, stored layout.
+    pub fn output(&self, rows: usize) -> &[f32] {
+        let v = &self.values[self.outputs[0]];
+        let start = self.capacity * v.offset;
+        &self.acts[start..start + rows * v.size]
+    }
+
+    /// The gradient buffer of output 0, for the loss (or a caller) to write before `backward`.
+    pub fn output_grad_buffer(&mut self, rows: usize) -> &mut [f32] {
+        self.ensure_capacity(rows, true);
+        let v = &self.values[self.outputs[0]];
+        let start = self.capacity * v.offset;
+        &mut self.grads[start..start + rows * v.size]
+    }
+
+    /// Output 0 and its gradient buffer at once (the loss reads one and writes the other).
+    pub fn output_and_grad(&mut self, rows: usize) -> (&[f32], &mut [f32]) {
+        self.ensure_capacity(rows, true);
+        let v = &self.values[self.outputs[0]];
+        let start = self.capacity * v.offset;
+        (&self.acts[start..start + rows * v.size], &mut self.grads[start..start + rows * v.size])
+    }
+
+    /// Backpropagates the gradient in output 0's gradient buffer through the graph,
+    /// filling every trainable parameter's gradient (and the input's, if asked).
+    pub fn backward(&mut self, rows: usize) {
+        self.ensure_capacity(rows, true);
+        // Other outputs carry no loss: their gradient is zero.
+        for &o in &self.outputs[1..] {
+            let v = &self.values[o];
+            let start = self.capacity * v.offset;
+            self.grads[start..start + rows * v.size].fill(0.0);
+        }
+        let step = self.train_steps;
+        for n in (0..self.nodes.len()).rev() {
+            let plan = &self.plans[n];
+            if !plan.runs_backward {
+                continue;
+            }
+            let cx = ops::Backward {
+                rows,
+                mode: self.mode,
+                seed: node_seed(self.seed, n, step),
+                inputs: &plan.inputs,
+                output: plan.output.as_ref().unwrap(),
+                dout: plan.dout.unwrap(),
+                dinputs: &plan.dinputs,
+                needs_dinput: &plan.needs_dinput,
+                accumulate: &plan.accumulate,
+                mask_dinput: &plan.mask_dinput,
+                dout_unmasked: plan.dout_unmasked,
+                params: &plan.params,
+                grads: &plan.grads,
+            };
+            self.nodes[n].op.backward(&cx);
+        }
+    }
+
+    /// The input's gradient after `backward` (with `set_input_grad(true)`), stored layout.
+    pub fn input_grad(&self, rows: usize) -> Option<&[f32]> {
+        if !self.input_grad || self.grads.is_empty() {
+            return None;
+        }
+        let v = &self.values[self.inputs[0]];
+        let start = self.capacity * v.offset;
+        Some(&self.grads[start..start + rows * v.size])
+    }
+
+    /// Copies of the parameter tensors (trainable and buffers) in PyTorch's layout.
+    pub fn params(&self) -> Vec<Param> {
+        self.export(|s, t| s.value(t))
+    }
+
+    /// Gradients of the last backward pass of the trainable tensors, same layout.
+    pub fn grads(&self) -> Vec<Param> {
+        let mut out = self.export(|s, t| s.grad(t));
+        let trainable: Vec<bool> = self.store.tensors.iter().map(|t| t.trainable()).collect();
+        let mut k = 0;
+        out.retain(|_| {
+            k += 1;
+            trainable[k - 1]
+        });
+        out
+    }
+
+    fn export(&self, pick: impl Fn(&ParamStore, usize) -> &[f32]) -> Vec<Param> {
+        self.store
+            .tensors
+            .iter()
+            .enumerate()
+            .map(|(t, info)| {
+                let mut data = vec![0.0; info.len];
+                self.nodes[info.node].op.param_to_torch(info.index, pick(&self.store, t), &mut data);
+                Param { name: info.name.clone(), shape: info.shape.clone(), data }
+            })
+            .collect()
+    }
+
+    /// Replaces tensor `index` (in `params` order) with `values` in PyTorch's layout;
+    /// the length must match and every value must be finite.
+    pub fn set_param(&mut self, index: usize, values: &[f32]) -> Result<()> {
+        let Some(info) = self.store.tensors.get(index).cloned() else {
+            return Err(Error::config(
+                "parameter index",
+                format!("{index} is past the last of {} parameter tensors", self.store.tensors.len()),
+            ));
+        };
+        if info.len != values.len() {
+            return Err(Error::shape(
+                &format!("parameter {}", info.name),
+                format!("{} values {:?}", info.len, info.shape),
+                values.len(),
+            ));
+        }
+        if let Some(j) = values.iter().position(|v| !v.is_finite()) {
+            return Err(Error::config(
+                &format!("{}[{j}]", info.name),
+                format!("is {}, parameters must be finite", values[j]),
+            ));
+        }
+        let op = &self.nodes[info.node].op;
+        op.param_from_torch(info.index, values, self.store.value_mut(index));
+        Ok(())
+    }
+
+    /// `set_param` by `state_dict` name.
+    pub fn set_param_by_name(&mut self, name: &str, values: &[f32]) -> Result<()> {
+        match self.store.find(name) {
+            Some(t) => self.set_param(t, values),
+            None => Err(Error::config(
+                "parameter name",
+                format!(
+                    "{name:?} is not a tensor of this model (it has {})",
+                    self.store.tensors.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            )),
+        }
+    }
+
+    /// Freezes (or thaws) every tensor whose name starts with `prefix` (a node's name,
+    /// a dotted scope, or "" for all): no optimizer updates a frozen tensor.
+    pub fn set_frozen(&mut self, prefix: &str, frozen: bool) -> usize {
+        let mut n = 0;
+        for t in self.store.tensors.iter_mut() {
+            if t.name.starts_with(prefix) {
+                t.frozen = frozen;
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Number of trainable scalars.
+    pub fn param_count(&self) -> usize {
+        self.store.trainable_count()
+    }
+
+    /// The optimizer's view of the trainable, unfrozen tensors of `group` (None = all).
+    pub fn tensor_refs(&mut self, group: Option<&str>, out: &mut Vec<crate::optim::TensorRef>) {
+        out.clear();
+        let values = self.store.values.as_mut_ptr();
+        let grads = self.store.grads.as_ptr();
+        for (id, t) in self.store.tensors.iter().enumerate() {
+            if !t.trainable() || t.frozen || group.is_some_and(|g| g != t.group) {
+                continue;
+            }
+            out.push(crate::optim::TensorRef {
+                id,
+                param: unsafe { values.add(t.offset) },
+                grad: unsafe { grads.add(t.offset) },
+                len: t.len,
+            });
+        }
+    }
+
+    /// Sum of every gradient element (a streaming read of all gradients; see examples/step).
+    pub fn sum_of_gradients(&self) -> f32 {
+        self.store.grads.iter().sum()
+    }
+
+    /// Outputs (output 0, PyTorch's order) for every sample of `inputs` (PyTorch's order;
+    /// u8 pixels are scaled as in training), in eval mode, in chunks.
+    pub fn predict(&mut self, inputs: crate::data::Inputs, out: &mut [f32]) -> Result<()> {
+        let dim = self.input_dim();
+        let outputs = self.output_dim();
+        if inputs.len() % dim != 0 {
+            return Err(Error::shape(
+                "predict input",
+                format!("a multiple of {dim} values (the network's input shape {:?})", self.input_shape()),
+                inputs.len(),
+            ));
+        }
+        let rows = inputs.len() / dim;
+        if out.len() != rows * outputs {
+            return Err(Error::shape("predict output", rows * outputs, out.len()));
+        }
+        let mode = self.mode;
+        self.mode = Mode::Eval;
+        let chw = self.input_chw();
+        let out_shape = self.output_shape().to_vec();
+        for start in (0..rows).step_by(crate::train::EVAL_CHUNK) {
+            let n = crate::train::EVAL_CHUNK.min(rows - start);
+            let buf = self.input_buffer(n);
+            for (r, row) in buf.chunks_mut(dim).enumerate() {
+                match chw {
+                    None => inputs.copy_row(start + r, dim, row),
+                    Some(chw) => inputs.copy_row_channels_last(start + r, chw, row),
+                }
+            }
+            let y = self.forward(n);
+            layout::to_logical(&out_shape, y, &mut out[start * outputs..(start + n) * outputs]);
+        }
+        self.mode = mode;
+        Ok(())
+    }
+
+    /// Cross-entropy forward and backward over the batch in the input buffer (the
+    /// common case; `train::forward_backward` takes any loss).
+    pub fn forward_backward(&mut self, rows: usize, labels: &[u32]) -> crate::loss::LossSum {
+        let targets = crate::data::TargetBuffer { classes: labels.to_vec(), values: Vec::new() };
+        crate::train::forward_backward(self, &crate::loss::LossConfig::default(), rows, &targets)
+    }
+
+    /// Cross-entropy of the batch in the input buffer, without gradients.
+    pub fn loss_batch(&mut self, rows: usize, labels: &[u32]) -> crate::loss::LossSum {
+        let dim = self.output_dim();
+        let out = self.forward(rows);
+        crate::loss::LossConfig::default().compute(out, rows, dim, crate::loss::BatchTargets::Classes(labels), None)
+    }
+
+    /// One step of `optimizer` over every trainable, unfrozen tensor.
+    pub fn apply_optimizer(&mut self, optimizer: &mut crate::optim::Optimizer) {
+        let mut refs = std::mem::take(&mut self.refs);
+        self.tensor_refs(None, &mut refs);
+        // Safety: the refs point at this model's own distinct buffers, borrowed for the call.
+        unsafe { optimizer.step(&refs) };
+        self.refs = refs;
+    }
+
+    /// Whether a tensor belongs to a buffer (e.g. running statistics) rather than a weight.
+    pub fn is_buffer(&self, index: usize) -> bool {
+        self.store.tensors[index].kind == ParamKind::Buffer
+    }
+}
+
+/// The random stream of node `n` at training step `step`: counter-based, so a node's
+/// masks depend only on (seed, node, step), never on threads or on other nodes.
+pub fn node_seed(seed: u64, n: usize, step: u64) -> u64 {
+    let mut x = seed ^ 0x9E37_79B9_7F4A_7C15u64.wrapping_mul(n as u64 + 1) ^ step.wrapping_mul(0xD1B5_4A32_D192_ED03);
+    x ^= x >> 31;
+    x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x ^= x >> 27;
+    x
+}

@@ -1,0 +1,161 @@
+//! Losses: each reads the model's output [rows, dim] and the batch's targets, returns
+//! the batch's statistics and, when training, writes the gradient of the batch-mean
+//! loss with respect to the output (PyTorch's default `reduction="mean"`).
+
+pub mod cross_entropy;
+pub mod regression;
+
+use crate::error::{Error, Result};
+pub use cross_entropy::{softmax_cross_entropy_backward, softmax_cross_entropy_forward};
+
+/// The targets of one batch: class ids (classification) or float values
+/// (regression, multi-label), rows × dim.
+#[derive(Debug, Clone, Copy)]
+pub enum BatchTargets<'a> {
+    Classes(&'a [u32]),
+    Values(&'a [f32]),
+}
+
+/// What kind of targets a loss takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetKind {
+    Classes,
+    Values,
+}
+
+/// Which metrics a loss reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    /// Argmax equals the label.
+    Accuracy,
+    /// Multi-label: the fraction of labels predicted right (logit > 0 ⇔ target 1).
+    LabelAccuracy,
+    /// Mean squared and absolute error.
+    Regression,
+}
+
+/// A batch's loss and metrics, summed so batches add up to an epoch.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LossSum {
+    /// The batch's mean loss × its rows: Σ over batches / samples = the epoch's mean.
+    pub loss_sum: f64,
+    /// Rows whose argmax is the label (classification); for multi-label targets,
+    /// elements whose sign of the logit matches the 0/1 target.
+    pub correct: usize,
+    /// Σ (pred − target)² and Σ |pred − target| (regression), over `elements`.
+    pub sq_err: f64,
+    pub abs_err: f64,
+    pub elements: usize,
+}
+
+impl LossSum {
+    pub fn add(&mut self, o: &LossSum) {
+        self.loss_sum += o.loss_sum;
+        self.correct += o.correct;
+        self.sq_err += o.sq_err;
+        self.abs_err += o.abs_err;
+        self.elements += o.elements;
+    }
+}
+
+/// Which loss, with its options (PyTorch's names and defaults).
+#[derive(Debug, Clone, PartialEq)]
+pub enum LossConfig {
+    /// `nn.CrossEntropyLoss` on logits with integer labels.
+    CrossEntropy {
+        class_weights: Option<Vec<f32>>,
+        label_smoothing: f32,
+    },
+    /// `nn.MSELoss`.
+    Mse,
+}
+
+impl Default for LossConfig {
+    fn default() -> Self {
+        LossConfig::CrossEntropy {
+            class_weights: None,
+            label_smoothing: 0.0,
+        }
+    }
+}
+
+impl LossConfig {
+    /// The loss's name as the API spells it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            LossConfig::CrossEntropy { .. } => "cross_entropy",
+            LossConfig::Mse => "mse",
+        }
+    }
+
+    /// The metrics that fit this loss.
+    pub fn metric_kind(&self) -> MetricKind {
+        match self {
+            LossConfig::CrossEntropy { .. } => MetricKind::Accuracy,
+            LossConfig::Mse => MetricKind::Regression,
+        }
+    }
+
+    pub fn target_kind(&self) -> TargetKind {
+        match self {
+            LossConfig::CrossEntropy { .. } => TargetKind::Classes,
+            _ => TargetKind::Values,
+        }
+    }
+
+    /// Checks the options against a model output of `dim` values per sample.
+    pub fn validate(&self, dim: usize) -> Result<()> {
+        match self {
+            LossConfig::CrossEntropy {
+                class_weights,
+                label_smoothing,
+            } => {
+                if !(0.0..=1.0).contains(label_smoothing) {
+                    return Err(Error::config(
+                        "loss.labelSmoothing",
+                        format!("must be in [0, 1], got {label_smoothing}"),
+                    ));
+                }
+                if let Some(w) = class_weights {
+                    if w.len() != dim {
+                        return Err(Error::config(
+                            "loss.classWeights",
+                            format!("needs one weight per class ({dim}), got {}", w.len()),
+                        ));
+                    }
+                    if let Some(i) = w.iter().position(|x| !x.is_finite() || *x < 0.0) {
+                        return Err(Error::config(
+                            &format!("loss.classWeights[{i}]"),
+                            format!("must be a finite number >= 0, got {}", w[i]),
+                        ));
+                    }
+                }
+                Ok(())
+            }
+            LossConfig::Mse => Ok(()),
+        }
+    }
+
+    /// The loss of `pred` [rows, dim] against `targets`; with `grad`, also
+    /// d(mean loss)/d pred into it (overwritten).
+    pub fn compute(
+        &self,
+        pred: &[f32],
+        rows: usize,
+        dim: usize,
+        targets: BatchTargets,
+        grad: Option<&mut [f32]>,
+    ) -> LossSum {
+        match (self, targets) {
+            (
+                LossConfig::CrossEntropy {
+                    class_weights,
+                    label_smoothing,
+                },
+                BatchTargets::Classes(labels),
+            ) => cross_entropy::cross_entropy(pred, rows, dim, labels, class_weights.as_deref(), *label_smoothing, grad),
+            (LossConfig::Mse, BatchTargets::Values(t)) => regression::mse(pred, t, rows, grad),
+            (loss, t) => panic!("loss {loss:?} got targets of the wrong kind {t:?} (checked before training)"),
+        }
+    }
+}

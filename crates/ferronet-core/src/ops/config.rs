@@ -1,0 +1,47 @@
+//! Reading an op's JSON config: serde with PyTorch's defaults, unknown fields
+//! rejected, every error naming the node and the field.
+
+use crate::error::{Error, Result};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
+
+/// Parses node `name`'s config (`null` or absent = every default).
+pub fn parse<T: DeserializeOwned>(name: &str, kind: &str, config: &serde_json::Value) -> Result<T> {
+    let value = if config.is_null() {
+        serde_json::Value::Object(Default::default())
+    } else {
+        config.clone()
+    };
+    serde_json::from_value(value).map_err(|e| {
+        Error::config(
+            &format!("nodes[{name}].config"),
+            format!("{name} ({kind}): {e}"),
+        )
+    })
+}
+
+/// A size given as one number (used for both dimensions) or as [h, w], as PyTorch's
+/// `int or tuple` arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Pair(pub usize, pub usize);
+
+impl<'de> Deserialize<'de> for Pair {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either {
+            One(usize),
+            Two([usize; 2]),
+        }
+        match Either::deserialize(d).map_err(|_| {
+            serde::de::Error::custom("expected a non-negative integer or a pair [h, w]")
+        })? {
+            Either::One(n) => Ok(Pair(n, n)),
+            Either::Two([h, w]) => Ok(Pair(h, w)),
+        }
+    }
+}
+
+pub fn default_true() -> bool {
+    true
+}

@@ -1,0 +1,202 @@
+//! Test support shared by every op's tests and the integration tests: a gradient
+//! check of any graph against central finite differences, and a runner for the
+//! PyTorch parity cases in test/fixtures/parity/layers.json.
+
+use crate::graph::Model;
+use crate::ops::Mode;
+use rand::{Rng as _, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Options of [`check_gradients`].
+#[derive(Debug, Clone)]
+pub struct GradCheck {
+    pub batch: usize,
+    pub seed: u64,
+    pub mode: Mode,
+    /// Finite-difference step.
+    pub h: f32,
+    /// Largest relative error allowed (relative to max(|analytic|, |numeric|, floor)).
+    pub tol: f64,
+    /// Floor of the relative error's scale, as a fraction of the tensor's largest gradient.
+    pub floor: f64,
+    /// Elements checked per tensor at most (spread evenly over it).
+    pub samples: usize,
+    /// Inputs drawn uniformly from ±input_scale.
+    pub input_scale: f32,
+}
+
+impl Default for GradCheck {
+    fn default() -> Self {
+        GradCheck {
+            batch: 3,
+            seed: 1,
+            mode: Mode::Train,
+            h: 1e-2,
+            tol: 2e-2,
+            floor: 1e-2,
+            samples: 40,
+            input_scale: 1.0,
+        }
+    }
+}
+
+/// Checks d(Σ out·g)/d(input) and d/d(every trainable tensor) of the model built from
+/// `spec` against central differences, with random input and g. Returns the number of
+/// elements checked, or a description of the first mismatch.
+pub fn check_gradients(spec: &str, o: &GradCheck) -> Result<usize, String> {
+    let mut model = Model::from_json(spec, o.seed).map_err(|e| e.to_string())?;
+    model.set_input_grad(true);
+    model.set_mode(o.mode);
+    let mut rng = ChaCha8Rng::seed_from_u64(o.seed ^ 0x5eed);
+    let rows = o.batch;
+    let mut x: Vec<f32> = (0..rows * model.input_dim())
+        .map(|_| rng.random_range(-o.input_scale..o.input_scale))
+        .collect();
+    let g: Vec<f32> = (0..rows * model.output_dim()).map(|_| rng.random_range(-1.0..1.0)).collect();
+    // The objective at the current parameters for input `x`, always with step 1's randomness.
+    let objective = |model: &mut Model, x: &[f32]| -> f64 {
+        model.set_train_step(0);
+        model.input_buffer(rows).copy_from_slice(x);
+        let out = model.forward(rows);
+        out.iter().zip(&g).map(|(&a, &b)| a as f64 * b as f64).sum()
+    };
+    objective(&mut model, &x);
+    model.output_grad_buffer(rows).copy_from_slice(&g);
+    model.backward(rows);
+    let dx = model.input_grad(rows).expect("input grad on").to_vec();
+    let grads: Vec<(String, Vec<f32>)> = model
+        .store()
+        .tensors()
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.trainable())
+        .map(|(i, t)| (t.name.clone(), model.store().grad(i).to_vec()))
+        .collect();
+    let mut checked = 0;
+    let compare = |what: &str, analytic: &[f32], numeric: &mut dyn FnMut(usize) -> f64| -> Result<usize, String> {
+        let max = analytic.iter().fold(0f64, |m, &a| m.max(a.abs() as f64));
+        let step = (analytic.len() / o.samples).max(1);
+        let mut n = 0;
+        for i in (0..analytic.len()).step_by(step) {
+            let num = numeric(i);
+            let a = analytic[i] as f64;
+            let scale = a.abs().max(num.abs()).max(o.floor * max).max(1e-6);
+            if (a - num).abs() / scale > o.tol {
+                return Err(format!(
+                    "{what}[{i}]: analytic {a:.6e} vs finite difference {num:.6e} (relative error {:.3e}, largest |grad| {max:.3e})",
+                    (a - num).abs() / scale
+                ));
+            }
+            n += 1;
+        }
+        Ok(n)
+    };
+    let h = o.h;
+    checked += compare("input", &dx, &mut |i| {
+        let orig = x[i];
+        x[i] = orig + h;
+        let plus = objective(&mut model, &x);
+        x[i] = orig - h;
+        let minus = objective(&mut model, &x);
+        x[i] = orig;
+        (plus - minus) / (2.0 * h as f64)
+    })?;
+    let ids: Vec<usize> = model
+        .store()
+        .tensors()
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.trainable())
+        .map(|(i, _)| i)
+        .collect();
+    for (&t, (name, analytic)) in ids.iter().zip(&grads) {
+        checked += compare(name, analytic, &mut |i| {
+            let orig = model.tensor_value_mut(t)[i];
+            model.tensor_value_mut(t)[i] = orig + h;
+            let plus = objective(&mut model, &x);
+            model.tensor_value_mut(t)[i] = orig - h;
+            let minus = objective(&mut model, &x);
+            model.tensor_value_mut(t)[i] = orig;
+            (plus - minus) / (2.0 * h as f64)
+        })?;
+    }
+    Ok(checked)
+}
+
+/// A tensor of a fixture: {"shape": [...], "data": [...]}.
+pub fn tensor(v: &serde_json::Value) -> (Vec<usize>, Vec<f32>) {
+    let shape = v["shape"].as_array().expect("shape").iter().map(|d| d.as_u64().unwrap() as usize).collect();
+    let data = v["data"].as_array().expect("data").iter().map(|d| d.as_f64().unwrap() as f32).collect();
+    (shape, data)
+}
+
+/// Largest |a − b| / max(|b|, floor·max|b|) over two tensors.
+pub fn rel_err(a: &[f32], b: &[f32], floor: f64) -> f64 {
+    assert_eq!(a.len(), b.len(), "tensor sizes differ");
+    let max = b.iter().fold(0f64, |m, &x| m.max(x.abs() as f64));
+    a.iter()
+        .zip(b)
+        .map(|(&a, &b)| (a as f64 - b as f64).abs() / (b.abs() as f64).max(floor * max).max(1e-30))
+        .fold(0.0, f64::max)
+}
+
+/// Runs one case of layers.json: sets the parameters, runs forward in the case's
+/// mode and backward from its gradOutput, and compares output, input gradient,
+/// parameter gradients and buffers after. Returns the largest relative error seen.
+pub fn run_parity_case(case: &serde_json::Value, tol: f64) -> Result<f64, String> {
+    let name = case["name"].as_str().unwrap_or("?");
+    let spec = case["spec"].to_string();
+    let mut model = Model::from_json(&spec, 0).map_err(|e| format!("{name}: {e}"))?;
+    model.set_input_grad(true);
+    for (pname, t) in case["params"].as_object().into_iter().flatten() {
+        let (_, data) = tensor(t);
+        model.set_param_by_name(pname, &data).map_err(|e| format!("{name}: {e}"))?;
+    }
+    model.set_mode(if case["mode"] == "eval" { Mode::Eval } else { Mode::Train });
+    let steps: Vec<&serde_json::Value> = match case.get("inputs") {
+        Some(list) => list.as_array().unwrap().iter().collect(),
+        None => vec![&case["input"]],
+    };
+    let mut worst = 0f64;
+    let mut check = |what: &str, got: &[f32], want: &serde_json::Value| -> Result<(), String> {
+        let (_, want) = tensor(want);
+        let e = rel_err(got, &want, 1e-2);
+        worst = worst.max(e);
+        if e > tol {
+            return Err(format!("{name}: {what} differs from PyTorch by {e:.3e} (relative)"));
+        }
+        Ok(())
+    };
+    let mut rows = 0;
+    for (k, input) in steps.iter().enumerate() {
+        let (shape, x) = tensor(input);
+        rows = shape[0];
+        model.set_input(rows, &x);
+        model.forward(rows);
+        let out = model.output_logical(rows);
+        match case.get("outputs") {
+            Some(outs) => check(&format!("output of step {}", k + 1), &out, &outs[k])?,
+            None => check("output", &out, &case["output"])?,
+        }
+    }
+    if let Some(g) = case.get("gradOutput") {
+        let (_, g) = tensor(g);
+        model.set_output_grad(rows, &g);
+        model.backward(rows);
+        if let Some(want) = case.get("inputGrad") {
+            let got = model.input_grad_logical(rows).unwrap();
+            check("input gradient", &got, want)?;
+        }
+        let grads = model.grads();
+        for (pname, want) in case["paramGrads"].as_object().into_iter().flatten() {
+            let got = grads.iter().find(|p| &p.name == pname).ok_or(format!("{name}: no gradient {pname}"))?;
+            check(&format!("gradient of {pname}"), &got.data, want)?;
+        }
+    }
+    let params = model.params();
+    for (pname, want) in case["buffersAfter"].as_object().into_iter().flatten() {
+        let got = params.iter().find(|p| &p.name == pname).ok_or(format!("{name}: no buffer {pname}"))?;
+        check(&format!("{pname} after"), &got.data, want)?;
+    }
+    Ok(worst)
+}

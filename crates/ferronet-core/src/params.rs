@@ -1,0 +1,84 @@
+//! One parameter store: every tensor of a model (values, gradients) in two contiguous
+//! arrays, each with its PyTorch `state_dict` name, its shape in PyTorch's layout and
+//! its group. Optimizers walk a selection of tensors (a group, or everything not
+//! frozen) and key their state by the tensor's index here, never by order.
+
+use crate::ops::ParamKind;
+
+/// Tensors start on a 64-byte boundary, so vector loops over one never straddle.
+const ALIGN: usize = 16;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorInfo {
+    /// `state_dict` name: "<node>.<param>", e.g. "0.weight".
+    pub name: String,
+    /// PyTorch's shape (the stored layout may differ; the node's op converts).
+    pub shape: Vec<usize>,
+    pub offset: usize,
+    pub len: usize,
+    /// The node that owns it and its index among that node's tensors.
+    pub node: usize,
+    pub index: usize,
+    pub kind: ParamKind,
+    /// Parameter group (the node's `group` in the spec, "" if none).
+    pub group: String,
+    /// Frozen tensors keep their values: no optimizer updates them.
+    pub frozen: bool,
+}
+
+impl TensorInfo {
+    pub fn trainable(&self) -> bool {
+        self.kind == ParamKind::Trainable
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ParamStore {
+    pub(crate) values: Vec<f32>,
+    pub(crate) grads: Vec<f32>,
+    pub(crate) tensors: Vec<TensorInfo>,
+}
+
+impl ParamStore {
+    /// Adds a tensor of `len` floats; returns its index.
+    pub(crate) fn push(&mut self, mut info: TensorInfo) -> usize {
+        let offset = self.values.len().div_ceil(ALIGN) * ALIGN;
+        info.offset = offset;
+        self.values.resize(offset + info.len, 0.0);
+        self.tensors.push(info);
+        self.tensors.len() - 1
+    }
+
+    /// Sizes the gradients once every tensor is in.
+    pub(crate) fn finish(&mut self) {
+        self.grads = vec![0.0; self.values.len()];
+    }
+
+    pub fn tensors(&self) -> &[TensorInfo] {
+        &self.tensors
+    }
+
+    pub fn value(&self, t: usize) -> &[f32] {
+        let i = &self.tensors[t];
+        &self.values[i.offset..i.offset + i.len]
+    }
+
+    pub fn value_mut(&mut self, t: usize) -> &mut [f32] {
+        let i = &self.tensors[t];
+        &mut self.values[i.offset..i.offset + i.len]
+    }
+
+    pub fn grad(&self, t: usize) -> &[f32] {
+        let i = &self.tensors[t];
+        &self.grads[i.offset..i.offset + i.len]
+    }
+
+    pub fn find(&self, name: &str) -> Option<usize> {
+        self.tensors.iter().position(|t| t.name == name)
+    }
+
+    /// Number of scalars in trainable tensors.
+    pub fn trainable_count(&self) -> usize {
+        self.tensors.iter().filter(|t| t.trainable()).map(|t| t.len).sum()
+    }
+}

@@ -346,7 +346,8 @@ fn step(
 }
 
 /// Mean loss and the loss's metrics of `model` over all of `data`, in eval mode, in
-/// batches of `batch_size` (at most 256 rows at a time, to bound the arena).
+/// batches of `batch_size` (at most `Model::inference_chunk` rows at a time, to bound
+/// the arena).
 pub fn evaluate(
     model: &mut Model,
     data: &DataView,
@@ -358,7 +359,7 @@ pub fn evaluate(
     if batch_size == 0 {
         return Err(Error::config("batchSize", "must be >= 1"));
     }
-    let batch_size = batch_size.min(EVAL_CHUNK);
+    let batch_size = batch_size.min(model.inference_chunk());
     model.set_mode(Mode::Eval);
     let n = data.len();
     let mut total = LossSum::default();
@@ -384,10 +385,6 @@ pub fn evaluate(
         samples: n,
     })
 }
-
-/// Rows per inference chunk: bounds the activation arena (a CNN's is ~90k floats per
-/// sample) whatever batch size evaluation is asked for.
-pub const EVAL_CHUNK: usize = 256;
 
 fn check_data(model: &Model, data: &DataView, loss: &LossConfig) -> Result<()> {
     if data.dim != model.input_dim() {

@@ -165,3 +165,37 @@ fn same_seed_same_bits_any_thread_count() {
     assert_eq!(a, run(2, 5));
     assert_ne!(a, run(1, 6));
 }
+
+#[test]
+fn two_trainers_share_the_one_pool_at_once_without_deadlock_and_same_bits() {
+    // Wider than the toy net so that products are split across the team.
+    let specs = [LayerSpec::Dense { units: 256 }, LayerSpec::Relu, LayerSpec::Dense { units: 3 }];
+    let (x, y) = clusters(2000);
+    let data = DataView::new(Inputs::U8(&x), &y, 6).unwrap();
+    let cfg = FitConfig { batch_size: 64, shuffle: true, progress_every: 0 };
+    let train = |seed: u64, threads: usize| {
+        let mut model = Model::sequential(6, &specs, seed).unwrap();
+        let mut trainer = Trainer::new(&OptimizerConfig::Adam(AdamConfig::default()), seed).unwrap();
+        let stop = TrainControl::new();
+        for _ in 0..3 {
+            ferronet_core::team::run_on_pool(threads, || {
+                trainer.fit_epoch(&mut model, &data, &cfg, &mut |_| {}, &stop)
+            })
+            .unwrap();
+        }
+        model.params().into_iter().map(|p| p.data).collect::<Vec<_>>()
+    };
+    let alone = (train(1, 0), train(2, 1));
+    // Both at once on the shared pool, from two threads (as two libuv workers would).
+    let together = std::thread::scope(|s| {
+        let a = s.spawn(|| train(1, 0));
+        let b = s.spawn(|| train(2, 1));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    assert_eq!(alone, together);
+    // The pool is the process's one: as many threads as cores (or FERRONET_THREADS), never more per trainer.
+    let pool = ferronet_core::team::pool().current_num_threads();
+    let seen = ferronet_core::team::run_on_pool(1, ferronet_core::team::threads);
+    assert_eq!(seen, 1);
+    assert_eq!(ferronet_core::team::run_on_pool(0, ferronet_core::team::threads), pool);
+}

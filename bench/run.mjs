@@ -13,6 +13,7 @@ import { createRequire } from 'node:module'
 import { cpus, loadavg, release, totalmem } from 'node:os'
 import { dirname, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { CNN_NET_NAMES, CNN_NETS, cnnCost } from './cnn_lib.mjs'
 import { FASHION_DIR, SEED, epochFlops, gemmShapes, shapeKey } from './lib.mjs'
 
 const BENCH = dirname(fileURLToPath(import.meta.url))
@@ -20,12 +21,16 @@ const BENCH = dirname(fileURLToPath(import.meta.url))
 const TIMER_LIMITED = 20e-6
 const ROOT = dirname(BENCH)
 const require = createRequire(import.meta.url)
+const SECTIONS = ['gemm', 'train', 'infer', 'cnn']
+/** Where bench/README.md says to create the PyTorch 2.x venv (outside the repo). */
+const VENV_PYTHON = '/work/venv-torch/bin/python'
 
 const USAGE = `Usage: node bench/run.mjs [options]      (npm run bench -- [options])
 
   --quick                 smoke run: small sizes, a minute or two; results go to bench/results/tmp/
-  --only LIST             sections to run, comma-separated: gemm,train,infer (default: all)
-  --frameworks LIST       ferronet,pytorch,tfjs-wasm,tfjs-cpu,numpy (default: all)
+  --only LIST             sections to run, comma-separated: gemm,train,infer,cnn (default: all)
+  --frameworks LIST       ferronet,pytorch,pytorch-venv,tfjs-wasm,tfjs-cpu,numpy (default: all;
+                          pytorch-venv = the PyTorch 2.x venv, cnn section only)
   --threads LIST          thread counts for ferronet / PyTorch / GEMM (default 1,2)
   --epochs N              timed epochs of ferronet and PyTorch after 1 warm-up (default 5)
   --tfjs-epochs N         timed repetitions of tfjs (default 3)
@@ -33,6 +38,12 @@ const USAGE = `Usage: node bench/run.mjs [options]      (npm run bench -- [optio
   --tfjs-cpu-batches N    tfjs-cpu: time N-batch partial epochs, scaled (default 150)
   --infer-runs N          inference runs, median reported (default 5)
   --gemm-reps N           GEMM repetitions, best reported (default 10)
+  --cnn-nets LIST         cnn section: networks, lenet,cnn (default both)
+  --cnn-epochs N          cnn section: timed epochs of ferronet and PyTorch after 1 warm-up (default 3)
+  --tfjs-lenet-samples N  cnn section, tfjs: samples per timed LeNet repetition, scaled (default 0 = full epochs)
+  --tfjs-cnn-samples N    cnn section, tfjs: samples per timed cnn repetition, scaled (default 3200)
+  --cnn-tfjs-cpu          cnn section: also tfjs-cpu (very slow: partial epochs of 640 / 64 samples, scaled)
+  --venv-python PATH      Python of the PyTorch 2.x venv for the cnn section (default ${VENV_PYTHON})
   --all-kernels           also benchmark every other ferronet GEMM kernel
   --data DIR              Fashion-MNIST IDX directory (default ${FASHION_DIR})
   --python PATH           Python with torch/numpy (default /usr/bin/python3)
@@ -47,8 +58,9 @@ const USAGE = `Usage: node bench/run.mjs [options]      (npm run bench -- [optio
 
 function parseOptions(argv) {
   const o = {
-    quick: false, only: ['gemm', 'train', 'infer'], frameworks: ['ferronet', 'pytorch', 'tfjs-wasm', 'tfjs-cpu', 'numpy'],
+    quick: false, only: [...SECTIONS], frameworks: ['ferronet', 'pytorch', 'pytorch-venv', 'tfjs-wasm', 'tfjs-cpu', 'numpy'],
     threads: [1, 2], epochs: 5, tfjsEpochs: 3, tfjsWasmBatches: 0, tfjsCpuBatches: 150, inferRuns: 5, gemmReps: 10,
+    cnnNets: [...CNN_NET_NAMES], cnnEpochs: 3, tfjsLenetSamples: 0, tfjsCnnSamples: 3200, cnnTfjsCpu: false, venvPython: VENV_PYTHON,
     allKernels: false, data: FASHION_DIR, python: '/usr/bin/python3', waitIdle: false, out: null, write: true, verbose: false, dryRun: false,
   }
   const list = (v) => String(v).split(',').map((s) => s.trim()).filter(Boolean)
@@ -74,6 +86,12 @@ function parseOptions(argv) {
       case '--infer-runs': o.inferRuns = int(flag, value()); break
       case '--gemm-reps': o.gemmReps = int(flag, value()); break
       case '--all-kernels': o.allKernels = true; break
+      case '--cnn-nets': o.cnnNets = list(value()); break
+      case '--cnn-epochs': o.cnnEpochs = int(flag, value()); break
+      case '--tfjs-lenet-samples': o.tfjsLenetSamples = int(flag, value()); break
+      case '--tfjs-cnn-samples': o.tfjsCnnSamples = int(flag, value()); break
+      case '--cnn-tfjs-cpu': o.cnnTfjsCpu = true; break
+      case '--venv-python': o.venvPython = value(); break
       case '--data': o.data = value(); break
       case '--python': o.python = value(); break
       case '--wait-idle': o.waitIdle = true; break
@@ -86,7 +104,8 @@ function parseOptions(argv) {
       default: throw new Error(`unknown option ${argv[i]}\n\n${USAGE}`)
     }
   }
-  for (const s of o.only) if (!['gemm', 'train', 'infer'].includes(s)) throw new Error(`--only: unknown section ${s}`)
+  for (const s of o.only) if (!SECTIONS.includes(s)) throw new Error(`--only: unknown section ${s}`)
+  for (const n of o.cnnNets) if (!CNN_NET_NAMES.includes(n)) throw new Error(`--cnn-nets: unknown network ${n} (${CNN_NET_NAMES.join(', ')})`)
   if (o.quick) {
     // Small sizes: the point is that every child runs and reports, not the numbers.
     o.trainLimit = 2560 // 40 batches per "epoch"
@@ -95,6 +114,10 @@ function parseOptions(argv) {
     if (!explicit.has('--tfjs-cpu-batches')) o.tfjsCpuBatches = 10
     if (!explicit.has('--gemm-reps')) o.gemmReps = 3
     if (!explicit.has('--infer-runs')) o.inferRuns = 5
+    o.cnnLimit = 320 // 5 batches per "epoch"
+    if (!explicit.has('--cnn-epochs')) o.cnnEpochs = 2
+    if (!explicit.has('--tfjs-lenet-samples')) o.tfjsLenetSamples = 128
+    if (!explicit.has('--tfjs-cnn-samples')) o.tfjsCnnSamples = 64
   }
   return o
 }
@@ -197,7 +220,7 @@ function childEnv({ remove = [], set = {} } = {}) {
   const env = { ...process.env }
   for (const k of remove) delete env[k]
   // Never inherit thread settings from the caller: each child states its own.
-  for (const k of ['RAYON_NUM_THREADS', 'OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS']) if (!(k in set)) delete env[k]
+  for (const k of ['RAYON_NUM_THREADS', 'OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS']) if (!(k in set)) delete env[k]
   return { ...env, ...set }
 }
 
@@ -262,6 +285,39 @@ function plan(o) {
       jobs.push({ id: 'train-tfjs-cpu', needs: 'tfjs', section: 'train', label: 'tfjs-cpu train', cmd: node, args: [join(BENCH, 'tfjs_train.mjs'), '--backend', 'cpu', '--mode', 'train', '--epochs', String(o.tfjsEpochs), '--batches', String(o.tfjsCpuBatches), '--warmup-batches', String(warm), ...dataArgs, ...trainLimit], env: childEnv(), timeout: timeout(1200) })
     }
   }
+  if (has('cnn')) jobs.push(...planCnn(o, { node, dataArgs, fw, has, timeout }))
+  return jobs
+}
+
+/** The cnn section: LeNet-5 and "cnn" on ferronet, PyTorch (Debian's and the venv's), tfjs. */
+function planCnn(o, { node, dataArgs, fw, has, timeout }) {
+  const jobs = []
+  // Every PyTorch child: its OpenMP, MKL and OpenBLAS pools are all told N threads.
+  const pyEnv = (t) => childEnv({ remove: ['OPENBLAS_CORETYPE', 'OPENBLAS_L2_SIZE'], set: { OMP_NUM_THREADS: String(t), MKL_NUM_THREADS: String(t), OPENBLAS_NUM_THREADS: String(t) } })
+  const limit = o.cnnLimit ? ['--limit', String(o.cnnLimit)] : []
+  const epochs = ['--warmup', '1', '--epochs', String(o.cnnEpochs)]
+  // The peak FMA rate for "% of peak": measured by the GEMM section when it runs, else here.
+  if (fw('ferronet') && !has('gemm')) {
+    jobs.push({ id: 'cnn-peak-ferronet', noData: true, section: 'cnn', label: 'ferronet peak FMA rate', cmd: node, args: [join(BENCH, 'ferronet_peak.mjs'), '--threads', o.threads.join(',')], env: childEnv(), timeout: 120 })
+  }
+  for (const net of o.cnnNets) {
+    const big = net === 'cnn'
+    const t = (full) => timeout(big ? full : Math.round(full / 3))
+    for (const th of o.threads) {
+      if (fw('ferronet')) jobs.push({ id: `cnn-ferronet-${net}-${th}t`, section: 'cnn', label: `ferronet ${net} ${th}t`, cmd: node, args: [join(BENCH, 'ferronet_cnn.mjs'), '--net', net, '--threads', String(th), ...dataArgs, ...epochs, ...limit], env: childEnv(), timeout: t(3600), threads: th })
+      if (fw('pytorch')) jobs.push({ id: `cnn-pytorch-debian-${net}-${th}t`, needs: 'torch', section: 'cnn', label: `PyTorch (Debian) ${net} ${th}t`, cmd: o.python, args: [join(BENCH, 'pytorch_cnn.py'), '--mode', 'train', '--install', 'debian', '--net', net, '--threads', String(th), ...dataArgs, ...epochs, ...limit], env: pyEnv(th), timeout: t(3600), threads: th })
+      if (fw('pytorch-venv')) jobs.push({ id: `cnn-pytorch-venv-${net}-${th}t`, needs: 'torchVenv', section: 'cnn', label: `PyTorch (venv) ${net} ${th}t`, cmd: o.venvPython, args: [join(BENCH, 'pytorch_cnn.py'), '--mode', 'train', '--install', 'venv', '--net', net, '--threads', String(th), ...dataArgs, ...epochs, ...limit], env: pyEnv(th), timeout: t(3600), threads: th })
+    }
+    if (fw('tfjs-wasm')) {
+      const samples = big ? o.tfjsCnnSamples : o.tfjsLenetSamples
+      const partial = samples > 0 ? ['--samples', String(samples), '--warmup-samples', String(Math.min(samples, 640))] : []
+      jobs.push({ id: `cnn-tfjs-wasm-${net}`, needs: 'tfjs', section: 'cnn', label: `tfjs-wasm ${net}`, cmd: node, args: [join(BENCH, 'tfjs_cnn.mjs'), '--backend', 'wasm', '--net', net, '--epochs', String(o.tfjsEpochs), ...partial, ...dataArgs, ...limit], env: childEnv(), timeout: t(2400) })
+    }
+    if (fw('tfjs-cpu') && o.cnnTfjsCpu) {
+      const samples = o.quick ? 64 : big ? 64 : 640
+      jobs.push({ id: `cnn-tfjs-cpu-${net}`, needs: 'tfjs', section: 'cnn', label: `tfjs-cpu ${net}`, cmd: node, args: [join(BENCH, 'tfjs_cnn.mjs'), '--backend', 'cpu', '--net', net, '--epochs', String(big || o.quick ? 1 : o.tfjsEpochs), '--samples', String(samples), '--warmup-samples', '64', ...dataArgs, ...limit], env: childEnv(), timeout: big ? 1800 : t(2400) })
+    }
+  }
   return jobs
 }
 
@@ -275,6 +331,15 @@ function prerequisites(o) {
   }
   skip.torch = py('torch')
   skip.numpy = py('numpy')
+  if (o.only.includes('cnn') && o.frameworks.includes('pytorch-venv')) {
+    const how = `create it with \`python3 -m venv /work/venv-torch && /work/venv-torch/bin/pip install torch\` (bench/README.md), or pass --venv-python`
+    if (!existsSync(o.venvPython)) skip.torchVenv = `no PyTorch 2.x venv: ${o.venvPython} does not exist; ${how}`
+    else {
+      const r = sh(o.venvPython, ['-c', 'import torch; print(torch.__version__)'], { env: childEnv({ remove: ['OPENBLAS_CORETYPE', 'OPENBLAS_L2_SIZE'] }), timeout: 120000 })
+      skip.torchVenv = r.ok ? null : `\`${o.venvPython} -c 'import torch'\` failed: ${r.err.split('\n').at(-1) || `exit ${r.status}`}; ${how}`
+      if (r.ok) skip.torchVenvVersion = r.out.split('\n').at(-1)
+    }
+  }
   try {
     for (const p of ['@tensorflow/tfjs-core', '@tensorflow/tfjs-layers', '@tensorflow/tfjs-backend-cpu', '@tensorflow/tfjs-backend-wasm']) require.resolve(p)
     skip.tfjs = null
@@ -289,7 +354,7 @@ function prerequisites(o) {
 /** The job as a shell command line: the environment it changes, then the command. */
 function commandLine(job) {
   const q = (a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${String(a).replace(/'/g, "'\\''")}'`)
-  const changed = ['RAYON_NUM_THREADS', 'OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS'].filter((k) => job.env[k] !== undefined).map((k) => `${k}=${job.env[k]}`)
+  const changed = ['RAYON_NUM_THREADS', 'OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS'].filter((k) => job.env[k] !== undefined).map((k) => `${k}=${job.env[k]}`)
   const removed = ['OPENBLAS_CORETYPE', 'OPENBLAS_L2_SIZE'].filter((k) => k in process.env && !(k in job.env)).flatMap((k) => ['-u', k])
   const cmd = job.cmd === process.execPath ? 'node' : job.cmd
   const args = job.args.map((a) => (a.startsWith(ROOT + '/') ? relative(ROOT, a) : a))
@@ -505,6 +570,58 @@ function analyse(report) {
   report.ratios = ratios
 }
 
+/** The cnn section's table: one row per network and thread count. */
+function analyseCnn(report) {
+  const peakOf = (t) => report.peak.find((p) => p.threads === t)?.gflops ?? null
+  const asked = (r) => r.threadsRequested ?? r.threads
+  const rows = []
+  const ratios = report.ratios
+  for (const net of report.settings.cnnNets) {
+    const cost = report.flops.cnn[net]
+    const gflops = (r) => (r?.medianEpochSeconds ? (cost.trainFlopsPerSample * r.samples) / r.medianEpochSeconds / 1e9 : null)
+    const of = (framework, extra = () => true) => report.cnn.filter((r) => r.net === net && r.framework === framework && extra(r))
+    const tfjsWasm = of('tfjs-wasm')[0] ?? null
+    const tfjsCpu = of('tfjs-cpu')[0] ?? null
+    for (const t of report.settings.threads) {
+      const fer = of('ferronet', (r) => asked(r) === t)[0] ?? null
+      const deb = of('pytorch', (r) => r.install === 'debian' && asked(r) === t)[0] ?? null
+      const venv = of('pytorch', (r) => r.install === 'venv' && asked(r) === t)[0] ?? null
+      // PyTorch at its best: the faster of the two installations in this run, per row.
+      const best = [deb, venv].filter((r) => r?.medianEpochSeconds).sort((a, b) => a.medianEpochSeconds - b.medianEpochSeconds)[0] ?? null
+      const row = {
+        net, threads: t, samples: fer?.samples ?? best?.samples ?? null,
+        ferronet: fer?.medianEpochSeconds ?? null, ferronetWall: fer?.medianWallSeconds ?? null, ferronetThreads: fer?.threads ?? null,
+        pytorchDebian: deb?.medianEpochSeconds ?? null, pytorchDebianTorch: deb?.torch ?? null,
+        pytorchVenv: venv?.medianEpochSeconds ?? null, pytorchVenvTorch: venv?.torch ?? null,
+        bestPytorch: best?.medianEpochSeconds ?? null, bestPytorchInstall: best?.install ?? null, bestPytorchTorch: best?.torch ?? null,
+        tfjsWasm: tfjsWasm?.medianEpochSeconds ?? null, tfjsWasmThreads: tfjsWasm?.threads ?? null, tfjsWasmExtrapolated: tfjsWasm?.extrapolated ?? null, tfjsWasmScale: tfjsWasm?.scaleFactor ?? null,
+        tfjsCpu: tfjsCpu?.medianEpochSeconds ?? null, tfjsCpuThreads: tfjsCpu?.threads ?? null, tfjsCpuExtrapolated: tfjsCpu?.extrapolated ?? null,
+        ferronetGflops: gflops(fer), bestPytorchGflops: gflops(best), tfjsWasmGflops: gflops(tfjsWasm),
+      }
+      row.ferronetOfPeak = row.ferronetGflops != null && peakOf(fer.threads) ? row.ferronetGflops / peakOf(fer.threads) : null
+      row.bestPytorchOfPeak = row.bestPytorchGflops != null && peakOf(t) ? row.bestPytorchGflops / peakOf(t) : null
+      row.vsBestPytorch = row.ferronet && row.bestPytorch ? row.ferronet / row.bestPytorch : null
+      row.vsTfjsWasm = row.ferronet && row.tfjsWasm ? row.ferronet / row.tfjsWasm : null
+      row.venvOverDebian = row.pytorchVenv && row.pytorchDebian ? row.pytorchVenv / row.pytorchDebian : null
+      rows.push(row)
+      const tag = `cnn section, ${net}`
+      if (row.vsBestPytorch != null) ratios.push({ what: `${tag}: epoch time ferronet ${t}t / best PyTorch ${t}t (${row.bestPytorchInstall}, torch ${row.bestPytorchTorch})`, value: row.vsBestPytorch, note: speedNote(row.vsBestPytorch) })
+      if (row.vsTfjsWasm != null) ratios.push({ what: `${tag}: epoch time ferronet ${t}t / tfjs-wasm ${row.tfjsWasmThreads}t`, value: row.vsTfjsWasm, note: speedNote(row.vsTfjsWasm) + (row.tfjsWasmExtrapolated ? ' (tfjs time scaled from a partial epoch)' : '') })
+      if (row.venvOverDebian != null) ratios.push({ what: `${tag}: epoch time PyTorch ${row.pytorchVenvTorch} (venv) / ${row.pytorchDebianTorch} (Debian), ${t}t`, value: row.venvOverDebian, note: row.venvOverDebian < 1 ? 'the venv is faster' : 'Debian\'s is faster' })
+      if (row.ferronetOfPeak != null) ratios.push({ what: `${tag}: training FLOP rate / peak FMA rate, ferronet ${t}t`, value: row.ferronetOfPeak, note: `${fmt.g(row.ferronetGflops)} GFLOP/s over the whole epoch (3 × 2 × forward MACs)` })
+    }
+    for (const r of rows.filter((x) => x.net === net && x.threads !== 1)) {
+      const one = rows.find((x) => x.net === net && x.threads === 1)
+      if (one?.ferronet && r.ferronet) {
+        r.ferronetScaling = one.ferronet / r.ferronet
+        ratios.push({ what: `cnn section, ${net}: scaling ferronet ${r.threads}t / 1t (speed-up)`, value: r.ferronetScaling, note: `ideal ${r.threads.toFixed(2)}` })
+      }
+      if (one?.bestPytorch && r.bestPytorch) r.bestPytorchScaling = one.bestPytorch / r.bestPytorch
+    }
+  }
+  report.cnnTable = rows
+}
+
 function speedNote(ratio) {
   return ratio < 1 ? `ferronet ${(1 / ratio).toFixed(2)}× faster` : `ferronet ${ratio.toFixed(2)}× slower`
 }
@@ -526,7 +643,7 @@ function render(report) {
   push(`- Machine: ${m.model}, ${m.cpus} CPUs (${m.sockets ?? '?'} socket × ${m.coresPerSocket ?? '?'} cores × ${m.threadsPerCore ?? '?'} threads), caches L1d ${m.caches.L1d}, L1i ${m.caches.L1i}, L2 ${m.caches.L2}, L3 ${m.caches.L3}; ${m.simd.join(' ')}; ${m.memoryGiB} GiB; ${m.os}, Linux ${m.kernel}${m.hypervisor ? `, ${m.hypervisor} VM` : ''}`)
   const addon = v.addon ? `addon sha256 ${v.addon.sha256}… built ${v.addon.mtime}${v.addon.rustc ? `, by rustc ${v.addon.rustc.commit.slice(0, 9)}${v.addon.rustc.matchesRustcOnPath === true ? ' (= rustc on PATH)' : v.addon.rustc.matchesRustcOnPath === false ? ' (≠ rustc on PATH)' : ''}` : ''}` : 'no addon'
   push(`- ferronet ${v.ferronet} (git ${v.gitCommit?.slice(0, 12) ?? '?'}${v.gitDirty?.length ? `, ${v.gitDirty.length} uncommitted change(s) in crates/src/native` : ''}; ${addon})`)
-  push(`- Node ${v.node}, ${v.rustc ?? 'rustc not found'}, PyTorch ${v.torch ?? '–'}, NumPy ${v.numpy ?? '–'}, OpenBLAS ${v.openblas ?? '–'}, tfjs-core ${v.tfjs['tfjs-core'] ?? '–'} / tfjs-layers ${v.tfjs['tfjs-layers'] ?? '–'} / tfjs-backend-wasm ${v.tfjs['tfjs-backend-wasm'] ?? '–'}`)
+  push(`- Node ${v.node}, ${v.rustc ?? 'rustc not found'}, PyTorch ${v.torch ?? '–'}${v.torchVenv ? ` and ${v.torchVenv} (venv, cnn section)` : ''}, NumPy ${v.numpy ?? '–'}, OpenBLAS ${v.openblas ?? '–'}, tfjs-core ${v.tfjs['tfjs-core'] ?? '–'} / tfjs-layers ${v.tfjs['tfjs-layers'] ?? '–'} / tfjs-backend-wasm ${v.tfjs['tfjs-backend-wasm'] ?? '–'}`)
   if (report.tfjsWasm) push(`- tfjs-wasm in Node: SIMD ${report.tfjsWasm.wasmSimd ? 'on' : 'off'}, threads ${report.tfjsWasm.wasmThreads} (multithreading ${report.tfjsWasm.wasmMultithread ? 'on' : 'off: tfjs disables it under Node'}), loads ${report.tfjsWasm.wasmFile?.join(', ') || '?'} from node_modules`)
   if (report.pytorchBlas) push(`- PyTorch BLAS: ${report.pytorchBlas}; threads used: ${(report.pytorchThreads ?? []).join('; ')} (OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE removed from the Python children's environment)`)
   if (report.numpyBlas) push(`- NumPy BLAS: ${report.numpyBlas} (OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE removed from the Python children's environment)`)
@@ -612,6 +729,8 @@ function render(report) {
     if (other.length) push(`Other ferronet kernels: ${other.map((r) => `${r.shape} ${r.threads}t ${Object.entries(r.otherKernels).map(([k, g]) => `${k} ${fmt.g(g)}`).join(', ')}`).join('; ')}.`, '')
   }
 
+  if (report.cnnTable?.length && report.cnn.length) renderCnn(report, push)
+
   if (report.ratios.length) {
     push('## Ratios', '')
     push(table(['ratio', 'value', 'reading'], report.ratios.map((r) => [r.what, fmt.x(r.value), r.note]), [, 'r']), '')
@@ -626,6 +745,51 @@ function render(report) {
     report.children.map((c) => [c.id, c.timedOut ? 'TIMEOUT' : c.signal ?? c.code, fmt.s(c.seconds), c.loadavgStart.map((x) => x.toFixed(2)).join(' '), c.busy.length ? c.busy.join('; ') : 'none']),
     [, 'r', 'r']), '')
   return out.join('\n')
+}
+
+function renderCnn(report, push) {
+  const o = report.settings
+  const deb = report.cnnTorch.debian
+  const venv = report.cnnTorch.venv
+  const debName = `PyTorch ${deb?.torch ?? '1.13'} (Debian)`
+  const venvName = `PyTorch ${venv?.torch ?? '2.x'} (venv)`
+  const samples = report.cnnTable.find((r) => r.samples)?.samples
+  push('## CNN training: seconds per epoch', '')
+  const nets = o.cnnNets.map((n) => {
+    const c = report.flops.cnn[n]
+    return `**${n}** (${CNN_NETS[n].title}: ${fmt.n(c.params)} parameters, ${fmt.n(c.forwardMacsPerSample)} forward MACs per sample = ${(c.trainFlopsPerSample / 1e6).toFixed(2)} MFLOP per training sample, ${((c.trainFlopsPerSample * (samples ?? 60000)) / 1e9).toFixed(0)} GFLOP per epoch)`
+  })
+  push(`Fashion-MNIST, ${fmt.n(samples)} training images per epoch, inputs pixels/255 [1, 28, 28] (tfjs: [28, 28, 1]), Adam lr 1e-3, batch 64, softmax cross-entropy. ${nets.join('; ')}. ` +
+    `ferronet and PyTorch: median of ${o.cnnEpochs} epochs after 1 warm-up; tfjs: median of ${o.tfjsEpochs} repetitions after a warm-up fit. ` +
+    'GFLOP/s = 3 × 2 × forward MACs × samples ÷ median epoch seconds (backward ≈ 2 × forward; ReLU, pooling, dropout, bias, loss and Adam not counted); % of peak = that ÷ the measured peak FMA rate at the same thread count. ' +
+    `"best PyTorch" = the faster of ${debName} and ${venvName} in this run, per row; ferronet ÷ best PyTorch < 1 means ferronet is faster.`, '')
+  const anyCpu = report.cnnTable.some((r) => r.tfjsCpu != null)
+  const tfjsCell = (v, threads, scaled, t) => (v == null ? '–' : `${fmt.s(v)}${scaled ? ' (scaled)' : ''}${threads != null && threads !== t ? ` (${threads}t)` : ''}`)
+  const headers = ['network', 'threads', 'ferronet s/epoch', `${debName}`, `${venvName}`, 'best PyTorch', 'ferronet ÷ best PyTorch', 'TF.js wasm', ...(anyCpu ? ['TF.js cpu'] : []), 'ferronet GFLOP/s', 'ferronet % of peak', 'best PyTorch GFLOP/s', 'ferronet 2t/1t']
+  push(table(headers, report.cnnTable.map((r) => [
+    r.net, r.threads,
+    fmt.s(r.ferronet) + (r.ferronetThreads != null && r.ferronetThreads !== r.threads ? ` (ran ${r.ferronetThreads}t)` : ''),
+    fmt.s(r.pytorchDebian), fmt.s(r.pytorchVenv),
+    r.bestPytorch == null ? '–' : `${fmt.s(r.bestPytorch)} (${r.bestPytorchInstall})`,
+    fmt.x(r.vsBestPytorch),
+    tfjsCell(r.tfjsWasm, r.tfjsWasmThreads, r.tfjsWasmExtrapolated, r.threads),
+    ...(anyCpu ? [tfjsCell(r.tfjsCpu, r.tfjsCpuThreads, r.tfjsCpuExtrapolated, r.threads)] : []),
+    fmt.g(r.ferronetGflops), fmt.pct(r.ferronetOfPeak), fmt.g(r.bestPytorchGflops), r.ferronetScaling ? fmt.x(r.ferronetScaling) : '',
+  ]), [, 'r', 'r', 'r', 'r', 'r', 'r', 'r', ...(anyCpu ? ['r'] : []), 'r', 'r', 'r', 'r']), '')
+  const torchLine = (name, m) => m
+    ? `${name}: ${m.python} (Python ${m.pythonVersion}), BLAS ${m.blas}, MKL ${m.mklAvailable ? `yes${m.mklVersion ? ` (${m.mklVersion})` : ''}` : 'no'}, oneDNN/mkldnn ${m.mkldnnAvailable ? `available${m.onednnVersion ? ` (${m.onednnVersion})` : ''}` : 'not available'}, OpenMP ${m.openmpAvailable ? 'yes' : 'no'}${m.cpuCapability ? `, CPU capability ${m.cpuCapability}` : ''}; default memory format (NCHW, no channels_last)`
+    : `${name}: not run`
+  push(`- ${torchLine(debName, deb)}`)
+  push(`- ${torchLine(venvName, venv)}`)
+  const tw = report.cnnTfjsWasm
+  if (tw) {
+    push(`- TF.js wasm: tfjs-backend-wasm ${tw.tfjsBackendWasm}, SIMD ${tw.wasmSimd ? 'on' : 'off'}, ${tw.wasmThreads} thread (no threads under Node). ` +
+      (tw.shim ? `It has no Conv2DBackpropFilter kernel (tensorflow/tfjs#8474: stock tfjs cannot train a conv layer on wasm); the benchmark registers one made of the wasm backend's own Transpose and Conv2D kernels, checked against the cpu backend (max relative error ${tw.shimCheck?.maxRelError?.toExponential(1) ?? '?'}).` : tw.kernelMissing?.length ? `Missing kernels: ${tw.kernelMissing.join(', ')} (run without the shim).` : ''))
+  }
+  const scaled = report.cnn.filter((r) => r.extrapolated)
+  if (scaled.length) push(`- (scaled): ${scaled.map((r) => `${r.config} timed on ${fmt.n(r.samplesPerRepetition)} samples (${r.batchesPerRepetition} batch${r.batchesPerRepetition === 1 ? '' : 'es'}) per repetition, ×${r.scaleFactor.toFixed(2)} to ${fmt.n(r.samples)}`).join('; ')}. TF.js runs 1 thread; its number is repeated in the 2-thread rows, marked (1t).`)
+  push('')
+  push(`Training loss per epoch/repetition (warm-up first): ${report.cnn.map((r) => `${r.config}: ${r.lossPerEpoch.map((l) => l.toFixed(3)).join(' → ')}`).join('; ')}.`, '')
 }
 
 // ------------------------------------------------------------------ main
@@ -652,6 +816,8 @@ async function main() {
       perSample: epochFlops(1).perSample,
       inferPerSample: 2 * SEED.input * SEED.hidden + 2 * SEED.hidden * SEED.classes,
       note: 'training FLOPs per sample of batch B count only the matrix products: forward 2·B·784·500 + 2·B·500·10, backward dW1 2·B·784·500, dW2 2·B·500·10, dX2 2·B·500·10 (no dX1: the input needs no gradient); bias, ReLU, softmax/loss and the Adam update are not counted.',
+      cnn: Object.fromEntries(CNN_NET_NAMES.map((n) => [n, cnnCost(n)])),
+      cnnNote: 'cnn section: training FLOPs per sample = 3 × 2 × forward MACs of the conv and dense layers (conv: out_C·out_H·out_W·in_C·k·k, dense: in·out), the usual approximation backward ≈ 2 × forward. It counts an input gradient for the first conv layer that no framework computes (trainFlopsPerSampleExact leaves it out); ReLU, pooling, dropout, bias, loss and Adam are not counted.',
     },
     warnings: [],
     skipped: [],
@@ -659,6 +825,9 @@ async function main() {
     kernels: null,
     baselines: [],
     train: [],
+    cnn: [],
+    cnnAccuracy: [],
+    cnnTorch: {},
     infer: [],
     gemm: [],
     children: [],
@@ -677,7 +846,7 @@ async function main() {
   const pre = prerequisites(o)
   const jobs = plan(o)
   const skipJob = (job) => {
-    if (pre.data && !job.id.startsWith('baseline') && !job.id.startsWith('gemm')) return pre.data
+    if (pre.data && !job.noData && !job.id.startsWith('baseline') && !job.id.startsWith('gemm')) return pre.data
     if (job.needs && pre[job.needs]) return pre[job.needs]
     if (job.cmd === process.execPath && pre.ferronet && /ferronet|baseline-ferronet/.test(job.id)) return pre.ferronet
     return null
@@ -713,6 +882,8 @@ async function main() {
     for (const line of r.lines) {
       switch (line.kind) {
         case 'train': report.train.push(line); produced++; break
+        case 'cnn-train': report.cnn.push(line); produced++; break
+        case 'cnn-accuracy': report.cnnAccuracy.push(line); produced++; break
         case 'infer': report.infer.push(line); produced++; break
         case 'gemm': report.gemm.push(line); produced++; break
         case 'peak': report.peak.push(line); produced++; break
@@ -723,6 +894,16 @@ async function main() {
         case 'error': child.error = line.message; break
         case 'meta': {
           ;(report.meta ??= {})[job.id] = line
+          if (job.section === 'cnn') {
+            if (line.child?.startsWith('pytorch-cnn')) {
+              report.cnnTorch[line.install] ??= line
+              if (line.install === 'venv') report.versions.torchVenv = line.torch
+              else report.versions.torch ??= line.torch
+              if (job.threads && line.threads !== job.threads) report.warnings.push(`${job.label}: torch.get_num_threads() is ${line.threads}`)
+            }
+            if (line.child === 'tfjs-cnn-wasm') report.cnnTfjsWasm ??= line
+            break
+          }
           if (line.torch) report.versions.torch = line.torch
           if (line.numpy) report.versions.numpy = line.numpy
           const ob = line.threadpoolctl?.find((p) => p.internal_api === 'openblas')
@@ -765,6 +946,14 @@ async function main() {
     if (!l.every(Number.isFinite) || (l.length > 1 && !(l.at(-1) < l[0]))) report.warnings.push(`${r.config}: training loss did not go down (${l.join(', ')})`)
     if (r.threadsRequested != null && r.threads !== r.threadsRequested) report.warnings.push(`${r.config}: asked for ${r.threadsRequested} threads, ran ${r.threads}`)
   }
+  for (const r of report.cnn) {
+    const l = r.lossPerEpoch ?? []
+    if (!l.every(Number.isFinite) || (l.length > 1 && !(l.at(-1) < l[0]))) report.warnings.push(`${r.config}: training loss did not go down (${l.join(', ')})`)
+    if (r.threadsRequested != null && r.threads !== r.threadsRequested) report.warnings.push(`${r.config}: asked for ${r.threadsRequested} threads, ran ${r.threads}`)
+    // PyTorch counts its MACs from its own modules' shapes: it must agree with bench/cnn_lib.mjs.
+    const want = report.flops.cnn[r.net]?.forwardMacsPerSample
+    if (r.forwardMacsPerSample != null && want != null && r.forwardMacsPerSample !== want) report.warnings.push(`${r.config}: ${r.forwardMacsPerSample} forward MACs per sample, bench/cnn_lib.mjs counts ${want}`)
+  }
   for (const g of report.gemm) if (g.correct === false) report.warnings.push(`OpenBLAS ${g.shape} ${g.threads}t: wrong results (max abs error ${g.maxAbsError})`)
   const order = ['ferronet', 'pytorch', 'tfjs-wasm', 'tfjs-cpu']
   const byFw = (a, b) => order.indexOf(a.framework) - order.indexOf(b.framework) || (a.threads ?? 0) - (b.threads ?? 0)
@@ -773,10 +962,11 @@ async function main() {
   report.peak.sort((a, b) => a.threads - b.threads)
   const busyDuring = report.children.filter((c) => c.busy.length)
   if (busyDuring.length && !busyAtStart.length) report.warnings.push(`other builds/tests ran during: ${busyDuring.map((c) => c.id).join(', ')}`)
-  if (o.quick) report.warnings.unshift(`quick run: training epochs of ${o.trainLimit} samples, inference over ${o.inferLimit} samples, GEMM squares up to 256: a smoke test of the harness, not a measurement`)
+  if (o.quick) report.warnings.unshift(`quick run: training epochs of ${o.trainLimit} samples (cnn section: ${o.cnnLimit}), inference over ${o.inferLimit} samples, GEMM squares up to 256: a smoke test of the harness, not a measurement`)
   report.wallSeconds = (Date.now() - t0) / 1000
 
   analyse(report)
+  analyseCnn(report)
   const md = render(report)
   process.stdout.write('\n' + md + '\n')
 
@@ -784,7 +974,7 @@ async function main() {
     let prefix = o.out
     if (!prefix) {
       const dir = o.quick ? join(BENCH, 'results', 'tmp') : join(BENCH, 'results')
-      const only = o.only.length < 3 ? `-${o.only.join('-')}` : ''
+      const only = o.only.length < SECTIONS.length ? `-${o.only.join('-')}` : ''
       prefix = join(dir, `bench-${date}${o.quick ? '-quick' : ''}${only}`)
       if (!o.quick && (existsSync(`${prefix}.json`) || existsSync(`${prefix}.md`))) prefix += `-${pad(now.getHours())}${pad(now.getMinutes())}${pad(now.getSeconds())}`
     }

@@ -1,6 +1,7 @@
 /**
- * An in-memory labelled dataset for classification: one flat typed array of inputs
- * and one byte per label. It is the unit the trainer consumes and the loaders produce.
+ * An in-memory dataset: one flat typed array of inputs and either integer class
+ * labels (classification) or float targets (regression, multi-label). It is the unit
+ * the trainer consumes and the loaders produce.
  */
 
 import { OptionError, ShapeError } from './errors.js'
@@ -27,24 +28,38 @@ export interface DatasetArrays {
    */
   inputs: InputArray
   /**
-   * One class index per sample. A `Uint8Array` is kept by reference; any other
-   * array-like of integers (`number[]`, `Int32Array`, …) is copied into a new `Uint8Array`.
+   * One class index per sample (integers >= 0). Stored as a `Uint8Array` when there are
+   * at most 256 classes, else as a `Uint32Array`; an array of the right type is kept by
+   * reference, anything else (`number[]`, `Int32Array`, `Uint16Array`, …) is copied.
+   * Exactly one of `labels` and `targets`.
    */
-  labels: ArrayLike<number>
+  labels?: ArrayLike<number>
   /**
-   * Shape of one sample, e.g. `[28, 28]` or `[784]`. Defaults to `[inputs.length / labels.length]`.
+   * Float targets, `targetShape` values per sample (regression, multi-label 0/1 targets):
+   * finite, length `size × product(targetShape)`. Kept by reference.
+   */
+  targets?: Float32Array
+  /** Shape of one sample's targets, e.g. `[3]`. Default: `[targets.length / size]` (size from `sampleShape`), else `[1]`. */
+  targetShape?: readonly number[]
+  /**
+   * Shape of one sample, e.g. `[28, 28]` or `[784]`. Defaults to `[inputs.length / size]`.
    */
   sampleShape?: readonly number[]
-  /** Number of classes, an integer in `1..256`. Defaults to the largest label + 1. */
+  /** Number of classes, an integer >= 1. Defaults to the largest label + 1. Not for `targets`. */
   numClasses?: number
 }
+
+/** Typed arrays a dataset holds its labels in. */
+export type LabelArray = Uint8Array | Uint32Array
 
 /** One sample of a dataset. */
 export interface Sample {
   /** The sample's inputs: a view (not a copy) into the dataset's `inputs`, length `inputDim`. */
   input: InputArray
-  /** The sample's class index. */
-  label: number
+  /** The sample's class index (labelled datasets). */
+  label?: number
+  /** The sample's targets: a view into {@link Dataset.targets} (target datasets). */
+  target?: Float32Array
 }
 
 /** Options of {@link Dataset.split}. */
@@ -64,9 +79,12 @@ export interface SplitOptions {
 /** The fields a dataset is made of; used to build one without validation. */
 interface DatasetParts {
   inputs: InputArray
-  labels: Uint8Array
+  labels: LabelArray | undefined
+  targets: Float32Array | undefined
+  targetShape: readonly number[]
   sampleShape: readonly number[]
   numClasses: number
+  size: number
 }
 
 /** Proves a constructor call comes from this module, where parts are known to be consistent. */
@@ -88,12 +106,21 @@ const trusted: unique symbol = Symbol('ferronet.Dataset.trusted')
 export class Dataset {
   /** All samples, row-major, shape `[size, ...sampleShape]`. */
   readonly inputs: InputArray
-  /** One class index per sample, each below {@link Dataset.numClasses}. */
-  readonly labels: Uint8Array
+  /**
+   * One class index per sample, each below {@link Dataset.numClasses} (`Uint8Array` up to
+   * 256 classes, else `Uint32Array`); undefined for a dataset of float targets.
+   */
+  readonly labels: LabelArray | undefined
+  /** Float targets, row-major `[size, ...targetShape]`; undefined for a labelled dataset. */
+  readonly targets: Float32Array | undefined
+  /** Shape of one sample's targets (`[1]` for a labelled dataset: one class index). Frozen. */
+  readonly targetShape: readonly number[]
   /** Shape of one sample, e.g. `[28, 28]`. Frozen. */
   readonly sampleShape: readonly number[]
-  /** Number of classes (`1..256`); every label is below it. */
+  /** Number of classes; every label is below it. `0` for a dataset of float targets. */
   readonly numClasses: number
+  /** Number of samples. */
+  readonly size: number
 
   /**
    * Internal. Use {@link Dataset.fromArrays}; direct construction throws so that every
@@ -105,8 +132,11 @@ export class Dataset {
     }
     this.inputs = parts.inputs
     this.labels = parts.labels
+    this.targets = parts.targets
+    this.targetShape = parts.targetShape
     this.sampleShape = parts.sampleShape
     this.numClasses = parts.numClasses
+    this.size = parts.size
   }
 
   /**
@@ -121,13 +151,51 @@ export class Dataset {
    */
   static fromArrays(arrays: DatasetArrays): Dataset {
     if (typeof arrays !== 'object' || arrays === null) {
-      throw new OptionError('arrays', 'expected an object { inputs, labels, sampleShape?, numClasses? }')
+      throw new OptionError('arrays', 'expected an object { inputs, labels | targets, sampleShape?, numClasses?, targetShape? }')
+    }
+    for (const key of Object.keys(arrays)) {
+      if (!['inputs', 'labels', 'targets', 'targetShape', 'sampleShape', 'numClasses'].includes(key)) {
+        throw new OptionError(key, 'is not a field of Dataset.fromArrays (it takes inputs, labels or targets, sampleShape, numClasses, targetShape)')
+      }
     }
     const inputs = checkInputs(arrays.inputs)
-    const labels = toLabelBytes(arrays.labels)
-    const size = labels.length
+    const hasLabels = arrays.labels !== undefined
+    const hasTargets = arrays.targets !== undefined
+    if (hasLabels === hasTargets) {
+      throw new OptionError(hasLabels ? 'targets' : 'labels', 'pass exactly one of labels (class indices) and targets (a Float32Array of float targets)')
+    }
+    let size: number
+    let labels: LabelArray | undefined
+    let targets: Float32Array | undefined
+    let targetShape: readonly number[] = Object.freeze([1])
+    let numClasses = 0
+    if (hasLabels) {
+      if (arrays.targetShape !== undefined) throw new OptionError('targetShape', 'is only for targets; labels are one class index per sample')
+      const raw = checkLabels(arrays.labels)
+      size = raw.length
+      numClasses = arrays.numClasses === undefined ? inferNumClasses(raw) : checkNumClasses(arrays.numClasses)
+      checkLabelsBelow(raw, numClasses)
+      labels = storeLabels(raw, numClasses)
+    } else {
+      if (arrays.numClasses !== undefined) throw new OptionError('numClasses', 'is only for labels, not for float targets')
+      if (!(arrays.targets instanceof Float32Array)) {
+        throw new OptionError('targets', `expected a Float32Array, got ${describe(arrays.targets)}`)
+      }
+      targets = arrays.targets
+      if (arrays.targetShape !== undefined) {
+        targetShape = checkSampleShape(arrays.targetShape, 'targetShape')
+      } else if (arrays.sampleShape !== undefined) {
+        const samples = inputs.length / product(checkSampleShape(arrays.sampleShape))
+        if (Number.isInteger(samples) && samples > 0 && targets.length % samples === 0) targetShape = Object.freeze([targets.length / samples])
+      }
+      const targetDim = product(targetShape)
+      if (targets.length % targetDim !== 0) {
+        throw new ShapeError(`targets has length ${targets.length}, which is not a multiple of the target size ${targetDim} (targetShape [${targetShape.join(', ')}])`)
+      }
+      size = targets.length / targetDim
+    }
     const sampleShape = arrays.sampleShape === undefined
-      ? inferSampleShape(inputs, size)
+      ? inferSampleShape(inputs, size, hasLabels ? 'labels' : 'targets')
       : checkSampleShape(arrays.sampleShape)
     const inputDim = product(sampleShape)
     if (inputs.length % inputDim !== 0) {
@@ -139,20 +207,22 @@ export class Dataset {
     if (inputs.length !== size * inputDim) {
       throw new ShapeError(
         `inputs holds ${inputs.length / inputDim} samples of shape [${sampleShape.join(', ')}] ` +
-          `but labels has ${size} entries; they must match`,
+          (hasLabels ? `but labels has ${size} entries; they must match` : `but targets holds ${size} samples of shape [${targetShape.join(', ')}]; they must match`),
       )
     }
-    const numClasses = arrays.numClasses === undefined
-      ? inferNumClasses(labels)
-      : checkNumClasses(arrays.numClasses)
-    checkLabelsBelow(labels, numClasses)
-    if (inputs instanceof Float32Array) checkFinite(inputs, inputDim)
-    return new Dataset(trusted, { inputs, labels, sampleShape, numClasses })
+    if (inputs instanceof Float32Array) checkFinite(inputs, inputDim, 'inputs')
+    if (targets) checkFinite(targets, product(targetShape), 'targets')
+    return new Dataset(trusted, { inputs, labels, targets, targetShape, sampleShape, numClasses, size })
   }
 
-  /** Number of samples. */
-  get size(): number {
-    return this.labels.length
+  /** `'classes'` for integer labels, `'targets'` for float targets. */
+  get kind(): 'classes' | 'targets' {
+    return this.targets ? 'targets' : 'classes'
+  }
+
+  /** Values per sample of {@link Dataset.targets} (1 for labels). */
+  get targetDim(): number {
+    return product(this.targetShape)
   }
 
   /** Number of input values per sample: the product of {@link Dataset.sampleShape}. */
@@ -183,7 +253,13 @@ export class Dataset {
       throw new OptionError('end', `must not be below start (${start}), got ${end}`)
     }
     const dim = this.inputDim
-    return this.derive(this.inputs.subarray(start * dim, end * dim), this.labels.subarray(start, end))
+    const t = this.targetDim
+    return this.derive(
+      this.inputs.subarray(start * dim, end * dim),
+      this.labels?.subarray(start, end),
+      this.targets?.subarray(start * t, end * t),
+      end - start,
+    )
   }
 
   /**
@@ -198,14 +274,17 @@ export class Dataset {
     const inputs = this.inputs instanceof Uint8Array
       ? new Uint8Array(count * dim)
       : new Float32Array(count * dim)
-    const labels = new Uint8Array(count)
+    const t = this.targetDim
+    const labels = this.labels instanceof Uint32Array ? new Uint32Array(count) : this.labels ? new Uint8Array(count) : undefined
+    const targets = this.targets ? new Float32Array(count * t) : undefined
     for (let k = 0; k < count; k++) {
       const i = indices[k] as number
       checkIndex(`indices[${k}]`, i, this.size)
       inputs.set(this.inputs.subarray(i * dim, (i + 1) * dim), k * dim)
-      labels[k] = this.labels[i] as number
+      if (labels) labels[k] = this.labels![i] as number
+      if (targets) targets.set(this.targets!.subarray(i * t, (i + 1) * t), k * t)
     }
-    return this.derive(inputs, labels)
+    return this.derive(inputs, labels, targets, count)
   }
 
   /**
@@ -241,26 +320,29 @@ export class Dataset {
   sample(index: number): Sample {
     checkIndex('index', index, this.size)
     const dim = this.inputDim
-    return {
-      input: this.inputs.subarray(index * dim, (index + 1) * dim),
-      label: this.labels[index] as number,
-    }
+    const input = this.inputs.subarray(index * dim, (index + 1) * dim)
+    if (this.labels) return { input, label: this.labels[index] as number }
+    const t = this.targetDim
+    return { input, target: this.targets!.subarray(index * t, (index + 1) * t) }
   }
 
-  /** How many samples each class has: entry `c` counts the labels equal to `c`. */
+  /** How many samples each class has: entry `c` counts the labels equal to `c` (empty for float targets). */
   classCounts(): Uint32Array {
     const counts = new Uint32Array(this.numClasses)
-    for (const label of this.labels) counts[label]! += 1
+    if (this.labels) for (const label of this.labels) counts[label]! += 1
     return counts
   }
 
-  /** A dataset with this one's shape and classes but other (already consistent) arrays. */
-  private derive(inputs: InputArray, labels: Uint8Array): Dataset {
+  /** A dataset with this one's shapes and classes but other (already consistent) arrays. */
+  private derive(inputs: InputArray, labels: LabelArray | undefined, targets: Float32Array | undefined, size: number): Dataset {
     return new Dataset(trusted, {
       inputs,
       labels,
+      targets,
+      targetShape: this.targetShape,
       sampleShape: this.sampleShape,
       numClasses: this.numClasses,
+      size,
     })
   }
 }
@@ -288,9 +370,9 @@ function checkInputs(inputs: unknown): InputArray {
   throw new OptionError('inputs', `expected a Uint8Array or Float32Array, got ${describe(inputs)}${hint}`)
 }
 
-/** Labels as bytes: a `Uint8Array` is kept, anything else is copied with range checks. */
-function toLabelBytes(labels: unknown): Uint8Array {
-  if (labels instanceof Uint8Array) return labels
+/** Labels as given when already a Uint8Array or Uint32Array, else copied into a Uint32Array with checks. */
+function checkLabels(labels: unknown): LabelArray {
+  if (labels instanceof Uint8Array || labels instanceof Uint32Array) return labels
   if (
     labels === null ||
     typeof labels !== 'object' ||
@@ -299,55 +381,64 @@ function toLabelBytes(labels: unknown): Uint8Array {
     throw new OptionError('labels', `expected an array of class indices, got ${describe(labels)}`)
   }
   const source = labels as ArrayLike<unknown>
-  const bytes = new Uint8Array(source.length)
+  const out = new Uint32Array(source.length)
   for (let i = 0; i < source.length; i++) {
     const value = source[i]
     if (typeof value !== 'number' && typeof value !== 'bigint') {
       throw new OptionError(`labels[${i}]`, `expected an integer class index, got ${describe(value)}`)
     }
     const label = Number(value)
-    if (!Number.isInteger(label) || label < 0 || label > 255) {
-      throw new OptionError(`labels[${i}]`, `expected an integer class index in 0..255, got ${String(value)}`)
+    if (!Number.isInteger(label) || label < 0 || label > MAX_CLASSES - 1) {
+      throw new OptionError(`labels[${i}]`, `expected an integer class index in 0..${MAX_CLASSES - 1}, got ${String(value)}`)
     }
-    bytes[i] = label
+    out[i] = label
   }
-  return bytes
+  return out
 }
 
-function checkSampleShape(shape: unknown): readonly number[] {
+/** Bytes up to 256 classes, 32-bit ids beyond; an array already of that type is kept. */
+function storeLabels(labels: LabelArray, numClasses: number): LabelArray {
+  if (numClasses <= 256) return labels instanceof Uint8Array ? labels : Uint8Array.from(labels)
+  return labels instanceof Uint32Array ? labels : Uint32Array.from(labels)
+}
+
+/** Labels travel to the core as u32; 2³¹ keeps class counts inside every index type. */
+const MAX_CLASSES = 2 ** 31
+
+function checkSampleShape(shape: unknown, field = 'sampleShape'): readonly number[] {
   if (!Array.isArray(shape) || shape.length === 0) {
-    throw new OptionError('sampleShape', `expected a non-empty array of positive integers, got ${describe(shape)}`)
+    throw new OptionError(field, `expected a non-empty array of positive integers, got ${describe(shape)}`)
   }
   shape.forEach((d: unknown, k) => {
     if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 1) {
-      throw new OptionError(`sampleShape[${k}]`, `expected a positive integer, got ${String(d)}`)
+      throw new OptionError(`${field}[${k}]`, `expected a positive integer, got ${String(d)}`)
     }
   })
   return Object.freeze([...(shape as number[])])
 }
 
 /** Without a sample shape every sample is a flat vector: `[inputs.length / size]`. */
-function inferSampleShape(inputs: InputArray, size: number): readonly number[] {
+function inferSampleShape(inputs: InputArray, size: number, of: string): readonly number[] {
   if (size === 0) {
-    throw new ShapeError('cannot infer sampleShape from an empty dataset (labels is empty); pass sampleShape')
+    throw new ShapeError(`cannot infer sampleShape from an empty dataset (${of} is empty); pass sampleShape`)
   }
   if (inputs.length === 0 || inputs.length % size !== 0) {
     throw new ShapeError(
       `inputs has length ${inputs.length}, which is not a positive multiple of the ` +
-        `${size} entries of labels; each sample needs the same number of inputs`,
+        `${size} ${of === 'labels' ? 'entries of labels' : 'samples of targets'}; each sample needs the same number of inputs`,
     )
   }
   return Object.freeze([inputs.length / size])
 }
 
 function checkNumClasses(numClasses: unknown): number {
-  if (typeof numClasses !== 'number' || !Number.isInteger(numClasses) || numClasses < 1 || numClasses > 256) {
-    throw new OptionError('numClasses', `expected an integer in 1..256, got ${String(numClasses)}`)
+  if (typeof numClasses !== 'number' || !Number.isInteger(numClasses) || numClasses < 1 || numClasses > MAX_CLASSES) {
+    throw new OptionError('numClasses', `expected an integer in 1..${MAX_CLASSES}, got ${String(numClasses)}`)
   }
   return numClasses
 }
 
-function inferNumClasses(labels: Uint8Array): number {
+function inferNumClasses(labels: LabelArray): number {
   if (labels.length === 0) {
     throw new OptionError('numClasses', 'cannot infer it from an empty dataset; pass numClasses')
   }
@@ -356,7 +447,7 @@ function inferNumClasses(labels: Uint8Array): number {
   return max + 1
 }
 
-function checkLabelsBelow(labels: Uint8Array, numClasses: number): void {
+function checkLabelsBelow(labels: LabelArray, numClasses: number): void {
   for (let i = 0; i < labels.length; i++) {
     const label = labels[i] as number
     if (label >= numClasses) {
@@ -366,14 +457,14 @@ function checkLabelsBelow(labels: Uint8Array, numClasses: number): void {
 }
 
 /** NaN or ±Infinity would silently poison every weight they touch during training. */
-function checkFinite(inputs: Float32Array, inputDim: number): void {
+function checkFinite(inputs: Float32Array, inputDim: number, what: string): void {
   for (let j = 0; j < inputs.length; j++) {
     const value = inputs[j] as number
     if (!Number.isFinite(value)) {
       const sample = Math.floor(j / inputDim)
       throw new ShapeError(
-        `inputs of sample ${sample} contain ${value} (inputs[${j}], feature ${j % inputDim}); ` +
-          'float32 inputs must be finite',
+        `${what} of sample ${sample} contain ${value} (${what}[${j}], ${what === 'inputs' ? 'feature' : 'value'} ${j % inputDim}); ` +
+          `float32 ${what} must be finite`,
       )
     }
   }

@@ -25,8 +25,11 @@ export class OptionError extends FerronetError {
 
 /** Arrays or datasets whose shapes do not fit together (e.g. input width vs the network). */
 export class ShapeError extends FerronetError {
-  constructor(message: string) {
-    super('ERR_SHAPE', message)
+  /** The graph node at fault, when the error is about one (e.g. `"conv2"`, `"3"`). */
+  readonly node?: string
+  constructor(message: string, node?: string, options?: { cause?: unknown; code?: string }) {
+    super(options?.code ?? 'ERR_SHAPE', message, options)
+    if (node !== undefined) this.node = node
   }
 }
 

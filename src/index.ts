@@ -12,11 +12,22 @@
  */
 
 export { Net } from './net.js'
-export type { DenseSpec, LayerSpec, NetOptions, Parameter, PredictInput, ReluSpec } from './net.js'
+export type { NetOptions, Parameter, PredictInput } from './net.js'
+export { SymbolicTensor } from './graph.js'
+export type { Applicable, ApplyOptions, InputSpec, Layer, ModelSpec, NodeSpec } from './graph.js'
+export type {
+  AdaptiveAvgPool2dSpec, AddSpec, AvgPool2dSpec, BatchNorm1dSpec, BatchNorm2dSpec, ConcatSpec, Conv2dSpec, DropoutSpec,
+  FlattenSpec, GeluSpec, LayerSpec, LeakyReluSpec, LinearSpec, LogSoftmaxSpec, MaxPool2dSpec, OpName, ReluSpec,
+  SigmoidSpec, SiluSpec, Size2, SoftmaxSpec, TanhSpec,
+} from './layers.js'
 export { Trainer } from './trainer.js'
-export type { AdamOptions, EpochResult, EvaluateResult, FitOptions, FitResult, OptimizerOptions, Progress, SgdOptions, TrainerOptions } from './trainer.js'
+export type {
+  AdamOptions, AdamWOptions, EpochResult, EvaluateResult, FitOptions, FitResult, LossOptions, LossType, Metrics,
+  OptimizerOptions, Progress, RmspropOptions, ScheduleOptions, SgdOptions, TrainerOptions,
+} from './trainer.js'
 export { Dataset } from './dataset.js'
-export type { DatasetArrays, InputArray, InputDType, Sample, SplitOptions } from './dataset.js'
+export type { DatasetArrays, InputArray, InputDType, LabelArray, Sample, SplitOptions } from './dataset.js'
+export * as models from './models.js'
 export * as mnist from './mnist/index.js'
 export * as bench from './bench.js'
 export { AbortError, FerronetError, IdxFormatError, NativeError, OptionError, ShapeError } from './errors.js'

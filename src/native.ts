@@ -45,7 +45,10 @@ export function fromNative(error: unknown): unknown {
       return Object.assign(err, { cause: error })
     }
     case 'ERR_SHAPE':
-      return Object.assign(new ShapeError(message), { cause: error })
+      return new ShapeError(message, undefined, { cause: error })
+    case 'ERR_GRAPH':
+      // The core's graph errors start with the node's name: "conv2 (Conv2d) ...".
+      return new ShapeError(message, /^(\S+) \(/.exec(message)?.[1], { cause: error, code: 'ERR_GRAPH' })
     case 'ABORT_ERR': {
       const steps = /after (\d+) steps/.exec(message)?.[1]
       return new AbortError(message, steps === undefined ? undefined : Number(steps))
@@ -71,4 +74,53 @@ export async function awaitNative<T>(promise: Promise<T>): Promise<T> {
   } catch (error) {
     throw fromNative(error)
   }
+}
+
+/** A spec of one Linear node on `[1]` inputs: the cheapest model to probe the addon with. */
+const PROBE_SPEC = (op = 'Linear', config: unknown = { outFeatures: 1 }) =>
+  JSON.stringify({ format: 'ferronet-graph', version: 1, inputs: [{ name: 'input', shape: [1] }], nodes: [{ name: 'probe', op, inputs: ['input'], config }], outputs: ['probe'] })
+
+let knownOps: readonly string[] | undefined
+
+/** The ops the loaded addon compiles, read from its unknown-op error (cached). */
+export function nativeOps(): readonly string[] {
+  if (knownOps) return knownOps
+  try {
+    native.NativeNet.fromSpec(PROBE_SPEC('__probe__', null), 0)
+    knownOps = []
+  } catch (error) {
+    const list = /known ops: ([^\n]*)$/.exec((error as Error).message)?.[1]
+    knownOps = Object.freeze(list ? list.split(',').map((s) => s.trim()).filter(Boolean) : [])
+  }
+  return knownOps
+}
+
+const support = new Map<string, boolean>()
+
+/** Builds a trainer on a one-weight net with extra options; false when the addon rejects them. */
+function probeTrainer(key: string, options: Record<string, unknown>, rejects: (message: string) => boolean): boolean {
+  const cached = support.get(key)
+  if (cached !== undefined) return cached
+  let ok = true
+  try {
+    const net = native.NativeNet.fromSpec(PROBE_SPEC(), 0)
+    new native.NativeTrainer(net, { optimizer: { kind: 'sgd' }, seed: 0, threads: 1, ...options } as Binding.NativeTrainerOptions)
+  } catch (error) {
+    ok = !rejects((error as Error).message)
+  }
+  support.set(key, ok)
+  return ok
+}
+
+/**
+ * Whether the loaded addon knows a feature that arrives with newer bindings:
+ * `optimizer:<kind>`, `loss:<kind>`, or a trainer option (`schedule`, `clipNorm`).
+ * A trainer option is probed with a value of the wrong type: an addon that has the
+ * field refuses it, one that does not would silently ignore the option.
+ */
+export function nativeSupports(feature: string): boolean {
+  const [what, kind] = feature.split(':') as [string, string | undefined]
+  if (what === 'optimizer' && kind) return probeTrainer(feature, { optimizer: { kind } }, (m) => /unknown optimizer/.test(m))
+  if (what === 'loss' && kind) return probeTrainer(feature, { loss: { kind } }, (m) => /unknown loss/.test(m))
+  return !probeTrainer(feature, { [what]: '__probe__' }, () => true)
 }

@@ -1,28 +1,23 @@
 /**
- * `Net`: a feed-forward network whose weights live in the Rust core. Build it with
- * {@link Net.sequential}; train it with a {@link Trainer}; call {@link Net.predict}.
+ * `Net`: a layer graph whose weights live in the Rust core. Build it with
+ * {@link Net.sequential} (a chain, named as `nn.Sequential` names it), the functional
+ * API ({@link Net.input}, `layer.apply`, {@link Net.graph}) or a saved spec
+ * ({@link Net.fromSpec}); train it with a {@link Trainer}; call {@link Net.predict}.
  */
 
 import { Dataset } from './dataset.js'
 import { OptionError, ShapeError } from './errors.js'
+import { checkShape, checkSpec, graphSpec, input, makeLayer, sequentialSpec, type Layer, type ModelSpec, type SymbolicTensor } from './graph.js'
+import {
+  fmt, normalizeLayer,
+  type AdaptiveAvgPool2dSpec, type AddSpec, type AvgPool2dSpec, type BatchNorm1dSpec, type BatchNorm2dSpec, type ConcatSpec,
+  type Conv2dSpec, type DropoutSpec, type FlattenSpec, type GeluSpec, type LayerSpec, type LeakyReluSpec, type LinearSpec,
+  type LogSoftmaxSpec, type MaxPool2dSpec, type ReluSpec, type SigmoidSpec, type SiluSpec, type Size2, type SoftmaxSpec, type TanhSpec,
+} from './layers.js'
 import { callNative, native, type NativeNet } from './native.js'
-import { integerInRange } from './validate.js'
+import { describe, integerInRange } from './validate.js'
 
-/** A fully connected layer with `units` outputs (PyTorch's `nn.Linear`, same init). */
-export interface DenseSpec {
-  readonly kind: 'dense'
-  readonly units: number
-}
-
-/** Rectified linear activation, `max(x, 0)`. */
-export interface ReluSpec {
-  readonly kind: 'relu'
-}
-
-/** One layer of a sequential network. */
-export type LayerSpec = DenseSpec | ReluSpec
-
-/** Options of {@link Net.sequential}. */
+/** Options of {@link Net.sequential}, {@link Net.graph} and {@link Net.fromSpec}. */
 export interface NetOptions {
   /**
    * Seed of the weight initialisation, a safe integer >= 0 (default `0`). With the
@@ -32,91 +27,234 @@ export interface NetOptions {
   seed?: number
 }
 
-/** A named parameter tensor, PyTorch layout: `"0.weight"` is `[out, in]`, `"0.bias"` is `[out]`. */
+/** A named tensor in PyTorch layout: `"0.weight"` of a Linear is `[out, in]`, of a Conv2d `[out, in/groups, kh, kw]`. */
 export interface Parameter {
   readonly name: string
   readonly shape: readonly number[]
   readonly data: Float32Array
+  /** False for buffers (BatchNorm's `running_mean`, `running_var`): saved, never trained. */
+  readonly trainable: boolean
+  /** The node's parameter group (`""` if none). */
+  readonly group: string
 }
 
-/** Inputs to {@link Net.predict}: a dataset, f32 features or u8 pixels (scaled by 1/255, as in training). */
+/** Inputs to {@link Net.predict}: a dataset, f32 features or u8 pixels (scaled by 1/255, as in training), rows × inputDim, NCHW order. */
 export type PredictInput = Dataset | Float32Array | Uint8Array
+
+function options(where: string, o: unknown, keys: readonly string[]): Record<string, unknown> {
+  if (o === undefined) return {}
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new OptionError(where, `must be an options object, got ${describe(o)}`)
+  for (const k of Object.keys(o)) if (!keys.includes(k)) throw new OptionError(`${where}.${k}`, `is not an option here${keys.length ? ` (options: ${keys.join(', ')})` : ''}`)
+  return o as Record<string, unknown>
+}
+
+function checkSeed(o: NetOptions | undefined, where: string): number {
+  const opts = options(where, o, ['seed'])
+  return integerInRange('seed', opts.seed ?? 0, 0)
+}
+
+/** A builder: validates `config` under `path` and attaches `apply`. */
+function build<T extends LayerSpec>(op: T['op'], path: string, config: Record<string, unknown>): Layer<T> {
+  return makeLayer(normalizeLayer(op, config, path) as T)
+}
 
 export class Net {
   /** @internal */
   readonly native: NativeNet
+  private readonly specObject: ModelSpec
+  private readonly nodeLayers: readonly LayerSpec[]
+  private readonly shapes: { input: readonly number[]; output: readonly number[] }
+  private infoCache: { name: string; shape: readonly number[]; length: number; trainable: boolean; group: string }[] | undefined
 
-  private constructor(handle: NativeNet) {
+  private constructor(handle: NativeNet, spec: ModelSpec, layers: readonly LayerSpec[]) {
     this.native = handle
+    this.specObject = deepFreeze(JSON.parse(JSON.stringify(spec)) as ModelSpec)
+    this.nodeLayers = Object.freeze([...layers])
+    this.shapes = { input: Object.freeze([...handle.inputShape]), output: Object.freeze([...handle.outputShape]) }
+  }
+
+  private static compile(built: { spec: ModelSpec; layers: LayerSpec[] }, seed: number): Net {
+    const { spec, layers, outputShape } = checkSpec(built.spec)
+    const handle = callNative(() => native.NativeNet.fromSpec(JSON.stringify(spec), seed))
+    if (fmt(handle.outputShape) !== fmt(outputShape)) {
+      // Both sides implement PyTorch's formulas; a difference is a bug in one of them.
+      throw new ShapeError(`internal: the native core infers output shape ${fmt(handle.outputShape)} but TypeScript inferred ${fmt(outputShape)}; please report it`)
+    }
+    return new Net(handle, spec, built.layers.length === layers.length ? built.layers : layers)
   }
 
   /**
-   * Builds a network of `layers` applied in order to inputs of width `inputDim`.
+   * A chain of `layers` applied in order to inputs of `input` features (a number) or
+   * of per-sample shape `input` (`[1, 28, 28]`). Nodes are named `"0"`, `"1"`, … as
+   * `nn.Sequential` names them, so parameters are `"0.weight"`, `"0.bias"`, ….
    *
    * ```ts
    * const net = Net.sequential(784, [Net.dense(500), Net.relu(), Net.dense(10)], { seed: 0 })
    * ```
+   * @throws {@link OptionError} for a bad option, naming it; {@link ShapeError} naming the
+   *   layer and shapes when a layer does not fit its input (before any native call).
    */
-  static sequential(inputDim: number, layers: readonly LayerSpec[], options: NetOptions = {}): Net {
-    integerInRange('inputDim', inputDim, 1, 2 ** 31 - 1)
-    if (!Array.isArray(layers) || layers.length === 0) {
-      throw new OptionError('layers', 'must be a non-empty array of layers, e.g. [Net.dense(10)]')
-    }
-    layers.forEach((layer, i) => {
-      if (layer?.kind === 'dense') integerInRange(`layers[${i}].units`, layer.units, 1, 2 ** 31 - 1)
-      else if (layer?.kind !== 'relu') throw new OptionError(`layers[${i}].kind`, `must be "dense" or "relu", got ${JSON.stringify((layer as { kind?: unknown })?.kind)}`)
-    })
-    if (!layers.some((l) => l.kind === 'dense')) throw new OptionError('layers', 'needs at least one dense layer')
-    const seed = integerInRange('seed', options.seed ?? 0, 0)
-    const specs = layers.map((l) => (l.kind === 'dense' ? { kind: 'dense', units: l.units } : { kind: 'relu' }))
-    return new Net(callNative(() => native.NativeNet.sequential(inputDim, specs, seed)))
+  static sequential(input: number | readonly number[], layers: readonly LayerSpec[], options: NetOptions = {}): Net {
+    const shape = checkShape(typeof input === 'number' ? 'inputDim' : 'input', input)
+    const seed = checkSeed(options, 'options')
+    return Net.compile(sequentialSpec(shape, layers), seed)
   }
 
-  /** A dense (fully connected) layer with `units` outputs. */
-  static dense(units: number): DenseSpec {
-    return { kind: 'dense', units }
-  }
-
-  /** A ReLU activation. */
-  static relu(): ReluSpec {
-    return { kind: 'relu' }
-  }
-
-  /** Width of one input sample. */
-  get inputDim(): number {
-    return callNative(() => this.native.inputDim)
-  }
-
-  /** Number of outputs (logits) per sample. */
-  get outputDim(): number {
-    return callNative(() => this.native.outputDim)
-  }
-
-  /** The layers, as given to {@link Net.sequential}. */
-  get layers(): readonly LayerSpec[] {
-    return callNative(() => this.native.layers).map((l) => (l.kind === 'dense' ? Net.dense(l.units ?? 0) : Net.relu()))
-  }
-
-  /** The initialisation seed. */
-  get seed(): number {
-    return callNative(() => this.native.seed)
-  }
-
-  /** Total number of scalar parameters. */
-  get parameterCount(): number {
-    return this.parameters().reduce((n, p) => n + p.data.length, 0)
+  /** A graph input of the functional API, of per-sample shape `shape` (`[1, 28, 28]`, or a feature count). */
+  static input(shape: number | readonly number[], options: { name?: string } = {}): SymbolicTensor {
+    return input(shape, options)
   }
 
   /**
-   * Logits for a batch, row-major `[rows, outputDim]`. Synchronous: meant for
+   * A network from the functional API: every node between `inputs` and `outputs`.
+   *
+   * ```ts
+   * const x = Net.input([1, 28, 28])
+   * const h = Net.conv2d(8, 3, { padding: 1 }).apply(x, { name: 'conv1' })
+   * const y = Net.add().apply([Net.relu().apply(h), h])
+   * const net = Net.graph({ inputs: x, outputs: Net.dense(10).apply(Net.flatten().apply(y)) }, { seed: 0 })
+   * ```
+   */
+  static graph(io: { inputs: SymbolicTensor | readonly SymbolicTensor[]; outputs: SymbolicTensor | readonly SymbolicTensor[] }, options: NetOptions = {}): Net {
+    const o = Net.checkIo(io)
+    const seed = checkSeed(options, 'options')
+    return Net.compile(graphSpec(o.inputs, o.outputs), seed)
+  }
+
+  private static checkIo(io: unknown): { inputs: SymbolicTensor | readonly SymbolicTensor[]; outputs: SymbolicTensor | readonly SymbolicTensor[] } {
+    const o = options('graph', io, ['inputs', 'outputs'])
+    if (o.inputs === undefined) throw new OptionError('inputs', 'is required: the tensor(s) from Net.input()')
+    if (o.outputs === undefined) throw new OptionError('outputs', 'is required: the tensor(s) the network outputs')
+    return o as never
+  }
+
+  /** Builds a network from a saved spec (an object or its JSON text), validating it first. */
+  static fromSpec(spec: ModelSpec | string | object, options: NetOptions = {}): Net {
+    const seed = checkSeed(options, 'options')
+    const checked = checkSpec(spec)
+    return Net.compile(checked, seed)
+  }
+
+  /** `nn.Linear` with `units` outputs (PyTorch's init): op `Linear`. */
+  static dense(units: number, options: { bias?: boolean } = {}): Layer<LinearSpec> {
+    return build('Linear', 'dense', { outFeatures: units, ...opts('dense', options, ['bias']) })
+  }
+  /** `nn.Conv2d(in, outChannels, kernelSize, ...)` on `[C, H, W]`; `in` comes from the input. */
+  static conv2d(outChannels: number, kernelSize: Size2, options: { stride?: Size2; padding?: Size2; dilation?: Size2; groups?: number; bias?: boolean } = {}): Layer<Conv2dSpec> {
+    return build('Conv2d', 'conv2d', { outChannels, kernelSize, ...opts('conv2d', options, ['stride', 'padding', 'dilation', 'groups', 'bias']) })
+  }
+  /** `nn.MaxPool2d`; stride defaults to the kernel size. */
+  static maxPool2d(kernelSize: Size2, options: { stride?: Size2; padding?: Size2 } = {}): Layer<MaxPool2dSpec> {
+    return build('MaxPool2d', 'maxPool2d', { kernelSize, ...opts('maxPool2d', options, ['stride', 'padding']) })
+  }
+  /** `nn.AvgPool2d` (count_include_pad = true); stride defaults to the kernel size. */
+  static avgPool2d(kernelSize: Size2, options: { stride?: Size2; padding?: Size2 } = {}): Layer<AvgPool2dSpec> {
+    return build('AvgPool2d', 'avgPool2d', { kernelSize, ...opts('avgPool2d', options, ['stride', 'padding']) })
+  }
+  /** `nn.AdaptiveAvgPool2d(outputSize)`. */
+  static adaptiveAvgPool2d(outputSize: Size2): Layer<AdaptiveAvgPool2dSpec> {
+    return build('AdaptiveAvgPool2d', 'adaptiveAvgPool2d', { outputSize })
+  }
+  /** `nn.BatchNorm1d` on `[F]` or `[C, L]`; the feature count comes from the input. */
+  static batchNorm1d(options: { eps?: number; momentum?: number; affine?: boolean } = {}): Layer<BatchNorm1dSpec> {
+    return build('BatchNorm1d', 'batchNorm1d', opts('batchNorm1d', options, ['eps', 'momentum', 'affine']))
+  }
+  /** `nn.BatchNorm2d` on `[C, H, W]`. */
+  static batchNorm2d(options: { eps?: number; momentum?: number; affine?: boolean } = {}): Layer<BatchNorm2dSpec> {
+    return build('BatchNorm2d', 'batchNorm2d', opts('batchNorm2d', options, ['eps', 'momentum', 'affine']))
+  }
+  /** `nn.Dropout(p)` (default 0.5): identity when predicting or evaluating. */
+  static dropout(p?: number): Layer<DropoutSpec> {
+    return build('Dropout', 'dropout', { p })
+  }
+  /** `nn.Flatten()`: `[C, H, W]` → `[C·H·W]`, PyTorch's order. */
+  static flatten(): Layer<FlattenSpec> {
+    return build('Flatten', 'flatten', {})
+  }
+  static relu(): Layer<ReluSpec> {
+    return build('ReLU', 'relu', {})
+  }
+  static sigmoid(): Layer<SigmoidSpec> {
+    return build('Sigmoid', 'sigmoid', {})
+  }
+  static tanh(): Layer<TanhSpec> {
+    return build('Tanh', 'tanh', {})
+  }
+  static silu(): Layer<SiluSpec> {
+    return build('SiLU', 'silu', {})
+  }
+  /** `nn.LeakyReLU(negativeSlope)` (default 0.01). */
+  static leakyRelu(negativeSlope?: number): Layer<LeakyReluSpec> {
+    return build('LeakyReLU', 'leakyRelu', { negativeSlope })
+  }
+  /** `nn.GELU(approximate)` (default `'none'`). */
+  static gelu(options: { approximate?: 'none' | 'tanh' } = {}): Layer<GeluSpec> {
+    return build('GELU', 'gelu', opts('gelu', options, ['approximate']))
+  }
+  /** `nn.Softmax(dim)` (default -1; the batch is dim 0). */
+  static softmax(dim?: number): Layer<SoftmaxSpec> {
+    return build('Softmax', 'softmax', { dim })
+  }
+  /** `nn.LogSoftmax(dim)` (default -1; the batch is dim 0). */
+  static logSoftmax(dim?: number): Layer<LogSoftmaxSpec> {
+    return build('LogSoftmax', 'logSoftmax', { dim })
+  }
+  /** The sum of two or more tensors of one shape (functional API only). */
+  static add(): Layer<AddSpec> {
+    return build('Add', 'add', {})
+  }
+  /** `torch.cat` along `dim` (default 1, the channels or features; functional API only). */
+  static concat(dim?: number): Layer<ConcatSpec> {
+    return build('Concat', 'concat', { dim })
+  }
+
+  /** Per-sample input shape, PyTorch order. */
+  get inputShape(): readonly number[] {
+    return this.shapes.input
+  }
+  /** Per-sample output shape. */
+  get outputShape(): readonly number[] {
+    return this.shapes.output
+  }
+  /** Values per input sample (the product of {@link Net.inputShape}). */
+  get inputDim(): number {
+    return this.shapes.input.reduce((a, b) => a * b, 1)
+  }
+  /** Values per output sample (logits of a classifier). */
+  get outputDim(): number {
+    return this.shapes.output.reduce((a, b) => a * b, 1)
+  }
+  /** The versioned JSON model spec, a frozen plain object (save it with `JSON.stringify`). */
+  get spec(): ModelSpec {
+    return this.specObject
+  }
+  /** Each node's layer in spec order; for {@link Net.sequential}, the layers given. */
+  get layers(): readonly LayerSpec[] {
+    return this.nodeLayers
+  }
+  /** The initialisation seed. */
+  get seed(): number {
+    return this.native.seed
+  }
+  /** Number of trainable scalars. */
+  get parameterCount(): number {
+    return this.native.parameterCount
+  }
+  /** The compiled execution plan after fusion, e.g. `["0:Linear+ReLU", "2:Linear"]`. */
+  get plan(): readonly string[] {
+    return callNative(() => this.native.plan())
+  }
+
+  /**
+   * Outputs for a batch, row-major `[rows, outputDim]`. Synchronous: meant for
    * batches up to a few thousand rows. Throws `ERR_BUSY` while a `fit` runs on this net.
    */
   predict(inputs: PredictInput): Float32Array {
-    const { data, kind } = this.checkInputs(inputs)
-    return callNative(() => (kind === 'pixels' ? this.native.predictPixels(data as Uint8Array) : this.native.predict(data as Float32Array)))
+    const data = this.checkInputs(inputs)
+    return callNative(() => (data instanceof Uint8Array ? this.native.predictPixels(data) : this.native.predict(data)))
   }
 
-  /** The most likely class of each row (argmax of the logits). */
+  /** The most likely class of each row (argmax of the outputs). */
   predictClasses(inputs: PredictInput): Uint32Array {
     const logits = this.predict(inputs)
     const classes = this.outputDim
@@ -129,37 +267,74 @@ export class Net {
     return out
   }
 
-  /** Copies of the parameter tensors, in layer order (weight, then bias, per dense layer). */
+  /** Copies of every tensor, weights and buffers, in `state_dict` order and layout. */
   parameters(): Parameter[] {
-    return callNative(() => this.native.parameters())
+    const params = callNative(() => this.native.parameters())
+    this.infoCache ??= params.map((p) => ({ name: p.name, shape: Object.freeze([...p.shape]), length: p.data.length, trainable: p.trainable, group: p.group }))
+    return params
   }
 
-  /** Gradients of the last training step, in {@link Net.parameters} order. */
-  gradients(): Float32Array[] {
+  /** Gradients of the last training step of the trainable tensors, by name. */
+  gradients(): Parameter[] {
     return callNative(() => this.native.gradients())
   }
 
-  /** Overwrites every parameter tensor, in {@link Net.parameters} order; lengths must match. */
-  setParameters(values: readonly (Float32Array | Parameter)[]): void {
-    const current = this.parameters()
-    if (values.length !== current.length) {
-      throw new ShapeError(`setParameters: expected ${current.length} tensors (${current.map((p) => p.name).join(', ')}), got ${values.length}`)
-    }
-    values.forEach((v, i) => {
-      const data = v instanceof Float32Array ? v : v.data
-      const expected = current[i]!
-      if (!(data instanceof Float32Array) || data.length !== expected.data.length) {
-        throw new ShapeError(`setParameters: ${expected.name} needs a Float32Array of ${expected.data.length} values [${expected.shape.join(', ')}], got ${data instanceof Float32Array ? data.length + ' values' : 'something else'}`)
-      }
-    })
-    values.forEach((v, i) => callNative(() => this.native.setParameter(i, v instanceof Float32Array ? v : v.data)))
+  /** Names, shapes and kinds of the tensors (cached: they never change). */
+  private info(): NonNullable<Net['infoCache']> {
+    if (!this.infoCache) this.parameters()
+    return this.infoCache!
   }
 
-  private checkInputs(inputs: PredictInput): { data: Float32Array | Uint8Array; kind: 'pixels' | 'features' } {
+  /** Overwrites every tensor (weights and buffers), in {@link Net.parameters} order; lengths must match. Nothing is written unless all fit. */
+  setParameters(values: readonly (Float32Array | Parameter)[]): void {
+    const info = this.info()
+    if (!Array.isArray(values) || values.length !== info.length) {
+      throw new ShapeError(`setParameters: expected ${info.length} tensors (${info.map((p) => p.name).join(', ')}), got ${Array.isArray(values) ? values.length : describe(values)}`)
+    }
+    const arrays = values.map((v, i) => checkTensor(info[i]!, v instanceof Float32Array ? v : v?.data, 'setParameters'))
+    arrays.forEach((data, i) => callNative(() => this.native.setParameter(i, data)))
+  }
+
+  /** Overwrites the tensor called `name` (e.g. `"0.weight"`), PyTorch layout. */
+  setParameter(name: string, values: Float32Array): void {
+    const info = this.info()
+    const index = info.findIndex((p) => p.name === name)
+    if (index < 0) throw new OptionError('name', `${describe(name)} is not a tensor of this net (it has ${info.map((p) => p.name).join(', ')})`)
+    const data = checkTensor(info[index]!, values, 'setParameter')
+    callNative(() => this.native.setParameter(index, data))
+  }
+
+  /**
+   * Stops optimizers from updating the tensors of `prefix`: a node name (`"0"`), a
+   * dotted scope (`"block1"`), a tensor name (`"0.weight"`) or `""` for all. Returns how many.
+   */
+  freeze(prefix: string): number {
+    return this.setFrozen(prefix, true)
+  }
+
+  /** Undoes {@link Net.freeze} for `prefix`. */
+  unfreeze(prefix: string): number {
+    return this.setFrozen(prefix, false)
+  }
+
+  private setFrozen(prefix: string, frozen: boolean): number {
+    if (typeof prefix !== 'string') throw new OptionError('prefix', `must be a node name, scope or tensor name, got ${describe(prefix)}`)
+    const names = this.info().map((p) => p.name)
+    // "1" must not match "10.weight": match whole scopes unless a tensor is named.
+    const native = prefix === '' || prefix.endsWith('.') || names.includes(prefix) ? prefix : `${prefix}.`
+    if (!names.some((n) => n.startsWith(native))) {
+      throw new OptionError('prefix', `${JSON.stringify(prefix)} matches no tensor of this net (it has ${names.join(', ') || 'none'})`)
+    }
+    return callNative(() => this.native.setFrozen(native, frozen))
+  }
+
+  private checkInputs(inputs: PredictInput): Float32Array | Uint8Array {
     const dim = this.inputDim
     let data: Float32Array | Uint8Array
     if (inputs instanceof Dataset) {
-      if (inputs.inputDim !== dim) throw new ShapeError(`predict: dataset samples have ${inputs.inputDim} values (shape [${inputs.sampleShape.join(', ')}]) but the network takes ${dim}`)
+      if (inputs.inputDim !== dim) {
+        throw new ShapeError(`predict: dataset samples have shape ${fmt(inputs.sampleShape)} (${inputs.inputDim} values) but the network's input shape is ${fmt(this.inputShape)} (${dim} values)`)
+      }
       data = inputs.inputs
     } else if (inputs instanceof Float32Array || inputs instanceof Uint8Array) {
       data = inputs
@@ -167,8 +342,30 @@ export class Net {
       throw new OptionError('inputs', 'must be a Dataset, a Float32Array of features or a Uint8Array of pixels')
     }
     if (data.length === 0 || data.length % dim !== 0) {
-      throw new ShapeError(`predict: input has ${data.length} values, not a positive multiple of the network's input width ${dim}`)
+      throw new ShapeError(`predict: input has ${data.length} values, not a positive multiple of the network's input size ${dim} (shape ${fmt(this.inputShape)})`)
     }
-    return { data, kind: data instanceof Uint8Array ? 'pixels' : 'features' }
+    return data
   }
+}
+
+function opts(where: string, o: unknown, keys: readonly string[]): Record<string, unknown> {
+  return options(where, o, keys)
+}
+
+function checkTensor(info: { name: string; shape: readonly number[]; length: number }, data: unknown, what: string): Float32Array {
+  if (!(data instanceof Float32Array) || data.length !== info.length) {
+    throw new ShapeError(`${what}: ${info.name} needs a Float32Array of ${info.length} values ${fmt(info.shape)}, got ${data instanceof Float32Array ? `${data.length} values` : describe(data)}`, info.name)
+  }
+  for (let j = 0; j < data.length; j++) {
+    if (!Number.isFinite(data[j])) throw new OptionError(`${info.name}[${j}]`, `is ${data[j]}, parameters must be finite`)
+  }
+  return data
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object') {
+    for (const v of Object.values(o)) deepFreeze(v)
+    Object.freeze(o)
+  }
+  return o
 }

@@ -2,7 +2,11 @@ import { execFile } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
+import { Net } from '../src/index.js'
 
 const run = promisify(execFile)
 const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url))
@@ -34,6 +38,28 @@ describe('ferronet CLI', () => {
     expect(summary.samplesPerSecond).toBeGreaterThan(0)
     expect(summary.testAccuracy).toBeGreaterThan(0.85)
     expect(summary.testAccuracyPerEpoch.at(-1)).toBe(summary.testAccuracy)
+    expect(summary.model).toBe('mlp')
+    expect(summary.optimizer).toBe('adam')
+    expect(summary.schedule).toBe('none')
+  })
+
+  it('trains a saved spec given as --model FILE.json, with --optimizer sgd', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ferronet-cli-'))
+    const file = join(dir, 'model.json')
+    writeFileSync(file, JSON.stringify(Net.sequential(784, [Net.dense(32), Net.relu(), Net.dense(10)]).spec))
+    const { code, stdout, stderr } = await ferronet('train', '--model', file, '--epochs', '1', '--optimizer', 'sgd', '--lr', '0.1', '--json', '--threads', '1')
+    expect(code, stderr).toBe(0)
+    const summary = JSON.parse(stdout.trim().split('\n').at(-1)!)
+    expect(summary.model).toBe(file)
+    expect(summary.optimizer).toBe('sgd')
+    expect(summary.parameters).toBe(784 * 32 + 32 + 32 * 10 + 10)
+    expect(summary.testAccuracy).toBeGreaterThan(0.8)
+  })
+
+  it('lists the presets in --help', async () => {
+    const { code, stdout } = await ferronet('train', '--help')
+    expect(code).toBe(0)
+    for (const word of ['--model', 'mlp', 'lenet', 'cnn', 'FILE.json', '--optimizer', '--schedule', '--weight-decay']) expect(stdout).toContain(word)
   })
 
   it('prints a readable line per epoch without --json', async () => {
@@ -71,6 +97,11 @@ describe('ferronet CLI', () => {
       [['train', '--bogus'], /bogus/],
       [['fly'], /unknown command "fly"/],
       [['bench', '--threads', '0'], /--threads/],
+      [['train', '--model', 'resnet'], /--model.*"resnet"/],
+      [['train', '--optimizer', 'adagrad'], /--optimizer.*"adagrad"/],
+      [['train', '--schedule', 'linear'], /--schedule.*"linear"/],
+      [['train', '--weight-decay', '-1'], /--weight-decay/],
+      [['train', '--model', 'lenet', '--hidden', '10'], /--hidden/],
     ] as const) {
       const { code, stderr } = await ferronet(...args)
       expect(code, args.join(' ')).toBe(2)

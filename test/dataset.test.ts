@@ -79,8 +79,25 @@ describe('Dataset.fromArrays', () => {
     )
   })
 
-  it('rejects labels that are out of byte range, fractional or not numbers, naming the index', () => {
-    expectOptionError(() => Dataset.fromArrays({ inputs: new Uint8Array(2), labels: [0, 256] }), 'labels[1]')
+  it('stores labels as bytes up to 256 classes and as Uint32Array beyond', () => {
+    const wide = Dataset.fromArrays({ inputs: new Uint8Array(3), labels: [0, 256, 70000] })
+    expect(wide.labels).toBeInstanceOf(Uint32Array)
+    expect(wide.numClasses).toBe(70001)
+    expect(Array.from(wide.labels!)).toEqual([0, 256, 70000])
+    const u16 = Dataset.fromArrays({ inputs: new Uint8Array(2), labels: new Uint16Array([300, 2]) })
+    expect(u16.labels).toBeInstanceOf(Uint32Array)
+    const u32 = new Uint32Array([1, 2])
+    expect(Dataset.fromArrays({ inputs: new Uint8Array(2), labels: u32, numClasses: 1000 }).labels).toBe(u32)
+    const bytes = Dataset.fromArrays({ inputs: new Uint8Array(2), labels: new Uint8Array([1, 2]), numClasses: 300 })
+    expect(bytes.labels).toBeInstanceOf(Uint32Array)
+    expect(Dataset.fromArrays({ inputs: new Uint8Array(2), labels: u32 }).labels).toBeInstanceOf(Uint8Array)
+    // Views and copies keep the label type.
+    expect(wide.subset(1).labels).toBeInstanceOf(Uint32Array)
+    expect(Array.from(wide.select([2, 0]).labels!)).toEqual([70000, 0])
+    expect(wide.sample(2).label).toBe(70000)
+  })
+
+  it('rejects labels that are negative, fractional or not numbers, naming the index', () => {
     expectOptionError(() => Dataset.fromArrays({ inputs: new Uint8Array(2), labels: [-1, 0] }), 'labels[0]')
     expectOptionError(() => Dataset.fromArrays({ inputs: new Uint8Array(2), labels: [0, 1.5] }), 'labels[1]')
     expectOptionError(
@@ -101,8 +118,8 @@ describe('Dataset.fromArrays', () => {
     expect(error.message).toContain('numClasses (2)')
   })
 
-  it('rejects numClasses outside 1..256', () => {
-    for (const numClasses of [0, 257, 2.5, Number.NaN]) {
+  it('rejects numClasses that are not positive integers', () => {
+    for (const numClasses of [0, -1, 2 ** 32, 2.5, Number.NaN]) {
       expectOptionError(
         () => Dataset.fromArrays({ inputs: new Uint8Array(1), labels: [0], numClasses }),
         'numClasses',
@@ -300,5 +317,54 @@ describe('random', () => {
     expect(shuffleInPlace(letters, createRandom(1)).sort()).toEqual(['a', 'b', 'c', 'd'])
     expect(permutation(0, createRandom(1)).length).toBe(0)
     expectOptionError(() => createRandom(Number.NaN), 'seed')
+  })
+})
+
+describe('Dataset with float targets', () => {
+  const inputs = Float32Array.from({ length: 6 * 4 }, (_, i) => i / 10)
+  const targets = Float32Array.from({ length: 6 * 2 }, (_, i) => i)
+
+  it('builds from inputs and targets, inferring or checking the target shape', () => {
+    const data = Dataset.fromArrays({ inputs, targets, targetShape: [2], sampleShape: [4] })
+    expect(data.kind).toBe('targets')
+    expect(data.size).toBe(6)
+    expect(data.targets).toBe(targets)
+    expect(data.labels).toBeUndefined()
+    expect(data.numClasses).toBe(0)
+    expect(data.targetDim).toBe(2)
+    expect(Dataset.fromArrays({ inputs, targets, sampleShape: [4] }).targetShape).toEqual([2])
+    expect(Array.from(data.sample(1).target!)).toEqual([2, 3])
+    expect(data.sample(1).label).toBeUndefined()
+  })
+
+  it('keeps targets through subset, select and split', () => {
+    const data = Dataset.fromArrays({ inputs, targets, targetShape: [2] })
+    const part = data.subset(2, 4)
+    expect(part.size).toBe(2)
+    expect(Array.from(part.targets!)).toEqual([4, 5, 6, 7])
+    expect(part.targets!.buffer).toBe(targets.buffer)
+    const picked = data.select([5, 0])
+    expect(Array.from(picked.targets!)).toEqual([10, 11, 0, 1])
+    expect(Array.from(picked.inputs.subarray(0, 4))).toEqual(Array.from(inputs.subarray(20, 24)))
+    const [a, b] = data.split(0.5, { seed: 3 })
+    expect(a.size + b.size).toBe(6)
+    expect(a.targetShape).toEqual([2])
+    const sum = (d: Dataset) => d.targets!.reduce((x, y) => x + y, 0)
+    expect(sum(a) + sum(b)).toBe(sum(data))
+  })
+
+  it('rejects bad targets, naming the field', () => {
+    expectOptionError(() => Dataset.fromArrays({ inputs, targets: [1, 2] as never }), 'targets')
+    expectOptionError(() => Dataset.fromArrays({ inputs, targets, labels: [0] }), 'targets')
+    expectOptionError(() => Dataset.fromArrays({ inputs } as never), 'labels')
+    expectOptionError(() => Dataset.fromArrays({ inputs, targets, numClasses: 3 }), 'numClasses')
+    expectOptionError(() => Dataset.fromArrays({ inputs, targets, targetShape: [0] }), 'targetShape[0]')
+    expectOptionError(() => Dataset.fromArrays({ inputs, labels: [0], targetShape: [2] }), 'targetShape')
+    expectOptionError(() => Dataset.fromArrays({ inputs, targets, target: [2] } as never), 'target')
+    expectShapeError(() => Dataset.fromArrays({ inputs, targets, targetShape: [5] }), 'targets', 'multiple')
+    expectShapeError(() => Dataset.fromArrays({ inputs, targets, targetShape: [3], sampleShape: [4] }), 'inputs', 'targets')
+    const bad = targets.slice()
+    bad[7] = Number.NaN
+    expectShapeError(() => Dataset.fromArrays({ inputs, targets: bad, targetShape: [2] }), 'sample 3', 'NaN')
   })
 })

@@ -8,7 +8,10 @@ describe('Net.sequential', () => {
     const net = seedNet()
     expect(net.inputDim).toBe(20)
     expect(net.outputDim).toBe(3)
-    expect(net.layers).toEqual([{ kind: 'dense', units: 16 }, { kind: 'relu' }, { kind: 'dense', units: 3 }])
+    expect(net.inputShape).toEqual([20])
+    expect(net.outputShape).toEqual([3])
+    expect(net.layers).toEqual([{ op: 'Linear', outFeatures: 16 }, { op: 'ReLU' }, { op: 'Linear', outFeatures: 3 }])
+    expect(net.parameters().every((p) => p.trainable && p.group === '')).toBe(true)
     const params = net.parameters()
     expect(params.map((p) => [p.name, p.shape])).toEqual([
       ['0.weight', [16, 20]],
@@ -46,10 +49,14 @@ describe('Net.sequential', () => {
       [() => Net.sequential(0, [Net.dense(3)]), 'inputDim'],
       [() => Net.sequential(4.5, [Net.dense(3)]), 'inputDim'],
       [() => Net.sequential(4, []), 'layers'],
-      [() => Net.sequential(4, [Net.relu()]), 'layers'],
-      [() => Net.sequential(4, [Net.dense(0)]), 'layers[0].units'],
-      [() => Net.sequential(4, [Net.relu(), Net.dense(-2)]), 'layers[1].units'],
-      [() => Net.sequential(4, [{ kind: 'conv' } as never]), 'layers[0].kind'],
+      [() => Net.dense(0), 'dense.outFeatures'],
+      [() => Net.dense(3, { bias: 1 } as never), 'dense.bias'],
+      [() => Net.dense(3, { biass: true } as never), 'dense.biass'],
+      [() => Net.sequential(4, [Net.relu(), { op: 'Linear', outFeatures: -2 } as never]), 'layers[1].outFeatures'],
+      [() => Net.sequential(4, [{ op: 'Linear', outFeatures: 2, units: 3 } as never]), 'layers[0].units'],
+      [() => Net.sequential(4, [{ kind: 'conv' } as never]), 'layers[0].op'],
+      [() => Net.sequential(4, [Net.add()]), 'layers[0]'],
+      [() => Net.sequential([1, 0, 3], [Net.flatten()]), 'input[1]'],
       [() => Net.sequential(4, [Net.dense(3)], { seed: -1 }), 'seed'],
       [() => Net.sequential(4, [Net.dense(3)], { seed: 0.5 }), 'seed'],
     ]
@@ -97,7 +104,7 @@ describe('Net.predict', () => {
     expect(() => net.predict(new Float32Array(0))).toThrow(ShapeError)
     expect(() => net.predict([1, 2, 3] as never)).toThrow(OptionError)
     const wrong = Dataset.fromArrays({ inputs: new Float32Array(30), labels: [0, 1, 2], sampleShape: [10] })
-    expect(() => net.predict(wrong)).toThrow(/10 values .* takes 20/)
+    expect(() => net.predict(wrong)).toThrow(/shape \[10\] \(10 values\) but the network's input shape is \[20\]/)
   })
 })
 

@@ -75,7 +75,10 @@ describe('parity with PyTorch', () => {
     const trainer = new Trainer(net, { optimizer: { type: 'sgd', lr: 1e-30 } })
     const loss = trainer.trainBatch(x, y)
     expectClose('loss', [loss], [fixture.loss])
-    net.gradients().forEach((g, i) => expectClose(`grad ${fixture.grads[i]!.name}`, g, fixture.grads[i]!.data))
+    net.gradients().forEach((g, i) => {
+      expect(g.name).toBe(fixture.grads[i]!.name)
+      expectClose(`grad ${g.name}`, g.data, fixture.grads[i]!.data)
+    })
   })
 
   for (const run of fixture.optimizers) {

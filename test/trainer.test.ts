@@ -16,7 +16,25 @@ describe('Trainer options', () => {
       [() => new Trainer(net, { optimizer: { type: 'adam', eps: -1e-8 } }), 'optimizer.eps'],
       [() => new Trainer(net, { optimizer: { type: 'sgd', lr: 0.1, momentum: -0.5 } }), 'optimizer.momentum'],
       [() => new Trainer(net, { optimizer: { type: 'sgd', lr: 0.1, nesterov: true } }), 'optimizer.nesterov'],
-      [() => new Trainer(net, { optimizer: { type: 'rmsprop' } as never }), 'optimizer.type'],
+      [() => new Trainer(net, { optimizer: { type: 'adagrad' } as never }), 'optimizer.type'],
+      [() => new Trainer(net, { optimizer: { type: 'adam', momentum: 0.9 } as never }), 'optimizer.momentum'],
+      [() => new Trainer(net, { optimizer: { type: 'rmsprop', alpha: 1.5 } }), 'optimizer.alpha'],
+      [() => new Trainer(net, { loss: { type: 'hinge' } as never }), 'loss.type'],
+      [() => new Trainer(net, { loss: { type: 'huber', delta: 0 } }), 'loss.delta'],
+      [() => new Trainer(net, { loss: { type: 'mse', beta: 1 } as never }), 'loss.beta'],
+      [() => new Trainer(net, { loss: { type: 'cross_entropy', labelSmoothing: 2 } }), 'loss.labelSmoothing'],
+      [() => new Trainer(net, { loss: { type: 'cross_entropy', classWeights: [1, 2] } }), 'loss.classWeights'],
+      [() => new Trainer(net, { loss: { type: 'bce_with_logits', posWeight: -1 } }), 'loss.posWeight'],
+      [() => new Trainer(net, { schedule: { type: 'cosine' } as never }), 'schedule.totalSteps'],
+      [() => new Trainer(net, { schedule: { type: 'cosine', totalSteps: 10, warmupSteps: 10 } }), 'schedule.warmupSteps'],
+      [() => new Trainer(net, { schedule: { type: 'step', stepSize: 0 } }), 'schedule.stepSize'],
+      [() => new Trainer(net, { schedule: { type: 'exponential', gamma: 1.5 } }), 'schedule.gamma'],
+      [() => new Trainer(net, { schedule: { type: 'one_cycle', maxLr: 0.1, totalSteps: 10, pctStart: 1 } }), 'schedule.pctStart'],
+      [() => new Trainer(net, { schedule: { type: 'plateau', patience: -1 } }), 'schedule.patience'],
+      [() => new Trainer(net, { schedule: { type: 'linear' } as never }), 'schedule.type'],
+      [() => new Trainer(net, { clipNorm: 0 }), 'clipNorm'],
+      [() => new Trainer(net, { group: 'generator' }), 'group'],
+      [() => new Trainer(net, { batchsize: 32 } as never), 'batchsize'],
       [() => new Trainer(net, { batchSize: 0 }), 'batchSize'],
       [() => new Trainer(net, { batchSize: 2.5 }), 'batchSize'],
       [() => new Trainer(net, { threads: -1 }), 'threads'],
@@ -39,7 +57,8 @@ describe('Trainer options', () => {
     await expect(trainer.fit({} as never)).rejects.toThrow(/needs a Dataset/)
     const narrow = blobs(100, 20, 3)
     await expect(trainer.fit(narrow)).rejects.toThrow(ShapeError)
-    await expect(trainer.fit(narrow)).rejects.toThrow(/20 values .* input width is 784/)
+    await expect(trainer.fit(narrow)).rejects.toThrow(/shape \[20\] \(20 values\) but the network's input shape is \[784\]/)
+    await expect(trainer.fit(digits, { epoch: 2 } as never)).rejects.toMatchObject({ field: 'epoch' })
     const manyClasses = Dataset.fromArrays({ inputs: new Uint8Array(784 * 12), labels: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], sampleShape: [784] })
     await expect(trainer.evaluate(manyClasses)).rejects.toThrow(/12 classes but the network has 10 outputs/)
     expect(net.parameters()[0]!.data).toEqual(before)

@@ -1,0 +1,293 @@
+/**
+ * Layer specs: plain, typed objects (a discriminated union on `op`) that are the
+ * nodes of the JSON model spec (docs/graph-spec.md), their validation and their
+ * shape inference. Every check here runs before any native call; the Rust core
+ * checks the compiled graph again with the same rules (PyTorch's formulas).
+ */
+
+import { OptionError, ShapeError } from './errors.js'
+import { describe } from './validate.js'
+
+/** A size given as one number or a pair `[h, w]`. */
+export type Size2 = number | readonly [number, number]
+
+/** `nn.Linear` on the last dimension: weight `[outFeatures, in]`, bias `[outFeatures]`. */
+export interface LinearSpec { readonly op: 'Linear'; readonly outFeatures: number; readonly bias?: boolean }
+/** `nn.Conv2d` on `[C, H, W]`: weight `[outChannels, C / groups, kh, kw]`. */
+export interface Conv2dSpec {
+  readonly op: 'Conv2d'
+  readonly outChannels: number
+  readonly kernelSize: Size2
+  readonly stride?: Size2
+  readonly padding?: Size2
+  readonly dilation?: Size2
+  readonly groups?: number
+  readonly bias?: boolean
+}
+/** `nn.MaxPool2d` (stride defaults to the kernel size). */
+export interface MaxPool2dSpec { readonly op: 'MaxPool2d'; readonly kernelSize: Size2; readonly stride?: Size2; readonly padding?: Size2 }
+/** `nn.AvgPool2d` (count_include_pad = true). */
+export interface AvgPool2dSpec { readonly op: 'AvgPool2d'; readonly kernelSize: Size2; readonly stride?: Size2; readonly padding?: Size2 }
+/** `nn.AdaptiveAvgPool2d`. */
+export interface AdaptiveAvgPool2dSpec { readonly op: 'AdaptiveAvgPool2d'; readonly outputSize: Size2 }
+/** `nn.BatchNorm1d` on `[F]` or `[C, L]`. */
+export interface BatchNorm1dSpec { readonly op: 'BatchNorm1d'; readonly eps?: number; readonly momentum?: number; readonly affine?: boolean }
+/** `nn.BatchNorm2d` on `[C, H, W]`. */
+export interface BatchNorm2dSpec { readonly op: 'BatchNorm2d'; readonly eps?: number; readonly momentum?: number; readonly affine?: boolean }
+/** `nn.Dropout`: inverted scaling in training, the identity in evaluation. */
+export interface DropoutSpec { readonly op: 'Dropout'; readonly p?: number }
+/** `nn.Flatten()` (start_dim 1): `[C, H, W]` → `[C·H·W]`. */
+export interface FlattenSpec { readonly op: 'Flatten' }
+export interface ReluSpec { readonly op: 'ReLU' }
+export interface SigmoidSpec { readonly op: 'Sigmoid' }
+export interface TanhSpec { readonly op: 'Tanh' }
+export interface SiluSpec { readonly op: 'SiLU' }
+export interface LeakyReluSpec { readonly op: 'LeakyReLU'; readonly negativeSlope?: number }
+export interface GeluSpec { readonly op: 'GELU'; readonly approximate?: 'none' | 'tanh' }
+/** `dim` counts as in PyTorch, the batch being dim 0 (default -1). */
+export interface SoftmaxSpec { readonly op: 'Softmax'; readonly dim?: number }
+export interface LogSoftmaxSpec { readonly op: 'LogSoftmax'; readonly dim?: number }
+/** Element-wise sum of two or more inputs of one shape. */
+export interface AddSpec { readonly op: 'Add' }
+/** `torch.cat` along `dim` (default 1; the batch is dim 0). */
+export interface ConcatSpec { readonly op: 'Concat'; readonly dim?: number }
+
+/** One layer: a node of the model spec without its name and inputs. */
+export type LayerSpec =
+  | LinearSpec | Conv2dSpec | MaxPool2dSpec | AvgPool2dSpec | AdaptiveAvgPool2dSpec
+  | BatchNorm1dSpec | BatchNorm2dSpec | DropoutSpec | FlattenSpec
+  | ReluSpec | SigmoidSpec | TanhSpec | SiluSpec | LeakyReluSpec | GeluSpec
+  | SoftmaxSpec | LogSoftmaxSpec | AddSpec | ConcatSpec
+
+/** Every op name of the spec. */
+export type OpName = LayerSpec['op']
+
+type FieldCheck = (field: string, value: unknown) => unknown
+interface OpInfo {
+  /** Config fields: checker; `required` ones must be present. */
+  fields: Record<string, FieldCheck>
+  required?: readonly string[]
+  /** Inputs taken: exactly `1`, or `'many'` (two or more). */
+  arity: 1 | 'many'
+}
+
+const int = (min: number) => (field: string, v: unknown): number => {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) throw new OptionError(field, `must be an integer >= ${min}, got ${describe(v)}`)
+  return v
+}
+const anyInt = (field: string, v: unknown): number => {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v)) throw new OptionError(field, `must be an integer, got ${describe(v)}`)
+  return v
+}
+const size2 = (min: number) => (field: string, v: unknown): Size2 => {
+  if (Array.isArray(v)) {
+    if (v.length !== 2) throw new OptionError(field, `must be an integer or a pair [h, w], got ${describe(v)}`)
+    return Object.freeze([int(min)(`${field}[0]`, v[0]), int(min)(`${field}[1]`, v[1])]) as readonly [number, number]
+  }
+  return int(min)(field, v)
+}
+const bool = (field: string, v: unknown): boolean => {
+  if (typeof v !== 'boolean') throw new OptionError(field, `must be true or false, got ${describe(v)}`)
+  return v
+}
+const finite = (field: string, v: unknown): number => {
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new OptionError(field, `must be a finite number, got ${describe(v)}`)
+  return v
+}
+const positive = (field: string, v: unknown): number => {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new OptionError(field, `must be a finite number > 0, got ${describe(v)}`)
+  return v
+}
+const unit = (field: string, v: unknown): number => {
+  if (typeof v !== 'number' || !(v >= 0 && v < 1)) throw new OptionError(field, `must be a number in [0, 1), got ${describe(v)}`)
+  return v
+}
+const momentum = (field: string, v: unknown): number => {
+  if (typeof v !== 'number' || !(v >= 0 && v <= 1)) throw new OptionError(field, `must be a number in [0, 1], got ${describe(v)}`)
+  return v
+}
+const approximate = (field: string, v: unknown): 'none' | 'tanh' => {
+  if (v !== 'none' && v !== 'tanh') throw new OptionError(field, `must be "none" or "tanh", got ${describe(v)}`)
+  return v
+}
+
+const BN = { eps: positive, momentum, affine: bool }
+const POOL = { kernelSize: size2(1), stride: size2(1), padding: size2(0) }
+
+/** What each op takes. */
+export const OPS: Readonly<Record<OpName, OpInfo>> = {
+  Linear: { fields: { outFeatures: int(1), bias: bool }, required: ['outFeatures'], arity: 1 },
+  Conv2d: {
+    fields: { outChannels: int(1), kernelSize: size2(1), stride: size2(1), padding: size2(0), dilation: size2(1), groups: int(1), bias: bool },
+    required: ['outChannels', 'kernelSize'],
+    arity: 1,
+  },
+  MaxPool2d: { fields: POOL, required: ['kernelSize'], arity: 1 },
+  AvgPool2d: { fields: POOL, required: ['kernelSize'], arity: 1 },
+  AdaptiveAvgPool2d: { fields: { outputSize: size2(1) }, required: ['outputSize'], arity: 1 },
+  BatchNorm1d: { fields: BN, arity: 1 },
+  BatchNorm2d: { fields: BN, arity: 1 },
+  Dropout: { fields: { p: unit }, arity: 1 },
+  Flatten: { fields: {}, arity: 1 },
+  ReLU: { fields: {}, arity: 1 },
+  Sigmoid: { fields: {}, arity: 1 },
+  Tanh: { fields: {}, arity: 1 },
+  SiLU: { fields: {}, arity: 1 },
+  LeakyReLU: { fields: { negativeSlope: finite }, arity: 1 },
+  GELU: { fields: { approximate }, arity: 1 },
+  Softmax: { fields: { dim: anyInt }, arity: 1 },
+  LogSoftmax: { fields: { dim: anyInt }, arity: 1 },
+  Add: { fields: {}, arity: 'many' },
+  Concat: { fields: { dim: anyInt }, arity: 'many' },
+}
+
+const OP_NAMES = Object.keys(OPS) as OpName[]
+
+/**
+ * Checks a layer object (from a builder, a hand-written object or a saved spec's
+ * `op` + `config`) and returns a frozen, normalised copy without undefined fields.
+ * `path` prefixes the field names of errors (`layers[2]`, `conv2d`, `nodes[conv1].config`).
+ */
+export function normalizeLayer(op: unknown, config: unknown, path: string, opPath = `${path}.op`): LayerSpec {
+  if (typeof op !== 'string' || !(OP_NAMES as string[]).includes(op)) {
+    throw new OptionError(opPath, `must be one of ${OP_NAMES.join(', ')}, got ${describe(op)}`)
+  }
+  const info = OPS[op as OpName]
+  if (config !== undefined && config !== null && (typeof config !== 'object' || Array.isArray(config))) {
+    throw new OptionError(path, `must be an object of ${op} options, got ${describe(config)}`)
+  }
+  const out: Record<string, unknown> = { op }
+  const given = (config ?? {}) as Record<string, unknown>
+  for (const [key, value] of Object.entries(given)) {
+    const check = info.fields[key]
+    if (!check) {
+      const known = Object.keys(info.fields)
+      throw new OptionError(`${path}.${key}`, `is not an option of ${op}${known.length ? ` (it takes ${known.join(', ')})` : ' (it takes none)'}`)
+    }
+    if (value !== undefined) out[key] = check(`${path}.${key}`, value)
+  }
+  for (const key of info.required ?? []) {
+    if (out[key] === undefined) throw new OptionError(`${path}.${key}`, `is required by ${op}`)
+  }
+  if (op === 'Conv2d') {
+    const groups = (out.groups as number | undefined) ?? 1
+    if ((out.outChannels as number) % groups !== 0) {
+      throw new OptionError(`${path}.groups`, `outChannels (${String(out.outChannels)}) must be divisible by groups (${groups})`)
+    }
+  }
+  if (op === 'MaxPool2d' || op === 'AvgPool2d') {
+    const [kh, kw] = pair(out.kernelSize as Size2)
+    const [ph, pw] = pair((out.padding as Size2 | undefined) ?? 0)
+    if (ph > kh / 2 || pw > kw / 2) {
+      throw new OptionError(`${path}.padding`, `must be at most half the kernel size (${kh}×${kw}), got ${ph}×${pw}`)
+    }
+  }
+  return Object.freeze(out) as unknown as LayerSpec
+}
+
+/** The spec `config` of a layer: its fields but `op`, or undefined when it has none. */
+export function layerConfig(layer: LayerSpec): Record<string, unknown> | undefined {
+  const { op: _op, ...rest } = layer as unknown as Record<string, unknown>
+  const clean = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined))
+  return Object.keys(clean).length ? clean : undefined
+}
+
+/** How many inputs a layer takes: exactly 1, or 2 and more. */
+export function layerArity(layer: LayerSpec): 1 | 'many' {
+  return OPS[layer.op].arity
+}
+
+export function pair(v: Size2): [number, number] {
+  return typeof v === 'number' ? [v, v] : [v[0], v[1]]
+}
+
+export const fmt = (shape: readonly number[]): string => `[${shape.join(', ')}]`
+
+/**
+ * The per-sample output shape of `layer` on `inputs`, PyTorch's formulas; throws a
+ * ShapeError naming `label` (e.g. `layer 3` or `conv2`) and the shapes when the inputs do not fit.
+ */
+export function inferShape(layer: LayerSpec, inputs: readonly (readonly number[])[], label: string, node: string = label): number[] {
+  const who = `${label} (${layer.op})`
+  const arity = OPS[layer.op].arity
+  if (arity === 1 && inputs.length !== 1) throw new ShapeError(`${who} takes 1 input, got ${inputs.length}`, node)
+  if (arity === 'many' && inputs.length < 2) throw new ShapeError(`${who} takes two or more inputs, got ${inputs.length}`, node)
+  const x = inputs[0]!
+  const spatial = (what: string): [number, number, number] => {
+    if (x.length !== 3) {
+      throw new ShapeError(`${who} needs [channels, height, width], got ${fmt(x)}${x.length === 1 ? `: ${what}` : ''}`, node)
+    }
+    return [x[0]!, x[1]!, x[2]!]
+  }
+  const window = (c: number, h: number, w: number, k: Size2, s: Size2, p: Size2, d: Size2, outC: number): number[] => {
+    const [kh, kw] = pair(k), [sh, sw] = pair(s), [ph, pw] = pair(p), [dh, dw] = pair(d)
+    const oh = Math.floor((h + 2 * ph - dh * (kh - 1) - 1) / sh) + 1
+    const ow = Math.floor((w + 2 * pw - dw * (kw - 1) - 1) / sw) + 1
+    if (oh < 1 || ow < 1) {
+      throw new ShapeError(`${who} with kernel ${kh}×${kw}${dh * dw > 1 ? `, dilation ${dh}×${dw}` : ''} and padding ${ph}×${pw} does not fit input shape ${fmt([c, h, w])} (output would be ${oh}×${ow})`, node)
+    }
+    return [outC, oh, ow]
+  }
+  const reshapeHint = 'reshape the input to [channels, height, width], e.g. Net.sequential([1, 28, 28], ...)'
+  switch (layer.op) {
+    case 'Linear':
+      if (x.length === 0 || x.length > 2) {
+        throw new ShapeError(`${who} needs [features] or [steps, features], got ${fmt(x)}${x.length > 2 ? ': add Net.flatten() before it' : ''}`, node)
+      }
+      return [...x.slice(0, -1), layer.outFeatures]
+    case 'Conv2d': {
+      const [c, h, w] = spatial(reshapeHint)
+      const groups = layer.groups ?? 1
+      if (c % groups !== 0) throw new ShapeError(`${who} expects input channels divisible by groups ${groups}, got ${c} (input shape ${fmt(x)})`, node)
+      return window(c, h, w, layer.kernelSize, layer.stride ?? 1, layer.padding ?? 0, layer.dilation ?? 1, layer.outChannels)
+    }
+    case 'MaxPool2d':
+    case 'AvgPool2d': {
+      const [c, h, w] = spatial(reshapeHint)
+      return window(c, h, w, layer.kernelSize, layer.stride ?? layer.kernelSize, layer.padding ?? 0, 1, c)
+    }
+    case 'AdaptiveAvgPool2d': {
+      const [c] = spatial(reshapeHint)
+      const [oh, ow] = pair(layer.outputSize)
+      return [c, oh, ow]
+    }
+    case 'BatchNorm1d':
+      if (x.length !== 1 && x.length !== 2) throw new ShapeError(`${who} needs [features] or [channels, length], got ${fmt(x)}${x.length === 3 ? ': use Net.batchNorm2d() for images' : ''}`, node)
+      return [...x]
+    case 'BatchNorm2d':
+      if (x.length !== 3) throw new ShapeError(`${who} needs [channels, height, width], got ${fmt(x)}${x.length <= 2 ? ': use Net.batchNorm1d() for features' : ''}`, node)
+      return [...x]
+    case 'Flatten':
+      return [x.reduce((a, b) => a * b, 1)]
+    case 'Softmax':
+    case 'LogSoftmax':
+      batchDim(who, node, layer.dim ?? -1, x.length)
+      return [...x]
+    case 'Add':
+      inputs.forEach((s, i) => {
+        if (fmt(s) !== fmt(x)) throw new ShapeError(`${who} needs inputs of one shape, got ${inputs.map(fmt).join(' and ')} (input ${i} differs)`, node)
+      })
+      return [...x]
+    case 'Concat': {
+      const d = batchDim(who, node, layer.dim ?? 1, x.length) - 1
+      const out = [...x]
+      inputs.forEach((s, i) => {
+        const fits = s.length === x.length && s.every((v, k) => k === d || v === x[k])
+        if (!fits) throw new ShapeError(`${who} along dim ${d + 1} needs inputs equal in every other dim, got ${inputs.map(fmt).join(' and ')} (input ${i} differs)`, node)
+        if (i > 0) out[d]! += s[d]!
+      })
+      return out
+    }
+    default:
+      return [...x]
+  }
+}
+
+/** A PyTorch dim over [batch, ...sample] normalised to 1..rank (batch dim 0 is refused). */
+function batchDim(who: string, node: string, dim: number, rank: number): number {
+  const full = rank + 1
+  if (dim < -full || dim >= full) throw new ShapeError(`${who} dim ${dim} is out of range for inputs of ${rank} dims per sample (${full} with the batch)`, node)
+  const d = dim < 0 ? dim + full : dim
+  if (d === 0) throw new ShapeError(`${who} dim ${dim} is the batch dimension; pick a per-sample dim (1..${rank} or negative)`, node)
+  return d
+}

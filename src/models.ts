@@ -1,0 +1,42 @@
+/**
+ * Ready-made models for 28×28 single-channel images (MNIST, Fashion-MNIST), exported
+ * from the package as `models` and used by `ferronet train --model`.
+ */
+
+import { Net, type NetOptions } from './net.js'
+
+/** Input shape of the presets: one channel of 28×28 pixels (a `[28, 28]` dataset fits by size). */
+export const IMAGE_SHAPE: readonly number[] = Object.freeze([1, 28, 28])
+
+/** The seed network: 784 → hidden (ReLU) → 10, Linear layers. */
+export function mlp(options: NetOptions & { hidden?: number; inputs?: number } = {}): Net {
+  const { hidden = 500, inputs = 784, ...rest } = options
+  return Net.sequential(inputs, [Net.dense(hidden), Net.relu(), Net.dense(10)], rest)
+}
+
+/** LeNet-5: conv 6@5×5 pad 2, ReLU, max-pool 2, conv 16@5×5, ReLU, max-pool 2, flatten, 120, ReLU, 84, ReLU, 10. */
+export function lenet(options: NetOptions = {}): Net {
+  return Net.sequential(IMAGE_SHAPE, [
+    Net.conv2d(6, 5, { padding: 2 }), Net.relu(), Net.maxPool2d(2),
+    Net.conv2d(16, 5), Net.relu(), Net.maxPool2d(2),
+    Net.flatten(),
+    Net.dense(120), Net.relu(),
+    Net.dense(84), Net.relu(),
+    Net.dense(10),
+  ], options)
+}
+
+/** The Keras MNIST CNN: conv 32@3×3, ReLU, conv 64@3×3, ReLU, max-pool 2, dropout 0.25, flatten, 128, ReLU, dropout 0.5, 10. */
+export function cnn(options: NetOptions = {}): Net {
+  return Net.sequential(IMAGE_SHAPE, [
+    Net.conv2d(32, 3), Net.relu(),
+    Net.conv2d(64, 3), Net.relu(),
+    Net.maxPool2d(2), Net.dropout(0.25),
+    Net.flatten(),
+    Net.dense(128), Net.relu(), Net.dropout(0.5),
+    Net.dense(10),
+  ], options)
+}
+
+/** The preset names `ferronet train --model` takes. */
+export const PRESETS = Object.freeze({ mlp, lenet, cnn })

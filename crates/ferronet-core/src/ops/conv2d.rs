@@ -16,7 +16,6 @@ use super::{expect_inputs, mask_by_input, Backward, Forward, Init, Op, ParamDecl
 use crate::error::{Error, Result};
 use crate::gemm::{gemm, Epilogue, MatMut, MatRef};
 use crate::team::run_parts;
-use ndarray::{ArrayView2, ArrayViewMut1};
 use serde::Deserialize;
 
 pub(crate) fn pair_one() -> Pair {
@@ -403,10 +402,11 @@ impl Op for Conv2d {
         }
         if self.bias {
             // dbias[Cout] = Σ over the rows·Ho·Wo rows of dout (serial: one order).
-            super::linear::column_sums(
-                ArrayView2::from_shape((m, cout), dout).unwrap(),
-                ArrayViewMut1::from(cx.grad(1)),
-            );
+            let dbias = cx.grad(1);
+            dbias.fill(0.0);
+            for row in dout.chunks_exact(cout) {
+                dbias.iter_mut().zip(row).for_each(|(b, &g)| *b += g);
+            }
         }
         let Some(dx) = cx.dinput(0) else { return };
         let weight_t = cx.param(0);
@@ -679,6 +679,67 @@ mod tests {
                 body()
             }
         })
+    }
+
+    /// Not a benchmark: a rough per-step time of LeNet-5's and a 32/64-channel CNN's
+    /// convolution stacks, for looking at (cargo test ... timing -- --ignored --nocapture).
+    #[test]
+    #[ignore]
+    fn timing() {
+        let relu = ("ReLU", serde_json::Value::Null);
+        let lenet = sequential_spec(
+            &[1, 28, 28],
+            &[
+                conv(json!({ "outChannels": 6, "kernelSize": 5, "padding": 2 })),
+                relu.clone(),
+                ("MaxPool2d", json!({ "kernelSize": 2 })),
+                conv(json!({ "outChannels": 16, "kernelSize": 5 })),
+                relu.clone(),
+                ("MaxPool2d", json!({ "kernelSize": 2 })),
+                ("Flatten", serde_json::Value::Null),
+                ("Linear", json!({ "outFeatures": 120 })),
+                relu.clone(),
+                ("Linear", json!({ "outFeatures": 84 })),
+                relu.clone(),
+                ("Linear", json!({ "outFeatures": 10 })),
+            ],
+        );
+        let cnn = sequential_spec(
+            &[1, 28, 28],
+            &[
+                conv(json!({ "outChannels": 32, "kernelSize": 3, "padding": 1 })),
+                relu.clone(),
+                ("MaxPool2d", json!({ "kernelSize": 2 })),
+                conv(json!({ "outChannels": 64, "kernelSize": 3, "padding": 1 })),
+                relu.clone(),
+                ("MaxPool2d", json!({ "kernelSize": 2 })),
+                ("Flatten", serde_json::Value::Null),
+                ("Linear", json!({ "outFeatures": 128 })),
+                relu.clone(),
+                ("Linear", json!({ "outFeatures": 10 })),
+            ],
+        );
+        for (what, spec) in [("lenet", lenet), ("cnn", cnn)] {
+            let mut model = Model::from_json(&spec, 1).unwrap();
+            let rows = 64;
+            let x: Vec<f32> = (0..rows * 784).map(|i| (i % 255) as f32 / 255.0).collect();
+            model.input_buffer(rows).copy_from_slice(&x);
+            let g = vec![0.01; rows * 10];
+            let steps = 20;
+            let mut t = [std::time::Duration::ZERO; 2];
+            for step in 0..steps + 2 {
+                let t0 = std::time::Instant::now();
+                model.forward(rows);
+                let t1 = std::time::Instant::now();
+                model.output_grad_buffer(rows).copy_from_slice(&g);
+                model.backward(rows);
+                if step >= 2 {
+                    t[0] += t1 - t0;
+                    t[1] += t1.elapsed();
+                }
+            }
+            println!("{what}: forward {:?}, backward {:?} per batch of {rows}", t[0] / steps, t[1] / steps);
+        }
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! `MaxPool2d`: PyTorch's `nn.MaxPool2d` (kernelSize, stride = kernelSize, padding
-//! counted as −∞). Forward keeps, per output element, the index of its maximum within
-//! the sample (ties: the first in window order, and NaN wins, as PyTorch); backward
+//! counted as −∞). Forward keeps, per output element, the input pixel of its maximum
+//! (u32 scratch) (ties: the first in window order, and NaN wins, as PyTorch); backward
 //! adds each output gradient at that index.
 
 use super::pool::{build_windows, PoolConfig, Windows};
@@ -11,7 +11,7 @@ use crate::team::run_parts;
 #[derive(Debug)]
 pub struct MaxPool2d {
     win: Windows,
-    /// Per output element of the last forward batch: its argmax within the sample.
+    /// Per output element of the last forward batch: the input pixel of its maximum.
     argmax: Vec<u32>,
 }
 
@@ -19,14 +19,16 @@ pub fn build(name: &str, config: &serde_json::Value, inputs: &[Vec<usize>]) -> R
     expect_inputs(name, "MaxPool2d", inputs, 1)?;
     let c: PoolConfig = super::config::parse(name, "MaxPool2d", config)?;
     let win = build_windows(name, "MaxPool2d", &c, &inputs[0])?;
-    if win.in_size() > u32::MAX as usize {
+    if win.h * win.w > u32::MAX as usize {
         return Err(crate::error::Error::graph(name, format!("{name} (MaxPool2d): input too large")));
     }
     Ok(Box::new(MaxPool2d { win, argmax: Vec::new() }))
 }
 
 impl MaxPool2d {
-    /// One sample: x [H, W, C] → out [Ho, Wo, C], idx [Ho, Wo, C].
+    /// One sample: x [H, W, C] → out [Ho, Wo, C] and, per output element, the input
+    /// pixel y·W + x of its maximum (the element is pixel·C + channel). Branch-free over
+    /// the channels, so it vectorises.
     fn forward_sample(win: &Windows, x: &[f32], out: &mut [f32], idx: &mut [u32]) {
         let (c, w) = (win.c, win.w);
         let mut o = 0;
@@ -36,17 +38,17 @@ impl MaxPool2d {
                 let at = &mut idx[o..o + c];
                 o += c;
                 best.fill(f32::NEG_INFINITY);
-                let first = (y0 * w + x0) * c;
-                at.iter_mut().enumerate().for_each(|(k, i)| *i = (first + k) as u32);
+                at.fill((y0 * w + x0) as u32);
                 for y in y0..y1 {
                     for xx in x0..x1 {
-                        let base = (y * w + xx) * c;
-                        let px = &x[base..base + c];
-                        for (k, ((b, i), &v)) in best.iter_mut().zip(at.iter_mut()).zip(px).enumerate() {
-                            if v > *b || v.is_nan() {
-                                *b = v;
-                                *i = (base + k) as u32;
-                            }
+                        let pix = y * w + xx;
+                        let px = &x[pix * c..pix * c + c];
+                        let pix = pix as u32;
+                        for ((b, i), &v) in best.iter_mut().zip(at.iter_mut()).zip(px) {
+                            #[allow(clippy::eq_op)]
+                            let take = (v > *b) | (v != v); // NaN wins, as in PyTorch
+                            *b = if take { v } else { *b };
+                            *i = if take { pix } else { *i };
                         }
                     }
                 }
@@ -81,7 +83,7 @@ impl Op for MaxPool2d {
     }
     fn backward(&mut self, cx: &Backward) {
         let Some(dx) = cx.dinput(0) else { return };
-        let (per_in, per_out) = (self.win.in_size(), self.win.out_size());
+        let (per_in, per_out, c) = (self.win.in_size(), self.win.out_size(), self.win.c);
         let (x, dout, idx) = (cx.input(0), &*cx.dout(), &self.argmax[..cx.rows * per_out]);
         let (accumulate, mask) = (cx.accumulate(0), cx.mask_dinput(0));
         let dx = SharedMut::new(dx);
@@ -90,8 +92,11 @@ impl Op for MaxPool2d {
             if !accumulate {
                 dxs.fill(0.0);
             }
-            for (&i, &g) in idx[s * per_out..][..per_out].iter().zip(&dout[s * per_out..][..per_out]) {
-                dxs[i as usize] += g;
+            let idx = idx[s * per_out..][..per_out].chunks_exact(c);
+            for (at, g) in idx.zip(dout[s * per_out..][..per_out].chunks_exact(c)) {
+                for (k, (&pix, &g)) in at.iter().zip(g).enumerate() {
+                    dxs[pix as usize * c + k] += g;
+                }
             }
             if mask {
                 mask_by_input(dxs, &x[s * per_in..][..per_in]);

@@ -79,7 +79,7 @@ mod tests {
     fn gradients() {
         for (shape, size) in [(vec![3, 5, 5], json!(3)), (vec![2, 4, 7], json!([3, 2])), (vec![2, 2, 3], json!([4, 5]))] {
             let op = ("AdaptiveAvgPool2d", json!({ "outputSize": size }));
-            assert_gradients(&sequential_spec(&shape, &[op.clone()]), &GradCheck::default());
+            assert_gradients(&sequential_spec(&shape, std::slice::from_ref(&op)), &GradCheck::default());
             let conv = ("Conv2d", json!({ "outChannels": 3, "kernelSize": 1 }));
             assert_gradients(&fanout_spec(&shape, conv, op), &GradCheck::default());
         }

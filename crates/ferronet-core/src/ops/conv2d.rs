@@ -220,7 +220,7 @@ pub fn build(name: &str, config: &serde_json::Value, inputs: &[Vec<usize>]) -> R
             format!("{name} (Conv2d) takes [channels, height, width] per sample, got input shape {shape:?}"),
         ));
     };
-    if cin % c.groups != 0 {
+    if !cin.is_multiple_of(c.groups) {
         return Err(Error::graph(
             name,
             format!(
@@ -229,7 +229,7 @@ pub fn build(name: &str, config: &serde_json::Value, inputs: &[Vec<usize>]) -> R
             ),
         ));
     }
-    if c.out_channels % c.groups != 0 {
+    if !c.out_channels.is_multiple_of(c.groups) {
         return Err(Error::graph(
             name,
             format!(
@@ -575,7 +575,8 @@ mod tests {
     fn relu_fuses_and_its_mask_rides_on_the_next_op() {
         let h = GradCheck { h: 1e-3, ..GradCheck::default() };
         let relu = ("ReLU", serde_json::Value::Null);
-        let chains: Vec<(Vec<usize>, Vec<(&str, serde_json::Value)>, Vec<&str>)> = vec![
+        type Chain<'a> = (Vec<usize>, Vec<(&'a str, serde_json::Value)>, Vec<&'a str>);
+        let chains: Vec<Chain> = vec![
             (
                 vec![2, 6, 6],
                 vec![

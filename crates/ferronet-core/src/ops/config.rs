@@ -45,3 +45,11 @@ impl<'de> Deserialize<'de> for Pair {
 pub fn default_true() -> bool {
     true
 }
+
+/// A required size field (declared `Option<Pair>` with `#[serde(default)]`, since a
+/// missing `Pair` would otherwise be reported as a malformed one).
+pub fn required(name: &str, kind: &str, field: &str, v: Option<Pair>) -> Result<Pair> {
+    v.ok_or_else(|| {
+        Error::config(&format!("nodes[{name}].config.{field}"), format!("{name} ({kind}): missing field `{field}`"))
+    })
+}

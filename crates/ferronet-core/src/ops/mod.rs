@@ -11,8 +11,14 @@
 //! the op itself in scratch sized once per batch capacity in [`Op::prepare`].
 //! Nothing here allocates per batch.
 
+pub mod adaptive_avgpool2d;
+pub mod avgpool2d;
 pub mod config;
+pub mod conv2d;
+pub mod flatten;
 pub mod linear;
+pub mod maxpool2d;
+pub mod pool;
 pub mod relu;
 pub mod testing;
 
@@ -147,7 +153,15 @@ impl Clone for Box<dyn Op> {
 pub type BuildFn = fn(&str, &serde_json::Value, &[Vec<usize>]) -> Result<Box<dyn Op>>;
 
 /// Every op the graph knows, by its spec name.
-pub const REGISTRY: &[(&str, BuildFn)] = &[("Linear", linear::build), ("ReLU", relu::build)];
+pub const REGISTRY: &[(&str, BuildFn)] = &[
+    ("Linear", linear::build),
+    ("ReLU", relu::build),
+    ("Conv2d", conv2d::build),
+    ("MaxPool2d", maxpool2d::build),
+    ("AvgPool2d", avgpool2d::build),
+    ("AdaptiveAvgPool2d", adaptive_avgpool2d::build),
+    ("Flatten", flatten::build),
+];
 
 /// Builds node `name`'s op `kind` from its config and input shapes.
 pub fn build(
@@ -347,4 +361,36 @@ pub fn expect_inputs(name: &str, kind: &str, inputs: &[Vec<usize>], n: usize) ->
         ));
     }
     Ok(())
+}
+
+/// A buffer that the parts of one `team::run_parts` loop write in disjoint pieces
+/// (one sample each), so it can be shared by the parts.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SharedMut<T> {
+    ptr: *mut T,
+    len: usize,
+}
+
+unsafe impl<T: Send> Send for SharedMut<T> {}
+unsafe impl<T: Send> Sync for SharedMut<T> {}
+
+impl<T> SharedMut<T> {
+    pub(crate) fn new(s: &mut [T]) -> Self {
+        SharedMut { ptr: s.as_mut_ptr(), len: s.len() }
+    }
+    /// Elements `start..start + len`.
+    ///
+    /// # Safety
+    /// No two slices handed out at the same time overlap, and the buffer outlives them.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn slice<'a>(&self, start: usize, len: usize) -> &'a mut [T] {
+        assert!(start + len <= self.len, "part {start}..{} of a buffer of {}", start + len, self.len);
+        std::slice::from_raw_parts_mut(self.ptr.add(start), len)
+    }
+}
+
+/// dx ⊙= [x > 0]: the backward of the ReLU that produced an op's input, applied by
+/// the op to the input gradient it wrote (`Backward::mask_dinput`).
+pub(crate) fn mask_by_input(dx: &mut [f32], x: &[f32]) {
+    crate::ops::relu::mask_inplace(dx, x)
 }

@@ -206,3 +206,47 @@ pub fn run_parity_case(case: &serde_json::Value, tol: f64) -> Result<f64, String
     }
     Ok(worst)
 }
+
+/// The JSON of a chain on input `shape` (nodes "0", "1", ...).
+pub fn sequential_spec(shape: &[usize], layers: &[(&str, serde_json::Value)]) -> String {
+    crate::graph::spec::GraphSpec::sequential(shape, layers).to_json()
+}
+
+/// A fan-out on input `shape`: node "a" (`first`) feeds two nodes of `op`, "c" (output 1,
+/// listed first, so its backward runs last and adds to a's gradient) and "b" (output 0,
+/// whose backward overwrites it). Checks that `op` honours `accumulate`.
+pub fn fanout_spec(shape: &[usize], first: (&str, serde_json::Value), op: (&str, serde_json::Value)) -> String {
+    serde_json::json!({
+        "format": "ferronet-graph",
+        "version": 1,
+        "inputs": [{ "name": "input", "shape": shape }],
+        "nodes": [
+            { "name": "a", "op": first.0, "inputs": ["input"], "config": first.1 },
+            { "name": "c", "op": op.0, "inputs": ["a"], "config": op.1 },
+            { "name": "b", "op": op.0, "inputs": ["a"], "config": op.1 },
+        ],
+        "outputs": ["b", "c"],
+    })
+    .to_string()
+}
+
+/// Panics with the spec and the mismatch unless `check_gradients` passes.
+pub fn assert_gradients(spec: &str, o: &GradCheck) {
+    match check_gradients(spec, o) {
+        Ok(n) => assert!(n > 0, "nothing checked in {spec}"),
+        Err(e) => panic!("{e}\n  in {spec}"),
+    }
+}
+
+/// Output 0 in PyTorch's order of the model `spec` with the given parameters (PyTorch
+/// layout) on `rows` samples of `input` (PyTorch's order), in eval mode.
+pub fn forward_logical(spec: &str, params: &[(&str, &[f32])], rows: usize, input: &[f32]) -> Vec<f32> {
+    let mut model = Model::from_json(spec, 0).expect("spec compiles");
+    for (name, data) in params {
+        model.set_param_by_name(name, data).expect("parameter");
+    }
+    model.set_mode(Mode::Eval);
+    model.set_input(rows, input);
+    model.forward(rows);
+    model.output_logical(rows)
+}

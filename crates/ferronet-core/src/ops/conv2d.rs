@@ -1,0 +1,766 @@
+//! `Conv2d`: PyTorch's `nn.Conv2d` on [C, H, W] samples, which the graph stores
+//! channels-last, [H, W, C]. The whole batch is one product per group:
+//!
+//!   col[rows·Ho·Wo, g·K]   im2col of the batch, K = kh·kw·Cin/g, columns group-major
+//!                           (group, kernel row, kernel column, channel); zero padding
+//!   out[rows·Ho·Wo, Cout]  = col_g · weight_t_g + bias, group g writing columns
+//!                           g·Cout/g.. (the output is [Ho, Wo, Cout] per sample as stored)
+//!
+//! Weight [Cout, Cin/g, kh, kw] and bias [Cout] at the API; the weight is stored as
+//! weight_t [g][K][Cout/g] (row (ki·kw + kj)·Cin/g + c), so both large products read a
+//! row-major right-hand side. A 1×1, stride-1, unpadded convolution skips im2col: the
+//! input already is the column matrix.
+
+use super::config::{default_true, parse, Pair};
+use super::{expect_inputs, mask_by_input, Backward, Forward, Init, Op, ParamDecl, SharedMut};
+use crate::error::{Error, Result};
+use crate::gemm::{gemm, Epilogue, MatMut, MatRef};
+use crate::team::run_parts;
+use serde::Deserialize;
+
+pub(crate) fn pair_one() -> Pair {
+    Pair(1, 1)
+}
+pub(crate) fn pair_zero() -> Pair {
+    Pair(0, 0)
+}
+fn one() -> usize {
+    1
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Conv2dConfig {
+    pub out_channels: usize,
+    /// Required (see `config::required`).
+    #[serde(default)]
+    pub kernel_size: Option<Pair>,
+    #[serde(default = "pair_one")]
+    pub stride: Pair,
+    #[serde(default = "pair_zero")]
+    pub padding: Pair,
+    #[serde(default = "pair_one")]
+    pub dilation: Pair,
+    #[serde(default = "one")]
+    pub groups: usize,
+    #[serde(default = "default_true")]
+    pub bias: bool,
+}
+
+/// "5" for a square size, "[3, 2]" otherwise.
+pub(crate) fn show(p: Pair) -> String {
+    if p.0 == p.1 {
+        p.0.to_string()
+    } else {
+        format!("[{}, {}]", p.0, p.1)
+    }
+}
+
+/// Everything im2col and col2im need (Copy, so the parallel parts can share it).
+#[derive(Debug, Clone, Copy)]
+struct Geometry {
+    cin: usize,
+    h: usize,
+    w: usize,
+    kh: usize,
+    kw: usize,
+    sh: usize,
+    sw: usize,
+    ph: usize,
+    pw: usize,
+    dh: usize,
+    dw: usize,
+    groups: usize,
+    ho: usize,
+    wo: usize,
+}
+
+impl Geometry {
+    /// Input channels per group.
+    fn cg(&self) -> usize {
+        self.cin / self.groups
+    }
+    /// Columns of col per group: K = kh·kw·Cin/g.
+    fn kg(&self) -> usize {
+        self.kh * self.kw * self.cg()
+    }
+    /// Columns of col: g·K.
+    fn ktot(&self) -> usize {
+        self.groups * self.kg()
+    }
+    fn direct(&self) -> bool {
+        self.kh == 1 && self.kw == 1 && self.sh == 1 && self.sw == 1 && self.ph == 0 && self.pw == 0
+    }
+    /// For output column ox: the first input column of the window (may be negative)
+    /// and the valid kernel columns kj0..kj1 (dilation 1 only).
+    #[inline]
+    fn valid_kj(&self, ox: usize) -> (isize, usize, usize) {
+        let ix0 = (ox * self.sw) as isize - self.pw as isize;
+        let kj0 = (-ix0).clamp(0, self.kw as isize) as usize;
+        let kj1 = (self.w as isize - ix0).clamp(kj0 as isize, self.kw as isize) as usize;
+        (ix0, kj0, kj1)
+    }
+
+    /// One sample: x [H, W, Cin] → col [Ho·Wo, g·K] (overwritten, zero where padded).
+    fn im2col(&self, x: &[f32], col: &mut [f32]) {
+        let (cin, cg, kg, ktot) = (self.cin, self.cg(), self.kg(), self.ktot());
+        let row_len = self.w * cin;
+        let whole_rows = self.groups == 1 && self.dw == 1;
+        for (p, crow) in col.chunks_exact_mut(ktot).enumerate() {
+            let (oy, ox) = (p / self.wo, p % self.wo);
+            let iy0 = (oy * self.sh) as isize - self.ph as isize;
+            let (ix0, kj0, kj1) = self.valid_kj(ox);
+            for ki in 0..self.kh {
+                let iy = iy0 + (ki * self.dh) as isize;
+                if iy < 0 || iy >= self.h as isize {
+                    for g in 0..self.groups {
+                        crow[g * kg + ki * self.kw * cg..][..self.kw * cg].fill(0.0);
+                    }
+                    continue;
+                }
+                let xrow = &x[iy as usize * row_len..][..row_len];
+                if whole_rows {
+                    // A kernel row's kw·Cin inputs are contiguous in the input and in col.
+                    let dst = &mut crow[ki * self.kw * cin..][..self.kw * cin];
+                    dst[..kj0 * cin].fill(0.0);
+                    dst[kj1 * cin..].fill(0.0);
+                    let start = (ix0 + kj0 as isize) as usize * cin;
+                    let n = (kj1 - kj0) * cin;
+                    dst[kj0 * cin..kj1 * cin].copy_from_slice(&xrow[start..start + n]);
+                } else {
+                    for kj in 0..self.kw {
+                        let ix = ix0 + (kj * self.dw) as isize;
+                        let inside = ix >= 0 && ix < self.w as isize;
+                        for g in 0..self.groups {
+                            let dst = &mut crow[g * kg + (ki * self.kw + kj) * cg..][..cg];
+                            if inside {
+                                dst.copy_from_slice(&xrow[ix as usize * cin + g * cg..][..cg]);
+                            } else {
+                                dst.fill(0.0);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// One sample, the adjoint of `im2col`: dx [H, W, Cin] += scatter of dcol [Ho·Wo, g·K].
+    /// Serial within the sample: every element's sum has one order whatever the threads.
+    fn col2im(&self, dcol: &[f32], dx: &mut [f32]) {
+        let (cin, cg, kg, ktot) = (self.cin, self.cg(), self.kg(), self.ktot());
+        let row_len = self.w * cin;
+        let whole_rows = self.groups == 1 && self.dw == 1;
+        let add = |dst: &mut [f32], src: &[f32]| dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
+        for (p, crow) in dcol.chunks_exact(ktot).enumerate() {
+            let (oy, ox) = (p / self.wo, p % self.wo);
+            let iy0 = (oy * self.sh) as isize - self.ph as isize;
+            let (ix0, kj0, kj1) = self.valid_kj(ox);
+            for ki in 0..self.kh {
+                let iy = iy0 + (ki * self.dh) as isize;
+                if iy < 0 || iy >= self.h as isize {
+                    continue;
+                }
+                let xrow = &mut dx[iy as usize * row_len..][..row_len];
+                if whole_rows {
+                    let src = &crow[ki * self.kw * cin..][..self.kw * cin];
+                    let start = (ix0 + kj0 as isize) as usize * cin;
+                    let n = (kj1 - kj0) * cin;
+                    add(&mut xrow[start..start + n], &src[kj0 * cin..kj1 * cin]);
+                } else {
+                    for kj in 0..self.kw {
+                        let ix = ix0 + (kj * self.dw) as isize;
+                        if ix < 0 || ix >= self.w as isize {
+                            continue;
+                        }
+                        for g in 0..self.groups {
+                            let src = &crow[g * kg + (ki * self.kw + kj) * cg..][..cg];
+                            add(&mut xrow[ix as usize * cin + g * cg..][..cg], src);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Conv2d {
+    geo: Geometry,
+    cout: usize,
+    bias: bool,
+    relu: bool,
+    /// im2col of the last forward batch (what backward reads): capacity·Ho·Wo × g·K.
+    col: Vec<f32>,
+    /// The column gradient, sized on the first backward that needs an input gradient.
+    dcol: Vec<f32>,
+    capacity: usize,
+}
+
+pub fn build(name: &str, config: &serde_json::Value, inputs: &[Vec<usize>]) -> Result<Box<dyn Op>> {
+    expect_inputs(name, "Conv2d", inputs, 1)?;
+    let c: Conv2dConfig = parse(name, "Conv2d", config)?;
+    let field = |f: &str| format!("nodes[{name}].config.{f}");
+    let kernel_size = super::config::required(name, "Conv2d", "kernelSize", c.kernel_size)?;
+    if c.out_channels == 0 {
+        return Err(Error::config(&field("outChannels"), "must be > 0"));
+    }
+    for (f, p) in [("kernelSize", kernel_size), ("stride", c.stride), ("dilation", c.dilation)] {
+        if p.0 == 0 || p.1 == 0 {
+            return Err(Error::config(&field(f), format!("must be > 0, got {}", show(p))));
+        }
+    }
+    if c.groups == 0 {
+        return Err(Error::config(&field("groups"), "must be > 0"));
+    }
+    let shape = &inputs[0];
+    let [cin, h, w] = shape[..] else {
+        return Err(Error::graph(
+            name,
+            format!("{name} (Conv2d) takes [channels, height, width] per sample, got input shape {shape:?}"),
+        ));
+    };
+    if !cin.is_multiple_of(c.groups) {
+        return Err(Error::graph(
+            name,
+            format!(
+                "{name} (Conv2d) has groups {}, which does not divide its {cin} input channels (input shape {shape:?})",
+                c.groups
+            ),
+        ));
+    }
+    if !c.out_channels.is_multiple_of(c.groups) {
+        return Err(Error::graph(
+            name,
+            format!(
+                "{name} (Conv2d) has groups {}, which does not divide its {} output channels",
+                c.groups, c.out_channels
+            ),
+        ));
+    }
+    let Pair(kh, kw) = kernel_size;
+    let Pair(dh, dw) = c.dilation;
+    let (eh, ew) = (dh * (kh - 1) + 1, dw * (kw - 1) + 1);
+    let Pair(ph, pw) = c.padding;
+    if h + 2 * ph < eh || w + 2 * pw < ew {
+        let dil = if c.dilation == Pair(1, 1) {
+            String::new()
+        } else {
+            format!(" (dilation {}: spans {eh}×{ew})", show(c.dilation))
+        };
+        return Err(Error::graph(
+            name,
+            format!(
+                "{name} (Conv2d): kernel {}{dil} with padding {} does not fit input {h}×{w} (input shape {shape:?})",
+                show(kernel_size),
+                show(c.padding)
+            ),
+        ));
+    }
+    let Pair(sh, sw) = c.stride;
+    let geo = Geometry {
+        cin,
+        h,
+        w,
+        kh,
+        kw,
+        sh,
+        sw,
+        ph,
+        pw,
+        dh,
+        dw,
+        groups: c.groups,
+        ho: (h + 2 * ph - eh) / sh + 1,
+        wo: (w + 2 * pw - ew) / sw + 1,
+    };
+    Ok(Box::new(Conv2d {
+        geo,
+        cout: c.out_channels,
+        bias: c.bias,
+        relu: false,
+        col: Vec::new(),
+        dcol: Vec::new(),
+        capacity: 0,
+    }))
+}
+
+impl Conv2d {
+    fn cog(&self) -> usize {
+        self.cout / self.geo.groups
+    }
+    fn col_len(&self, rows: usize) -> usize {
+        rows * self.geo.ho * self.geo.wo * self.geo.ktot()
+    }
+}
+
+impl Op for Conv2d {
+    fn kind(&self) -> &'static str {
+        "Conv2d"
+    }
+    fn output_shape(&self) -> Vec<usize> {
+        vec![self.cout, self.geo.ho, self.geo.wo]
+    }
+    fn params(&self) -> Vec<ParamDecl> {
+        let g = &self.geo;
+        let bound = 1.0 / (g.kg() as f32).sqrt();
+        let mut p = vec![ParamDecl::trainable(
+            "weight",
+            vec![self.cout, g.cg(), g.kh, g.kw],
+            Init::Uniform { bound },
+        )];
+        if self.bias {
+            p.push(ParamDecl::trainable("bias", vec![self.cout], Init::Uniform { bound }));
+        }
+        p
+    }
+    fn param_from_torch(&self, index: usize, torch: &[f32], internal: &mut [f32]) {
+        if index == 0 {
+            self.for_each_weight(|t, i| internal[i] = torch[t])
+        } else {
+            internal.copy_from_slice(torch)
+        }
+    }
+    fn param_to_torch(&self, index: usize, internal: &[f32], torch: &mut [f32]) {
+        if index == 0 {
+            self.for_each_weight(|t, i| torch[t] = internal[i])
+        } else {
+            torch.copy_from_slice(internal)
+        }
+    }
+    fn prepare(&mut self, capacity: usize) {
+        self.capacity = capacity;
+        if !self.geo.direct() {
+            self.col.resize(self.col_len(capacity), 0.0);
+            if !self.dcol.is_empty() {
+                self.dcol.resize(self.col_len(capacity), 0.0);
+            }
+        }
+    }
+    fn fuse_relu(&mut self) -> bool {
+        // The epilogue adds a bias as it applies the ReLU; without one, stay unfused.
+        self.relu = self.bias;
+        self.relu
+    }
+    fn takes_input_relu_mask(&self) -> bool {
+        true
+    }
+
+    fn forward(&mut self, cx: &Forward) {
+        let geo = self.geo;
+        let (rows, cout, cog) = (cx.rows, self.cout, self.cog());
+        let (kg, ktot) = (geo.kg(), geo.ktot());
+        let m = rows * geo.ho * geo.wo;
+        let x = cx.input(0);
+        let col: &[f32] = if geo.direct() {
+            x
+        } else {
+            // col[rows·Ho·Wo, g·K], one sample per part.
+            let (per_in, per_col) = (geo.h * geo.w * geo.cin, geo.ho * geo.wo * ktot);
+            let shared = SharedMut::new(&mut self.col[..m * ktot]);
+            run_parts(rows, &|s| {
+                let dst = unsafe { shared.slice(s * per_col, per_col) };
+                geo.im2col(&x[s * per_in..][..per_in], dst);
+            });
+            &self.col[..m * ktot]
+        };
+        let weight_t = cx.param(0);
+        let out = cx.output();
+        for g in 0..geo.groups {
+            // out_g[m, Cout/g] = col_g[m, K] · weight_t_g[K, Cout/g] (+ bias_g, ReLU)
+            let a = MatRef::from_slice(&col[g * kg..], m, kg, ktot);
+            let b = MatRef::from_slice(&weight_t[g * kg * cog..], kg, cog, cog);
+            let c = MatMut::from_slice(&mut out[g * cog..], m, cog, cout);
+            let bias = if self.bias { &cx.param(1)[g * cog..(g + 1) * cog] } else { &[][..] };
+            let epilogue = match (self.bias, self.relu) {
+                (true, false) => Epilogue::Bias(bias),
+                (true, true) => Epilogue::BiasRelu(bias),
+                (false, _) => Epilogue::None,
+            };
+            gemm(1.0, a, b, 0.0, c, epilogue);
+        }
+    }
+
+    fn backward(&mut self, cx: &Backward) {
+        if self.relu {
+            cx.apply_fused_relu_mask();
+        }
+        let geo = self.geo;
+        let (rows, cout, cog) = (cx.rows, self.cout, self.cog());
+        let (cin, cg, kg, ktot) = (geo.cin, geo.cg(), geo.kg(), geo.ktot());
+        let m = rows * geo.ho * geo.wo;
+        let x = cx.input(0);
+        let dout: &[f32] = cx.dout();
+        let col: &[f32] = if geo.direct() { x } else { &self.col[..m * ktot] };
+        let dout_g = |g: usize| MatRef::from_slice(&dout[g * cog..], m, cog, cout);
+        // dweight_t_g[K, Cout/g] = col_gᵀ[K, m] · dout_g[m, Cout/g]
+        let dweight_t = cx.grad(0);
+        for g in 0..geo.groups {
+            let a = MatRef::from_slice(&col[g * kg..], m, kg, ktot).t();
+            let c = MatMut::from_slice(&mut dweight_t[g * kg * cog..], kg, cog, cog);
+            gemm(1.0, a, dout_g(g), 0.0, c, Epilogue::None);
+        }
+        if self.bias {
+            // dbias[Cout] = Σ over the rows·Ho·Wo rows of dout (serial: one order).
+            let dbias = cx.grad(1);
+            dbias.fill(0.0);
+            for row in dout.chunks_exact(cout) {
+                dbias.iter_mut().zip(row).for_each(|(b, &g)| *b += g);
+            }
+        }
+        let Some(dx) = cx.dinput(0) else { return };
+        let weight_t = cx.param(0);
+        let w_g_t = |g: usize| MatRef::from_slice(&weight_t[g * kg * cog..], kg, cog, cog).t();
+        if geo.direct() {
+            // dx_g[m, Cin/g] (+)= dout_g[m, Cout/g] · weight_t_gᵀ[Cout/g, Cin/g], masked if asked.
+            let beta = if cx.accumulate(0) { 1.0 } else { 0.0 };
+            for g in 0..geo.groups {
+                let c = MatMut::from_slice(&mut dx[g * cg..], m, cg, cin);
+                let epilogue = if cx.mask_dinput(0) {
+                    Epilogue::ReluMask(MatRef::from_slice(&x[g * cg..], m, cg, cin))
+                } else {
+                    Epilogue::None
+                };
+                gemm(1.0, dout_g(g), w_g_t(g), beta, c, epilogue);
+            }
+            return;
+        }
+        if self.dcol.len() < m * ktot {
+            // Once per capacity (the first backward that needs an input gradient).
+            self.dcol.resize(self.col_len(self.capacity.max(rows)), 0.0);
+        }
+        let dcol = &mut self.dcol[..m * ktot];
+        for g in 0..geo.groups {
+            // dcol_g[m, K] = dout_g[m, Cout/g] · weight_t_gᵀ[Cout/g, K]
+            let c = MatMut::from_slice(&mut dcol[g * kg..], m, kg, ktot);
+            gemm(1.0, dout_g(g), w_g_t(g), 0.0, c, Epilogue::None);
+        }
+        let dcol = &*dcol;
+        let (accumulate, mask) = (cx.accumulate(0), cx.mask_dinput(0));
+        let (per_in, per_col) = (geo.h * geo.w * cin, geo.ho * geo.wo * ktot);
+        let shared = SharedMut::new(dx);
+        run_parts(rows, &|s| {
+            let dxs = unsafe { shared.slice(s * per_in, per_in) };
+            if !accumulate {
+                dxs.fill(0.0);
+            }
+            geo.col2im(&dcol[s * per_col..][..per_col], dxs);
+            if mask {
+                mask_by_input(dxs, &x[s * per_in..][..per_in]);
+            }
+        });
+    }
+
+    fn clone_box(&self) -> Box<dyn Op> {
+        // Scratch is not copied: the clone's model sizes it again in `prepare`.
+        Box::new(Conv2d {
+            geo: self.geo,
+            cout: self.cout,
+            bias: self.bias,
+            relu: self.relu,
+            col: Vec::new(),
+            dcol: Vec::new(),
+            capacity: 0,
+        })
+    }
+}
+
+impl Conv2d {
+    /// torch [Cout, Cin/g, kh, kw] ⇄ internal [g][(ki·kw + kj)·Cin/g + c][Cout/g].
+    /// Calls f(torch index, internal index) for every weight element.
+    fn for_each_weight(&self, mut f: impl FnMut(usize, usize)) {
+        let g = &self.geo;
+        let (cg, cog, kg, kh, kw) = (g.cg(), self.cog(), g.kg(), g.kh, g.kw);
+        for o in 0..self.cout {
+            let (grp, oo) = (o / cog, o % cog);
+            for c in 0..cg {
+                for ki in 0..kh {
+                    for kj in 0..kw {
+                        let t = ((o * cg + c) * kh + ki) * kw + kj;
+                        let i = grp * kg * cog + ((ki * kw + kj) * cg + c) * cog + oo;
+                        f(t, i);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::graph::Model;
+    use crate::ops::testing::{assert_gradients, fanout_spec, forward_logical, sequential_spec, GradCheck};
+    use serde_json::json;
+
+    fn conv(config: serde_json::Value) -> (&'static str, serde_json::Value) {
+        ("Conv2d", config)
+    }
+
+    #[test]
+    fn forward_by_hand_two_channels() {
+        // x0 = 1..9 (3×3), x1 = 10·x0; weight ch0 [[1,0],[0,-1]], ch1 [[0,2],[0,0]], bias 0.5:
+        // out[i,j] = x0[i,j] − x0[i+1,j+1] + 2·x1[i,j+1] + 0.5 = −4 + 20·x0[i,j+1] + 0.5.
+        let spec = sequential_spec(&[2, 3, 3], &[conv(json!({ "outChannels": 1, "kernelSize": 2 }))]);
+        let x0: Vec<f32> = (1..=9).map(|v| v as f32).collect();
+        let x: Vec<f32> = x0.iter().copied().chain(x0.iter().map(|v| 10.0 * v)).collect();
+        let weight = [1.0, 0.0, 0.0, -1.0, 0.0, 2.0, 0.0, 0.0];
+        let out = forward_logical(&spec, &[("0.weight", &weight), ("0.bias", &[0.5])], 1, &x);
+        assert_eq!(out, vec![36.5, 56.5, 96.5, 116.5]);
+    }
+
+    #[test]
+    fn forward_by_hand_dilation_padding_and_channels_last_output() {
+        // x = [[1,2],[3,4]], kernel 2 dilated 2, padding 1: each output sees one input pixel.
+        let spec = sequential_spec(
+            &[1, 2, 2],
+            &[conv(json!({ "outChannels": 2, "kernelSize": 2, "dilation": 2, "padding": 1, "bias": false }))],
+        );
+        let weight = [1.0, 2.0, 3.0, 4.0, -1.0, -1.0, -1.0, -1.0];
+        let out = forward_logical(&spec, &[("0.weight", &weight)], 1, &[1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(out, vec![16.0, 9.0, 4.0, 1.0, -4.0, -3.0, -2.0, -1.0]);
+        // Stride 2, padding 1, kernel 3 of ones on 1..16 (4×4): windows at -1 and 1.
+        let spec = sequential_spec(
+            &[1, 4, 4],
+            &[conv(json!({ "outChannels": 1, "kernelSize": 3, "stride": 2, "padding": 1, "bias": false }))],
+        );
+        let x: Vec<f32> = (1..=16).map(|v| v as f32).collect();
+        let out = forward_logical(&spec, &[("0.weight", &[1.0; 9])], 1, &x);
+        // (0,0): rows 0..2 cols 0..2 = 1+2+5+6; (0,1): rows 0..2 cols 1..4 = 2+3+4+6+7+8; ...
+        assert_eq!(out, vec![14.0, 30.0, 57.0, 99.0]);
+    }
+
+    #[test]
+    fn grouped_weights_round_trip_through_the_internal_layout() {
+        let spec = sequential_spec(&[4, 5, 5], &[conv(json!({ "outChannels": 6, "kernelSize": [3, 2], "groups": 2 }))]);
+        let mut model = Model::from_json(&spec, 0).unwrap();
+        let w: Vec<f32> = (0..6 * 2 * 3 * 2).map(|v| v as f32).collect();
+        model.set_param_by_name("0.weight", &w).unwrap();
+        assert_eq!(model.params()[0].data, w);
+        assert_eq!(model.params()[0].shape, vec![6, 2, 3, 2]);
+        assert_eq!(model.output_shape(), &[6, 3, 4]);
+    }
+
+    #[test]
+    fn gradients_over_configs() {
+        let configs = [
+            (vec![2, 5, 5], json!({ "outChannels": 3, "kernelSize": 3 })),
+            (vec![2, 6, 5], json!({ "outChannels": 3, "kernelSize": 3, "stride": 2, "padding": 1 })),
+            (vec![3, 7, 7], json!({ "outChannels": 2, "kernelSize": 3, "dilation": 2 })),
+            (vec![2, 6, 6], json!({ "outChannels": 2, "kernelSize": 2, "dilation": [2, 1], "padding": [1, 0] })),
+            (vec![4, 5, 5], json!({ "outChannels": 6, "kernelSize": 3, "groups": 2, "padding": 1 })),
+            (vec![2, 5, 5], json!({ "outChannels": 3, "kernelSize": 3, "bias": false })),
+            (vec![2, 6, 5], json!({ "outChannels": 3, "kernelSize": [3, 2], "stride": [2, 1] })),
+            (vec![3, 4, 4], json!({ "outChannels": 5, "kernelSize": 1 })),
+            (vec![4, 4, 4], json!({ "outChannels": 6, "kernelSize": 1, "groups": 2 })),
+            (vec![3, 5, 5], json!({ "outChannels": 2, "kernelSize": 1, "stride": 2 })),
+            (vec![1, 6, 6], json!({ "outChannels": 2, "kernelSize": 5, "padding": 2 })),
+        ];
+        for (shape, config) in configs {
+            assert_gradients(&sequential_spec(&shape, &[conv(config)]), &GradCheck::default());
+        }
+    }
+
+    #[test]
+    fn gradients_accumulate_over_fan_out() {
+        for config in [
+            json!({ "outChannels": 2, "kernelSize": 3, "padding": 1 }),
+            json!({ "outChannels": 2, "kernelSize": 1 }),
+        ] {
+            let spec = fanout_spec(&[2, 4, 4], conv(json!({ "outChannels": 3, "kernelSize": 1 })), conv(config));
+            assert_gradients(&spec, &GradCheck::default());
+        }
+    }
+
+    #[test]
+    fn relu_fuses_and_its_mask_rides_on_the_next_op() {
+        let h = GradCheck { h: 1e-3, ..GradCheck::default() };
+        let relu = ("ReLU", serde_json::Value::Null);
+        type Chain<'a> = (Vec<usize>, Vec<(&'a str, serde_json::Value)>, Vec<&'a str>);
+        let chains: Vec<Chain> = vec![
+            (
+                vec![2, 6, 6],
+                vec![
+                    conv(json!({ "outChannels": 3, "kernelSize": 3, "padding": 1 })),
+                    relu.clone(),
+                    ("MaxPool2d", json!({ "kernelSize": 2 })),
+                    ("Flatten", serde_json::Value::Null),
+                    ("Linear", json!({ "outFeatures": 4 })),
+                ],
+                vec!["0:Conv2d+ReLU", "2:MaxPool2d", "3:Flatten", "4:Linear"],
+            ),
+            (
+                vec![2, 5, 5],
+                vec![
+                    conv(json!({ "outChannels": 4, "kernelSize": 3, "padding": 1 })),
+                    relu.clone(),
+                    conv(json!({ "outChannels": 3, "kernelSize": 3, "stride": 2 })),
+                    relu.clone(),
+                    conv(json!({ "outChannels": 2, "kernelSize": 1 })),
+                    relu.clone(),
+                ],
+                vec!["0:Conv2d+ReLU", "2:Conv2d+ReLU", "4:Conv2d+ReLU"],
+            ),
+            (
+                vec![3, 4, 4],
+                vec![
+                    conv(json!({ "outChannels": 4, "kernelSize": 3, "padding": 1 })),
+                    relu.clone(),
+                    ("AvgPool2d", json!({ "kernelSize": 3, "stride": 1, "padding": 1 })),
+                    ("AdaptiveAvgPool2d", json!({ "outputSize": 3 })),
+                    ("Flatten", serde_json::Value::Null),
+                ],
+                vec!["0:Conv2d+ReLU", "2:AvgPool2d", "3:AdaptiveAvgPool2d", "4:Flatten"],
+            ),
+            (
+                vec![3, 4, 4],
+                vec![
+                    conv(json!({ "outChannels": 4, "kernelSize": 2 })),
+                    relu.clone(),
+                    ("Flatten", serde_json::Value::Null),
+                    ("Linear", json!({ "outFeatures": 3 })),
+                ],
+                vec!["0:Conv2d+ReLU", "2:Flatten", "3:Linear"],
+            ),
+        ];
+        for (shape, layers, summary) in chains {
+            let spec = sequential_spec(&shape, &layers);
+            assert_eq!(Model::from_json(&spec, 1).unwrap().plan_summary(), summary);
+            assert_gradients(&spec, &h);
+        }
+        // Without a bias the ReLU stays a node of its own.
+        let spec = sequential_spec(&[2, 4, 4], &[conv(json!({ "outChannels": 2, "kernelSize": 3, "bias": false })), relu]);
+        assert_eq!(Model::from_json(&spec, 1).unwrap().plan_summary(), vec!["0:Conv2d", "1:ReLU"]);
+        assert_gradients(&spec, &h);
+    }
+
+    #[test]
+    fn errors_name_the_node_and_shapes() {
+        let err = |shape: &[usize], config: serde_json::Value| {
+            let spec = sequential_spec(shape, &[conv(config)]);
+            Model::from_json(&spec, 0).unwrap_err().to_string()
+        };
+        let e = err(&[1, 4, 4], json!({ "outChannels": 2, "kernelSize": 5 }));
+        assert!(e.contains("0 (Conv2d): kernel 5 with padding 0 does not fit input 4×4"), "{e}");
+        let e = err(&[6, 8, 8], json!({ "outChannels": 4, "kernelSize": 3, "groups": 4 }));
+        assert!(e.contains("groups 4, which does not divide its 6 input channels"), "{e}");
+        let e = err(&[4, 8, 8], json!({ "outChannels": 6, "kernelSize": 3, "groups": 4 }));
+        assert!(e.contains("does not divide its 6 output channels"), "{e}");
+        let spec = sequential_spec(&[16], &[conv(json!({ "outChannels": 2, "kernelSize": 3 }))]);
+        let e = Model::from_json(&spec, 0).unwrap_err().to_string();
+        assert!(e.contains("takes [channels, height, width] per sample, got input shape [16]"), "{e}");
+        let e = err(&[1, 8, 8], json!({ "outChannels": 2, "kernelSize": 3, "strides": 2 }));
+        assert!(e.contains("unknown field `strides`"), "{e}");
+        let e = err(&[1, 8, 8], json!({ "outChannels": 2 }));
+        assert!(e.contains("0 (Conv2d): missing field `kernelSize`"), "{e}");
+    }
+
+    /// Forward output, every gradient and the input gradient, as bits.
+    fn run_bits(spec: &str, threads: usize, in_team: bool) -> Vec<Vec<u32>> {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| {
+            let body = || {
+                let mut model = Model::from_json(spec, 3).unwrap();
+                model.set_input_grad(true);
+                let rows = 9;
+                let x: Vec<f32> = (0..rows * model.input_dim()).map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0).collect();
+                model.input_buffer(rows).copy_from_slice(&x);
+                let mut bits = vec![model.forward(rows).iter().map(|v| v.to_bits()).collect::<Vec<_>>()];
+                let g: Vec<f32> = (0..rows * model.output_dim()).map(|i| ((i * 13 % 29) as f32 - 14.0) / 7.0).collect();
+                model.output_grad_buffer(rows).copy_from_slice(&g);
+                model.backward(rows);
+                bits.push(model.input_grad(rows).unwrap().iter().map(|v| v.to_bits()).collect());
+                for p in model.grads() {
+                    bits.push(p.data.iter().map(|v| v.to_bits()).collect());
+                }
+                bits
+            };
+            if in_team {
+                crate::team::with_team(body)
+            } else {
+                body()
+            }
+        })
+    }
+
+    /// Not a benchmark: a rough per-step time of LeNet-5's and a 32/64-channel CNN's
+    /// convolution stacks, for looking at (cargo test ... timing -- --ignored --nocapture).
+    #[test]
+    #[ignore]
+    fn timing() {
+        let relu = ("ReLU", serde_json::Value::Null);
+        let lenet = sequential_spec(
+            &[1, 28, 28],
+            &[
+                conv(json!({ "outChannels": 6, "kernelSize": 5, "padding": 2 })),
+                relu.clone(),
+                ("MaxPool2d", json!({ "kernelSize": 2 })),
+                conv(json!({ "outChannels": 16, "kernelSize": 5 })),
+                relu.clone(),
+                ("MaxPool2d", json!({ "kernelSize": 2 })),
+                ("Flatten", serde_json::Value::Null),
+                ("Linear", json!({ "outFeatures": 120 })),
+                relu.clone(),
+                ("Linear", json!({ "outFeatures": 84 })),
+                relu.clone(),
+                ("Linear", json!({ "outFeatures": 10 })),
+            ],
+        );
+        let cnn = sequential_spec(
+            &[1, 28, 28],
+            &[
+                conv(json!({ "outChannels": 32, "kernelSize": 3, "padding": 1 })),
+                relu.clone(),
+                ("MaxPool2d", json!({ "kernelSize": 2 })),
+                conv(json!({ "outChannels": 64, "kernelSize": 3, "padding": 1 })),
+                relu.clone(),
+                ("MaxPool2d", json!({ "kernelSize": 2 })),
+                ("Flatten", serde_json::Value::Null),
+                ("Linear", json!({ "outFeatures": 128 })),
+                relu.clone(),
+                ("Linear", json!({ "outFeatures": 10 })),
+            ],
+        );
+        for (what, spec) in [("lenet", lenet), ("cnn", cnn)] {
+            let mut model = Model::from_json(&spec, 1).unwrap();
+            let rows = 64;
+            let x: Vec<f32> = (0..rows * 784).map(|i| (i % 255) as f32 / 255.0).collect();
+            model.input_buffer(rows).copy_from_slice(&x);
+            let g = vec![0.01; rows * 10];
+            let steps = 20;
+            let mut t = [std::time::Duration::ZERO; 2];
+            for step in 0..steps + 2 {
+                let t0 = std::time::Instant::now();
+                model.forward(rows);
+                let t1 = std::time::Instant::now();
+                model.output_grad_buffer(rows).copy_from_slice(&g);
+                model.backward(rows);
+                if step >= 2 {
+                    t[0] += t1 - t0;
+                    t[1] += t1.elapsed();
+                }
+            }
+            println!("{what}: forward {:?}, backward {:?} per batch of {rows}", t[0] / steps, t[1] / steps);
+        }
+    }
+
+    #[test]
+    fn bit_identical_for_one_and_two_threads() {
+        // Large enough that the GEMMs split (≥ 2^20 multiply-adds outside a team).
+        let spec = sequential_spec(
+            &[8, 18, 18],
+            &[
+                conv(json!({ "outChannels": 16, "kernelSize": 3, "padding": 1 })),
+                ("ReLU", serde_json::Value::Null),
+                conv(json!({ "outChannels": 12, "kernelSize": 3, "stride": 2, "groups": 2 })),
+                ("ReLU", serde_json::Value::Null),
+                ("MaxPool2d", json!({ "kernelSize": 2 })),
+                conv(json!({ "outChannels": 8, "kernelSize": 1 })),
+                ("Flatten", serde_json::Value::Null),
+                ("Linear", json!({ "outFeatures": 5 })),
+            ],
+        );
+        let one = run_bits(&spec, 1, false);
+        assert_eq!(one, run_bits(&spec, 2, false));
+        assert_eq!(one, run_bits(&spec, 2, true));
+    }
+}

@@ -1,0 +1,73 @@
+//! A CNN's training step allocates nothing per batch either: Conv2d's column buffers
+//! and MaxPool2d's argmax scratch are sized once per batch capacity (in `prepare`, or
+//! the column gradient on the first backward), never per batch. Its own test binary:
+//! the allocation counter is global.
+
+use ferronet_core::data::{DataView, Inputs};
+use ferronet_core::model::Model;
+use ferronet_core::{AdamConfig, FitConfig, OptimizerConfig, TrainControl, Trainer};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+struct Counting;
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        System.alloc(layout)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        System.realloc(ptr, layout, new_size)
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+const SPEC: &str = r#"{
+  "format": "ferronet-graph", "version": 1,
+  "inputs": [{ "name": "input", "shape": [2, 12, 12] }],
+  "nodes": [
+    { "name": "0", "op": "Conv2d", "inputs": ["input"], "config": { "outChannels": 4, "kernelSize": 3, "padding": 1 } },
+    { "name": "1", "op": "ReLU", "inputs": ["0"] },
+    { "name": "2", "op": "MaxPool2d", "inputs": ["1"], "config": { "kernelSize": 2 } },
+    { "name": "3", "op": "Conv2d", "inputs": ["2"], "config": { "outChannels": 6, "kernelSize": 3, "groups": 2 } },
+    { "name": "4", "op": "ReLU", "inputs": ["3"] },
+    { "name": "5", "op": "Conv2d", "inputs": ["4"], "config": { "outChannels": 6, "kernelSize": 1 } },
+    { "name": "6", "op": "AvgPool2d", "inputs": ["5"], "config": { "kernelSize": 2 } },
+    { "name": "7", "op": "AdaptiveAvgPool2d", "inputs": ["6"], "config": { "outputSize": 2 } },
+    { "name": "8", "op": "Flatten", "inputs": ["7"] },
+    { "name": "9", "op": "Linear", "inputs": ["8"], "config": { "outFeatures": 10 } }
+  ],
+  "outputs": ["9"]
+}"#;
+
+#[test]
+fn a_cnn_epoch_allocates_per_epoch_not_per_batch() {
+    let dim = 2 * 12 * 12;
+    let n = 32 * 60 + 7; // 61 batches, the last one partial
+    let x: Vec<u8> = (0..n * dim).map(|i| (i * 7 % 251) as u8).collect();
+    let y: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+    let data = DataView::new(Inputs::U8(&x), &y, dim).unwrap();
+    for threads in [1, 2] {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let mut model = Model::from_json(SPEC, 0).unwrap();
+        let mut trainer = Trainer::new(&OptimizerConfig::Adam(AdamConfig::default()), 0).unwrap();
+        let config = FitConfig { batch_size: 32, shuffle: true, progress_every: 10 };
+        let control = TrainControl::new();
+        let mut epoch = || {
+            pool.install(|| trainer.fit_epoch(&mut model, &data, &config, &mut |_| {}, &control)).unwrap()
+        };
+        epoch(); // sizes the arena, the ops' scratch, optimizer state, packing buffers
+        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        epoch();
+        let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+        eprintln!("{threads} thread(s): {allocations} allocations in one epoch of 61 batches");
+        assert!(allocations < 32, "{threads} thread(s): {allocations} allocations in an epoch of 61 batches");
+    }
+}

@@ -11,6 +11,7 @@
 //! the op itself in scratch sized once per batch capacity in [`Op::prepare`].
 //! Nothing here allocates per batch.
 
+pub mod batchnorm;
 pub mod config;
 pub mod linear;
 pub mod relu;
@@ -147,7 +148,12 @@ impl Clone for Box<dyn Op> {
 pub type BuildFn = fn(&str, &serde_json::Value, &[Vec<usize>]) -> Result<Box<dyn Op>>;
 
 /// Every op the graph knows, by its spec name.
-pub const REGISTRY: &[(&str, BuildFn)] = &[("Linear", linear::build), ("ReLU", relu::build)];
+pub const REGISTRY: &[(&str, BuildFn)] = &[
+    ("Linear", linear::build),
+    ("ReLU", relu::build),
+    ("BatchNorm1d", batchnorm::build_1d),
+    ("BatchNorm2d", batchnorm::build_2d),
+];
 
 /// Builds node `name`'s op `kind` from its config and input shapes.
 pub fn build(

@@ -13,6 +13,7 @@
 
 pub mod batchnorm;
 pub mod config;
+pub mod dropout;
 pub mod linear;
 pub mod relu;
 pub mod testing;
@@ -153,6 +154,7 @@ pub const REGISTRY: &[(&str, BuildFn)] = &[
     ("ReLU", relu::build),
     ("BatchNorm1d", batchnorm::build_1d),
     ("BatchNorm2d", batchnorm::build_2d),
+    ("Dropout", dropout::build),
 ];
 
 /// Builds node `name`'s op `kind` from its config and input shapes.

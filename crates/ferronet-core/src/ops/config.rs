@@ -45,3 +45,22 @@ impl<'de> Deserialize<'de> for Pair {
 pub fn default_true() -> bool {
     true
 }
+
+/// A `dim` counted as PyTorch counts it with the batch as dimension 0 (negative from
+/// the end) → the per-sample axis it names. The batch dimension itself is refused:
+/// ops here work on one sample at a time.
+pub fn resolve_dim(name: &str, kind: &str, dim: i64, rank: usize) -> crate::error::Result<usize> {
+    let full = rank as i64 + 1;
+    let field = format!("nodes[{name}].config.dim");
+    if dim < -full || dim >= full {
+        return Err(Error::config(
+            &field,
+            format!("{name} ({kind}): dim {dim} is out of range for a {full}-d batch (per-sample rank {rank}, batch = dim 0); use -{full}..={}", full - 1),
+        ));
+    }
+    let d = if dim < 0 { dim + full } else { dim };
+    if d == 0 {
+        return Err(Error::config(&field, format!("{name} ({kind}): dim {dim} is the batch dimension, which is not supported")));
+    }
+    Ok(d as usize - 1)
+}

@@ -11,6 +11,7 @@
 //! the op itself in scratch sized once per batch capacity in [`Op::prepare`].
 //! Nothing here allocates per batch.
 
+pub mod activations;
 pub mod batchnorm;
 pub mod config;
 pub mod dropout;
@@ -155,6 +156,13 @@ pub const REGISTRY: &[(&str, BuildFn)] = &[
     ("BatchNorm1d", batchnorm::build_1d),
     ("BatchNorm2d", batchnorm::build_2d),
     ("Dropout", dropout::build),
+    ("Sigmoid", activations::build_sigmoid),
+    ("Tanh", activations::build_tanh),
+    ("LeakyReLU", activations::build_leaky_relu),
+    ("GELU", activations::build_gelu),
+    ("SiLU", activations::build_silu),
+    ("Softmax", activations::build_softmax),
+    ("LogSoftmax", activations::build_log_softmax),
 ];
 
 /// Builds node `name`'s op `kind` from its config and input shapes.

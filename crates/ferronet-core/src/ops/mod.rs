@@ -12,7 +12,9 @@
 //! Nothing here allocates per batch.
 
 pub mod activations;
+pub mod add;
 pub mod batchnorm;
+pub mod concat;
 pub mod config;
 pub mod dropout;
 pub mod linear;
@@ -163,6 +165,8 @@ pub const REGISTRY: &[(&str, BuildFn)] = &[
     ("SiLU", activations::build_silu),
     ("Softmax", activations::build_softmax),
     ("LogSoftmax", activations::build_log_softmax),
+    ("Add", add::build),
+    ("Concat", concat::build),
 ];
 
 /// Builds node `name`'s op `kind` from its config and input shapes.

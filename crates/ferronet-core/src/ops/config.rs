@@ -53,3 +53,22 @@ pub fn required(name: &str, kind: &str, field: &str, v: Option<Pair>) -> Result<
         Error::config(&format!("nodes[{name}].config.{field}"), format!("{name} ({kind}): missing field `{field}`"))
     })
 }
+
+/// A `dim` counted as PyTorch counts it with the batch as dimension 0 (negative from
+/// the end) → the per-sample axis it names. The batch dimension itself is refused:
+/// ops here work on one sample at a time.
+pub fn resolve_dim(name: &str, kind: &str, dim: i64, rank: usize) -> crate::error::Result<usize> {
+    let full = rank as i64 + 1;
+    let field = format!("nodes[{name}].config.dim");
+    if dim < -full || dim >= full {
+        return Err(Error::config(
+            &field,
+            format!("{name} ({kind}): dim {dim} is out of range for a {full}-d batch (per-sample rank {rank}, batch = dim 0); use -{full}..={}", full - 1),
+        ));
+    }
+    let d = if dim < 0 { dim + full } else { dim };
+    if d == 0 {
+        return Err(Error::config(&field, format!("{name} ({kind}): dim {dim} is the batch dimension, which is not supported")));
+    }
+    Ok(d as usize - 1)
+}

@@ -11,10 +11,15 @@
 //! the op itself in scratch sized once per batch capacity in [`Op::prepare`].
 //! Nothing here allocates per batch.
 
+pub mod activations;
 pub mod adaptive_avgpool2d;
+pub mod add;
 pub mod avgpool2d;
+pub mod batchnorm;
+pub mod concat;
 pub mod config;
 pub mod conv2d;
+pub mod dropout;
 pub mod flatten;
 pub mod linear;
 pub mod maxpool2d;
@@ -161,6 +166,18 @@ pub const REGISTRY: &[(&str, BuildFn)] = &[
     ("AvgPool2d", avgpool2d::build),
     ("AdaptiveAvgPool2d", adaptive_avgpool2d::build),
     ("Flatten", flatten::build),
+    ("BatchNorm1d", batchnorm::build_1d),
+    ("BatchNorm2d", batchnorm::build_2d),
+    ("Dropout", dropout::build),
+    ("Sigmoid", activations::build_sigmoid),
+    ("Tanh", activations::build_tanh),
+    ("LeakyReLU", activations::build_leaky_relu),
+    ("GELU", activations::build_gelu),
+    ("SiLU", activations::build_silu),
+    ("Softmax", activations::build_softmax),
+    ("LogSoftmax", activations::build_log_softmax),
+    ("Add", add::build),
+    ("Concat", concat::build),
 ];
 
 /// Builds node `name`'s op `kind` from its config and input shapes.

@@ -3,6 +3,7 @@
 
 pub mod adam;
 pub mod adamw;
+pub mod clip;
 pub mod rmsprop;
 pub mod schedule;
 pub mod sgd;

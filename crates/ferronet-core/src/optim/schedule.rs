@@ -148,7 +148,7 @@ impl Schedule {
         match self.config {
             // PyTorch's chainable forms: the lr is multiplied in place.
             ScheduleConfig::Step { step_size, gamma } => {
-                if t % step_size == 0 {
+                if t.is_multiple_of(step_size) {
                     self.lr *= gamma;
                 }
             }

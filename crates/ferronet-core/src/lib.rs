@@ -33,5 +33,5 @@ pub use graph::spec::GraphSpec;
 pub use graph::{LayerSpec, Model};
 pub use loss::LossConfig;
 pub use ops::Mode;
-pub use optim::{Adam, AdamConfig, Optimizer, OptimizerConfig, Sgd, SgdConfig};
+pub use optim::{Adam, AdamConfig, AdamW, AdamWConfig, Optimizer, OptimizerConfig, Rmsprop, RmspropConfig, Schedule, ScheduleConfig, Sgd, SgdConfig};
 pub use train::{EpochStats, EvalStats, FitConfig, Metrics, Progress, TrainControl, Trainer, TrainerConfig};

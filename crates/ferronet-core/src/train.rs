@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::loss::{BatchTargets, LossConfig, LossSum, TargetKind};
 use crate::model::Model;
 use crate::ops::Mode;
-use crate::optim::{Optimizer, OptimizerConfig, TensorRef};
+use crate::optim::{clip, Optimizer, OptimizerConfig, Schedule, ScheduleConfig, TensorRef};
 use crate::rng::{self, Rng};
 use rand::Rng as _;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -80,6 +80,8 @@ pub struct Progress {
     pub epoch_end: bool,
     /// The learning rate of the last step.
     pub lr: f64,
+    /// The global 2-norm of the gradients of the last step, before any clipping.
+    pub grad_norm: f64,
 }
 
 /// The metrics that fit the loss: accuracy for classification (per label for
@@ -120,6 +122,8 @@ pub struct EpochStats {
     pub metrics: Metrics,
     pub seconds: f64,
     pub samples_per_second: f64,
+    /// The learning rate of the epoch's last step (a Plateau reduction at the
+    /// epoch's end shows from the next epoch on).
     pub lr: f64,
 }
 
@@ -139,6 +143,11 @@ pub struct TrainerConfig {
     /// The parameter group this trainer's optimizer owns (None = every trainable tensor).
     pub group: Option<String>,
     pub seed: u64,
+    /// Clip the gradients to this global 2-norm before every step
+    /// (`torch.nn.utils.clip_grad_norm_`); None = no clipping.
+    pub clip_norm: Option<f32>,
+    /// A learning-rate schedule, stepped per optimizer step (Plateau: per epoch).
+    pub schedule: Option<ScheduleConfig>,
 }
 
 /// Optimizer state plus the shuffle stream: everything that carries over between epochs.
@@ -151,6 +160,22 @@ pub struct Trainer {
     order: Vec<usize>,
     targets: TargetBuffer,
     refs: Vec<TensorRef>,
+    /// Per-step state beside the optimizer: schedule, clipping, last norm and lr.
+    extras: StepExtras,
+    /// Plateau is fed validation losses by `report_validation_loss` instead of the
+    /// epoch's training loss once one has been given.
+    plateau_external: bool,
+}
+
+/// What a step needs besides the model and optimizer, and what it reports.
+#[derive(Debug, Clone)]
+struct StepExtras {
+    schedule: Option<Schedule>,
+    clip_norm: Option<f32>,
+    /// Scratch for the gradient norm's per-chunk sums.
+    partials: Vec<f64>,
+    grad_norm: f64,
+    lr: f64,
 }
 
 impl Trainer {
@@ -161,12 +186,33 @@ impl Trainer {
             loss: LossConfig::default(),
             group: None,
             seed,
+            clip_norm: None,
+            schedule: None,
         })
     }
 
     pub fn with_config(config: TrainerConfig) -> Result<Trainer> {
+        let optimizer = config.optimizer.build()?;
+        if let Some(c) = config.clip_norm {
+            if !c.is_finite() || c <= 0.0 {
+                return Err(Error::config("clipNorm", format!("must be a finite number > 0, got {c}")));
+            }
+        }
+        let schedule = match &config.schedule {
+            Some(s) => Some(Schedule::new(s.clone(), optimizer.lr() as f64)?),
+            None => None,
+        };
+        let lr = schedule.as_ref().map_or(optimizer.lr() as f64, |s| s.lr());
         Ok(Trainer {
-            optimizer: config.optimizer.build()?,
+            extras: StepExtras {
+                schedule,
+                clip_norm: config.clip_norm,
+                partials: Vec::new(),
+                grad_norm: f64::NAN,
+                lr,
+            },
+            plateau_external: false,
+            optimizer,
             shuffle_rng: rng::stream(config.seed, rng::STREAM_SHUFFLE),
             config,
             epochs_done: 0,
@@ -186,6 +232,31 @@ impl Trainer {
 
     pub fn epochs_done(&self) -> usize {
         self.epochs_done
+    }
+
+    /// The schedule's state, if there is one.
+    pub fn schedule(&self) -> Option<&Schedule> {
+        self.extras.schedule.as_ref()
+    }
+
+    /// The learning rate of the last step (before any step: of the first).
+    pub fn lr(&self) -> f64 {
+        self.extras.lr
+    }
+
+    /// The global gradient 2-norm of the last step, before clipping (NaN before any step).
+    pub fn grad_norm(&self) -> f64 {
+        self.extras.grad_norm
+    }
+
+    /// Steps a Plateau schedule on a validation loss (call once per epoch, after
+    /// `fit_epoch`); from then on `fit_epoch` no longer steps it on its training loss.
+    /// Other schedules ignore it.
+    pub fn report_validation_loss(&mut self, loss: f64) {
+        self.plateau_external = true;
+        if let Some(s) = self.extras.schedule.as_mut() {
+            s.epoch_end(loss);
+        }
     }
 
     /// One pass over `data`. Stops before the next batch once `control` asks, leaving
@@ -221,7 +292,8 @@ impl Trainer {
         let order = &self.order;
         let loss = &self.config.loss;
         let group = self.config.group.as_deref();
-        let (targets, optimizer, refs) = (&mut self.targets, &mut self.optimizer, &mut self.refs);
+        let (targets, optimizer, refs, extras) =
+            (&mut self.targets, &mut self.optimizer, &mut self.refs, &mut self.extras);
         crate::team::with_team(|| -> Result<()> {
             for b in 0..batches {
                 control.check()?;
@@ -229,7 +301,7 @@ impl Trainer {
                 let chw = model.input_chw();
                 data.gather(rows, model.input_buffer(rows.len()), chw);
                 data.gather_targets(rows, targets);
-                let batch = step(model, optimizer, loss, group, refs, rows.len(), targets, epoch, b + 1)?;
+                let batch = step(model, optimizer, loss, group, refs, extras, rows.len(), targets, epoch, b + 1)?;
                 control.steps.fetch_add(1, Ordering::SeqCst);
                 total.add(&batch);
                 samples += rows.len();
@@ -249,7 +321,8 @@ impl Trainer {
                         samples_per_second: samples as f64 / seconds.max(1e-9),
                         seconds,
                         epoch_end,
-                        lr: optimizer.lr() as f64,
+                        lr: extras.lr,
+                        grad_norm: extras.grad_norm,
                     });
                 }
             }
@@ -258,6 +331,12 @@ impl Trainer {
         self.epochs_done = epoch;
         let seconds = started.elapsed().as_secs_f64();
         let metrics = Metrics::of(loss, &total, n);
+        let lr = self.extras.lr;
+        if !self.plateau_external {
+            if let Some(s) = self.extras.schedule.as_mut() {
+                s.epoch_end(total.loss_sum / n as f64);
+            }
+        }
         Ok(EpochStats {
             epoch,
             loss: total.loss_sum / n as f64,
@@ -265,7 +344,7 @@ impl Trainer {
             metrics,
             seconds,
             samples_per_second: n as f64 / seconds.max(1e-9),
-            lr: self.optimizer.lr() as f64,
+            lr,
         })
     }
 
@@ -286,6 +365,7 @@ impl Trainer {
             &self.config.loss,
             group,
             &mut self.refs,
+            &mut self.extras,
             rows.len(),
             &self.targets,
             self.epochs_done + 1,
@@ -317,6 +397,10 @@ pub fn forward_backward(model: &mut Model, loss: &LossConfig, rows: usize, targe
 
 /// One optimizer step on the batch in the model's input buffer. A non-finite loss
 /// skips the update, so the weights stay usable, and names the epoch and batch.
+/// After backward: the gradients' global norm (always: one read of the gradients in
+/// parallel, against the optimizer's reads and writes of parameters, gradients and
+/// state), clipping when asked, the schedule's lr, the optimizer step, the schedule
+/// advanced.
 #[allow(clippy::too_many_arguments)]
 fn step(
     model: &mut Model,
@@ -324,6 +408,7 @@ fn step(
     loss: &LossConfig,
     group: Option<&str>,
     refs: &mut Vec<TensorRef>,
+    extras: &mut StepExtras,
     rows: usize,
     targets: &TargetBuffer,
     epoch: usize,
@@ -341,7 +426,22 @@ fn step(
     model.tensor_refs(group, refs);
     // Safety: the refs point at the model's own, distinct, contiguous parameter and
     // gradient buffers, which nothing else touches during the step.
-    unsafe { optimizer.step(refs) };
+    unsafe {
+        extras.grad_norm = clip::grad_norm(refs, &mut extras.partials);
+        if let Some(max_norm) = extras.clip_norm {
+            clip::clip(refs, extras.grad_norm, max_norm);
+        }
+        if let Some(s) = &extras.schedule {
+            optimizer.set_lr(s.lr() as f32);
+            extras.lr = s.lr();
+        } else {
+            extras.lr = optimizer.lr() as f64;
+        }
+        optimizer.step(refs);
+    }
+    if let Some(s) = extras.schedule.as_mut() {
+        s.advance();
+    }
     Ok(sums)
 }
 

@@ -198,4 +198,74 @@ fn two_trainers_share_the_one_pool_at_once_without_deadlock_and_same_bits() {
     let seen = ferronet_core::team::run_on_pool(1, ferronet_core::team::threads);
     assert_eq!(seen, 1);
     assert_eq!(ferronet_core::team::run_on_pool(0, ferronet_core::team::threads), pool);
+
+/// Clipping, a schedule and the reported gradient norm in the epoch loop: the norm
+/// (a sum over fixed chunks of a 36k-weight tensor, wider than one parallel chunk)
+/// and the weights are the same bits on 1 and 2 threads; the lrs are the schedule's.
+#[test]
+fn clipping_schedule_and_grad_norm_in_the_loop() {
+    use ferronet_core::{LossConfig, ScheduleConfig, TrainerConfig};
+    let (x, y) = clusters(96);
+    let data = DataView::new(Inputs::U8(&x), &y, 6).unwrap();
+    let specs = [LayerSpec::Dense { units: 6000 }, LayerSpec::Relu, LayerSpec::Dense { units: 3 }];
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| {
+            let mut model = Model::sequential(6, &specs, 3).unwrap();
+            let mut trainer = Trainer::with_config(TrainerConfig {
+                optimizer: OptimizerConfig::Adam(AdamConfig::default()),
+                loss: LossConfig::default(),
+                group: None,
+                seed: 3,
+                clip_norm: Some(0.5),
+                schedule: Some(ScheduleConfig::Step { step_size: 2, gamma: 0.5 }),
+            })
+            .unwrap();
+            let stop = TrainControl::new();
+            let mut seen = Vec::new();
+            let fit = FitConfig { batch_size: 16, shuffle: true, progress_every: 1 };
+            let stats = trainer
+                .fit_epoch(&mut model, &data, &fit, &mut |p| seen.push((p.lr, p.grad_norm)), &stop)
+                .unwrap();
+            let params: Vec<Vec<f32>> = model.params().iter().map(|p| p.data.to_vec()).collect();
+            (seen, stats.lr, params)
+        })
+    };
+    let (seen, lr, params) = run(1);
+    assert_eq!(seen.len(), 6);
+    let lrs: Vec<f64> = seen.iter().map(|s| s.0).collect();
+    let base = AdamConfig::default().lr as f64;
+    assert_eq!(lrs, [base, base, base * 0.5, base * 0.5, base * 0.25, base * 0.25]);
+    assert_eq!(lr, base * 0.25);
+    assert!(seen.iter().all(|s| s.1.is_finite() && s.1 > 0.0), "{seen:?}");
+    let (seen2, _, params2) = run(2);
+    let bits = |v: &[(f64, f64)]| v.iter().map(|s| s.1.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&seen), bits(&seen2));
+    assert_eq!(params, params2);
+}
+
+/// Plateau steps at epoch ends on the epoch's mean loss: with a threshold no epoch
+/// can beat and patience 0, the lr drops by `factor` after every epoch but the first.
+#[test]
+fn plateau_reduces_at_epoch_ends() {
+    use ferronet_core::{LossConfig, ScheduleConfig, TrainerConfig};
+    let (x, y) = clusters(64);
+    let data = DataView::new(Inputs::U8(&x), &y, 6).unwrap();
+    let mut model = Model::sequential(6, &SPECS, 1).unwrap();
+    let mut trainer = Trainer::with_config(TrainerConfig {
+        optimizer: OptimizerConfig::Adam(AdamConfig::default()),
+        loss: LossConfig::default(),
+        group: None,
+        seed: 1,
+        clip_norm: None,
+        schedule: Some(ScheduleConfig::Plateau { factor: 0.5, patience: 0, threshold: 0.99, cooldown: 0, min_lr: 0.0 }),
+    })
+    .unwrap();
+    let stop = TrainControl::new();
+    let lrs: Vec<f64> = (0..4)
+        .map(|_| trainer.fit_epoch(&mut model, &data, &config(), &mut |_| {}, &stop).unwrap().lr)
+        .collect();
+    let base = AdamConfig::default().lr as f64;
+    assert_eq!(lrs, [base, base, base * 0.5, base * 0.25]);
+    assert_eq!(trainer.optimizer().lr() as f64, base * 0.25);
 }

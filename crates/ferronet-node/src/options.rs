@@ -1,6 +1,9 @@
 //! Plain option and result objects crossing the boundary, and their translation.
 
-use ferronet_core::{AdamConfig, LossConfig, Metrics, OptimizerConfig, SgdConfig, TrainerConfig};
+use ferronet_core::{
+    AdamConfig, AdamWConfig, LossConfig, Metrics, OptimizerConfig, RmspropConfig, ScheduleConfig, SgdConfig,
+    TrainerConfig,
+};
 use napi::Result;
 use napi_derive::napi;
 
@@ -9,7 +12,7 @@ use crate::error::coded;
 /// Optimizer settings; fields left out take PyTorch's defaults.
 #[napi(object)]
 pub struct NativeOptimizer {
-    /// "sgd" or "adam".
+    /// "sgd", "adam", "adamw" or "rmsprop".
     pub kind: String,
     pub lr: Option<f64>,
     pub momentum: Option<f64>,
@@ -19,6 +22,26 @@ pub struct NativeOptimizer {
     pub beta2: Option<f64>,
     pub eps: Option<f64>,
     pub weight_decay: Option<f64>,
+    /// RMSprop's smoothing constant (default 0.99).
+    pub alpha: Option<f64>,
+    /// RMSprop: normalise by the centered second moment (default false).
+    pub centered: Option<bool>,
+}
+
+fn invalid(field: &str, reason: impl std::fmt::Display) -> napi::Error {
+    coded("ERR_INVALID_OPTION", format!("invalid option `{field}`: {reason}"))
+}
+
+/// A JS number that must be a whole count >= `min`.
+fn count(field: &str, v: Option<f64>, default: u64, min: u64) -> Result<u64> {
+    match v {
+        None => Ok(default),
+        Some(x) if !x.is_finite() || x.fract() != 0.0 || x > 9.007_199_254_740_991e15 => {
+            Err(invalid(field, format!("must be a whole number, got {x}")))
+        }
+        Some(x) if x < min as f64 => Err(invalid(field, format!("must be >= {min}, got {x}"))),
+        Some(x) => Ok(x as u64),
+    }
 }
 
 pub fn optimizer_config(o: &NativeOptimizer) -> Result<OptimizerConfig> {
@@ -44,17 +67,47 @@ pub fn optimizer_config(o: &NativeOptimizer) -> Result<OptimizerConfig> {
                 weight_decay: or(o.weight_decay, d.weight_decay),
             }))
         }
-        other => Err(coded("ERR_INVALID_OPTION", format!("invalid option `optimizer.type`: unknown optimizer {other:?}, expected \"sgd\" or \"adam\""))),
+        "adamw" => {
+            let d = AdamWConfig::default();
+            Ok(OptimizerConfig::AdamW(AdamWConfig {
+                lr: or(o.lr, d.lr),
+                beta1: or(o.beta1, d.beta1),
+                beta2: or(o.beta2, d.beta2),
+                eps: or(o.eps, d.eps),
+                weight_decay: or(o.weight_decay, d.weight_decay),
+            }))
+        }
+        "rmsprop" => {
+            let d = RmspropConfig::default();
+            Ok(OptimizerConfig::Rmsprop(RmspropConfig {
+                lr: or(o.lr, d.lr),
+                alpha: or(o.alpha, d.alpha),
+                eps: or(o.eps, d.eps),
+                weight_decay: or(o.weight_decay, d.weight_decay),
+                momentum: or(o.momentum, d.momentum),
+                centered: o.centered.unwrap_or(d.centered),
+            }))
+        }
+        other => Err(invalid(
+            "optimizer.type",
+            format!("unknown optimizer {other:?}, expected \"sgd\", \"adam\", \"adamw\" or \"rmsprop\""),
+        )),
     }
 }
 
 /// Loss settings; fields left out take PyTorch's defaults.
 #[napi(object)]
 pub struct NativeLoss {
-    /// "cross_entropy" or "mse".
+    /// "cross_entropy", "mse", "l1", "smooth_l1", "huber" or "bce_with_logits".
     pub kind: String,
     pub class_weights: Option<Vec<f64>>,
     pub label_smoothing: Option<f64>,
+    /// smooth_l1's beta (default 1.0).
+    pub beta: Option<f64>,
+    /// huber's delta (default 1.0).
+    pub delta: Option<f64>,
+    /// bce_with_logits: one weight per output for the positive term.
+    pub pos_weight: Option<Vec<f64>>,
 }
 
 pub fn loss_config(l: &NativeLoss) -> Result<LossConfig> {
@@ -64,8 +117,73 @@ pub fn loss_config(l: &NativeLoss) -> Result<LossConfig> {
             label_smoothing: l.label_smoothing.unwrap_or(0.0) as f32,
         }),
         "mse" => Ok(LossConfig::Mse),
-        other => Err(coded("ERR_INVALID_OPTION", format!("invalid option `loss.type`: unknown loss {other:?}"))),
+        "l1" => Ok(LossConfig::L1),
+        "smooth_l1" => Ok(LossConfig::SmoothL1 { beta: l.beta.unwrap_or(1.0) as f32 }),
+        "huber" => Ok(LossConfig::Huber { delta: l.delta.unwrap_or(1.0) as f32 }),
+        "bce_with_logits" => Ok(LossConfig::BceWithLogits {
+            pos_weight: l.pos_weight.as_ref().map(|w| w.iter().map(|&x| x as f32).collect()),
+        }),
+        other => Err(invalid("loss.type", format!("unknown loss {other:?}"))),
     }
+}
+
+/// A learning-rate schedule; fields left out take PyTorch's defaults.
+#[napi(object)]
+pub struct NativeSchedule {
+    /// "step", "exponential", "cosine", "one_cycle" or "plateau".
+    pub kind: String,
+    pub step_size: Option<f64>,
+    pub gamma: Option<f64>,
+    pub total_steps: Option<f64>,
+    pub warmup_steps: Option<f64>,
+    pub min_lr: Option<f64>,
+    pub max_lr: Option<f64>,
+    pub pct_start: Option<f64>,
+    pub div_factor: Option<f64>,
+    pub final_div_factor: Option<f64>,
+    pub factor: Option<f64>,
+    pub patience: Option<f64>,
+    pub threshold: Option<f64>,
+    pub cooldown: Option<f64>,
+}
+
+pub fn schedule_config(s: &NativeSchedule) -> Result<ScheduleConfig> {
+    let need = |field: &str, v: Option<f64>| v.ok_or_else(|| invalid(field, "is required"));
+    let config = match s.kind.as_str() {
+        "step" => ScheduleConfig::Step {
+            step_size: count("schedule.stepSize", Some(need("schedule.stepSize", s.step_size)?), 0, 1)?,
+            gamma: s.gamma.unwrap_or(0.1),
+        },
+        "exponential" => ScheduleConfig::Exponential { gamma: need("schedule.gamma", s.gamma)? },
+        "cosine" => ScheduleConfig::Cosine {
+            total_steps: count("schedule.totalSteps", Some(need("schedule.totalSteps", s.total_steps)?), 0, 1)?,
+            warmup_steps: count("schedule.warmupSteps", s.warmup_steps, 0, 0)?,
+            min_lr: s.min_lr.unwrap_or(0.0),
+        },
+        "one_cycle" => ScheduleConfig::OneCycle {
+            max_lr: need("schedule.maxLr", s.max_lr)?,
+            total_steps: count("schedule.totalSteps", Some(need("schedule.totalSteps", s.total_steps)?), 0, 1)?,
+            pct_start: s.pct_start.unwrap_or(0.3),
+            div_factor: s.div_factor.unwrap_or(25.0),
+            final_div_factor: s.final_div_factor.unwrap_or(1e4),
+        },
+        "plateau" => ScheduleConfig::Plateau {
+            factor: s.factor.unwrap_or(0.1),
+            patience: count("schedule.patience", s.patience, 10, 0)?,
+            threshold: s.threshold.unwrap_or(1e-4),
+            cooldown: count("schedule.cooldown", s.cooldown, 0, 0)?,
+            min_lr: s.min_lr.unwrap_or(0.0),
+        },
+        other => {
+            return Err(invalid(
+                "schedule.type",
+                format!("unknown schedule {other:?}, expected \"step\", \"exponential\", \"cosine\", \"one_cycle\" or \"plateau\""),
+            ))
+        }
+    };
+    // The core's checks, with the same field names.
+    config.validate().map_err(crate::error::to_js)?;
+    Ok(config)
 }
 
 /// Everything a trainer is built with.
@@ -78,6 +196,10 @@ pub struct NativeTrainerOptions {
     pub seed: f64,
     /// Threads of the shared compute pool this trainer may use; 0 = all.
     pub threads: u32,
+    /// A learning-rate schedule, stepped inside the training loop.
+    pub schedule: Option<NativeSchedule>,
+    /// Clip gradients to this global 2-norm before every step.
+    pub clip_norm: Option<f64>,
 }
 
 pub fn trainer_config(o: &NativeTrainerOptions) -> Result<TrainerConfig> {
@@ -89,6 +211,12 @@ pub fn trainer_config(o: &NativeTrainerOptions) -> Result<TrainerConfig> {
         },
         group: o.group.clone(),
         seed: o.seed as u64,
+        clip_norm: match o.clip_norm {
+            None => None,
+            Some(c) if c.is_finite() && c > 0.0 => Some(c as f32),
+            Some(c) => return Err(invalid("clipNorm", format!("must be a finite number > 0, got {c}"))),
+        },
+        schedule: o.schedule.as_ref().map(schedule_config).transpose()?,
     })
 }
 
@@ -107,6 +235,8 @@ pub struct NativeProgress {
     pub seconds: f64,
     pub epoch_end: bool,
     pub lr: f64,
+    /// Global gradient 2-norm of the last step, before clipping.
+    pub grad_norm: f64,
 }
 
 impl From<&ferronet_core::Progress> for NativeProgress {
@@ -124,6 +254,7 @@ impl From<&ferronet_core::Progress> for NativeProgress {
             seconds: p.seconds,
             epoch_end: p.epoch_end,
             lr: p.lr,
+            grad_norm: p.grad_norm,
         }
     }
 }

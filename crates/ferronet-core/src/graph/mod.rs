@@ -751,7 +751,8 @@ impl Model {
     pub fn tensor_refs(&mut self, group: Option<&str>, out: &mut Vec<crate::optim::TensorRef>) {
         out.clear();
         let values = self.store.values.as_mut_ptr();
-        let grads = self.store.grads.as_ptr();
+        // Mutable provenance: gradient clipping scales the gradients through these refs.
+        let grads = self.store.grads.as_mut_ptr();
         for (id, t) in self.store.tensors.iter().enumerate() {
             if !t.trainable() || t.frozen || group.is_some_and(|g| g != t.group) {
                 continue;

@@ -2,6 +2,7 @@
 //! the batch's statistics and, when training, writes the gradient of the batch-mean
 //! loss with respect to the output (PyTorch's default `reduction="mean"`).
 
+pub mod bce;
 pub mod cross_entropy;
 pub mod regression;
 
@@ -68,6 +69,14 @@ pub enum LossConfig {
     },
     /// `nn.MSELoss`.
     Mse,
+    /// `nn.L1Loss`.
+    L1,
+    /// `nn.SmoothL1Loss(beta)` (PyTorch's default beta 1.0; beta 0 is L1).
+    SmoothL1 { beta: f32 },
+    /// `nn.HuberLoss(delta)` (PyTorch's default delta 1.0).
+    Huber { delta: f32 },
+    /// `nn.BCEWithLogitsLoss(pos_weight)` on logits with 0/1 (or soft) float targets.
+    BceWithLogits { pos_weight: Option<Vec<f32>> },
 }
 
 impl Default for LossConfig {
@@ -85,6 +94,10 @@ impl LossConfig {
         match self {
             LossConfig::CrossEntropy { .. } => "cross_entropy",
             LossConfig::Mse => "mse",
+            LossConfig::L1 => "l1",
+            LossConfig::SmoothL1 { .. } => "smooth_l1",
+            LossConfig::Huber { .. } => "huber",
+            LossConfig::BceWithLogits { .. } => "bce_with_logits",
         }
     }
 
@@ -92,7 +105,10 @@ impl LossConfig {
     pub fn metric_kind(&self) -> MetricKind {
         match self {
             LossConfig::CrossEntropy { .. } => MetricKind::Accuracy,
-            LossConfig::Mse => MetricKind::Regression,
+            LossConfig::BceWithLogits { .. } => MetricKind::LabelAccuracy,
+            LossConfig::Mse | LossConfig::L1 | LossConfig::SmoothL1 { .. } | LossConfig::Huber { .. } => {
+                MetricKind::Regression
+            }
         }
     }
 
@@ -132,7 +148,36 @@ impl LossConfig {
                 }
                 Ok(())
             }
-            LossConfig::Mse => Ok(()),
+            LossConfig::Mse | LossConfig::L1 => Ok(()),
+            LossConfig::SmoothL1 { beta } => {
+                if !beta.is_finite() || *beta < 0.0 {
+                    return Err(Error::config("loss.beta", format!("must be a finite number >= 0, got {beta}")));
+                }
+                Ok(())
+            }
+            LossConfig::Huber { delta } => {
+                if !delta.is_finite() || *delta <= 0.0 {
+                    return Err(Error::config("loss.delta", format!("must be a finite number > 0, got {delta}")));
+                }
+                Ok(())
+            }
+            LossConfig::BceWithLogits { pos_weight } => {
+                if let Some(w) = pos_weight {
+                    if w.len() != dim {
+                        return Err(Error::config(
+                            "loss.posWeight",
+                            format!("needs one weight per output ({dim}), got {}", w.len()),
+                        ));
+                    }
+                    if let Some(i) = w.iter().position(|x| !x.is_finite()) {
+                        return Err(Error::config(
+                            &format!("loss.posWeight[{i}]"),
+                            format!("must be a finite number, got {}", w[i]),
+                        ));
+                    }
+                }
+                Ok(())
+            }
         }
     }
 
@@ -155,7 +200,16 @@ impl LossConfig {
                 BatchTargets::Classes(labels),
             ) => cross_entropy::cross_entropy(pred, rows, dim, labels, class_weights.as_deref(), *label_smoothing, grad),
             (LossConfig::Mse, BatchTargets::Values(t)) => regression::mse(pred, t, rows, grad),
+            (LossConfig::L1, BatchTargets::Values(t)) => regression::l1(pred, t, rows, grad),
+            (LossConfig::SmoothL1 { beta }, BatchTargets::Values(t)) => regression::smooth_l1(pred, t, rows, *beta, grad),
+            (LossConfig::Huber { delta }, BatchTargets::Values(t)) => regression::huber(pred, t, rows, *delta, grad),
+            (LossConfig::BceWithLogits { pos_weight }, BatchTargets::Values(t)) => {
+                bce::bce_with_logits(pred, t, rows, dim, pos_weight.as_deref(), grad)
+            }
             (loss, t) => panic!("loss {loss:?} got targets of the wrong kind {t:?} (checked before training)"),
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

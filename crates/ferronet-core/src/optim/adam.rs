@@ -73,6 +73,15 @@ impl Adam {
     /// # Safety
     /// See [`super::Optimizer::step`].
     pub unsafe fn step(&mut self, tensors: &[TensorRef]) {
+        self.step_decayed(tensors, 1.0)
+    }
+
+    /// The Adam step with every parameter first multiplied by `decay` (AdamW's
+    /// decoupled weight decay, 1 − lr·wd; 1 for Adam), fused into the same pass.
+    ///
+    /// # Safety
+    /// See [`super::Optimizer::step`].
+    pub(crate) unsafe fn step_decayed(&mut self, tensors: &[TensorRef], decay: f32) {
         super::ensure_state(&mut self.exp_avg, tensors);
         super::ensure_state(&mut self.exp_avg_sq, tensors);
         self.step += 1;
@@ -92,6 +101,7 @@ impl Adam {
             beta2,
             eps,
             weight_decay,
+            decay,
             step_size: (lr as f64 / bias_correction1) as f32,
             bias_correction2_sqrt: bias_correction2.sqrt() as f32,
         };
@@ -117,6 +127,8 @@ struct Coefficients {
     beta2: f32,
     eps: f32,
     weight_decay: f32,
+    /// Multiplies the parameter before the update (AdamW); 1 = none.
+    decay: f32,
     step_size: f32,
     bias_correction2_sqrt: f32,
 }
@@ -167,9 +179,13 @@ unsafe fn adam_update_avx512(
     let eps = _mm512_set1_ps(c.eps);
     let step_size = _mm512_set1_ps(c.step_size);
     let weight_decay = _mm512_set1_ps(c.weight_decay);
+    let decay = _mm512_set1_ps(c.decay);
     let two = _mm512_set1_ps(2.0);
     for i in (0..n).step_by(16) {
-        let pv = _mm512_loadu_ps(p.as_ptr().add(i));
+        let mut pv = _mm512_loadu_ps(p.as_ptr().add(i));
+        if c.decay != 1.0 {
+            pv = _mm512_mul_ps(pv, decay);
+        }
         let mut gv = _mm512_loadu_ps(g.as_ptr().add(i));
         if c.weight_decay != 0.0 {
             gv = _mm512_add_ps(gv, _mm512_mul_ps(weight_decay, pv));
@@ -199,8 +215,12 @@ unsafe fn adam_update_avx512(
 
 multiversion! {
     fn adam_update_exact(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], c: &Coefficients) {
-        let Coefficients { beta1, beta2, eps, weight_decay, step_size, bias_correction2_sqrt } = *c;
+        let Coefficients { beta1, beta2, eps, weight_decay, decay, step_size, bias_correction2_sqrt } = *c;
         for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+            // AdamW: p *= 1 − lr·wd, before anything reads p.
+            if decay != 1.0 {
+                *p *= decay;
+            }
             // g += weight_decay · p;  m = β1·m + (1-β1)·g;  v = β2·v + (1-β2)·g²
             // p -= step_size · m / (sqrt(v) / sqrt(1-β2^t) + eps)
             let g = if weight_decay != 0.0 { g + weight_decay * *p } else { g };

@@ -2,10 +2,17 @@
 //! parameter tensor, in the order the model lists its parameters.
 
 pub mod adam;
+pub mod adamw;
+pub mod clip;
+pub mod rmsprop;
+pub mod schedule;
 pub mod sgd;
 pub mod tensors;
 
 pub use adam::{Adam, AdamConfig};
+pub use adamw::{AdamW, AdamWConfig};
+pub use rmsprop::{Rmsprop, RmspropConfig};
+pub use schedule::{Schedule, ScheduleConfig};
 pub use sgd::{Sgd, SgdConfig};
 pub use tensors::TensorRef;
 
@@ -16,6 +23,8 @@ use crate::error::Result;
 pub enum OptimizerConfig {
     Sgd(SgdConfig),
     Adam(AdamConfig),
+    AdamW(AdamWConfig),
+    Rmsprop(RmspropConfig),
 }
 
 impl OptimizerConfig {
@@ -23,6 +32,8 @@ impl OptimizerConfig {
         match self {
             OptimizerConfig::Sgd(c) => c.validate(),
             OptimizerConfig::Adam(c) => c.validate(),
+            OptimizerConfig::AdamW(c) => c.validate(),
+            OptimizerConfig::Rmsprop(c) => c.validate(),
         }
     }
     pub fn build(&self) -> Result<Optimizer> {
@@ -30,6 +41,8 @@ impl OptimizerConfig {
         Ok(match self {
             OptimizerConfig::Sgd(c) => Optimizer::Sgd(Sgd::new(c.clone())),
             OptimizerConfig::Adam(c) => Optimizer::Adam(Adam::new(c.clone())),
+            OptimizerConfig::AdamW(c) => Optimizer::AdamW(AdamW::new(c.clone())),
+            OptimizerConfig::Rmsprop(c) => Optimizer::Rmsprop(Rmsprop::new(*c)),
         })
     }
 }
@@ -39,6 +52,8 @@ impl OptimizerConfig {
 pub enum Optimizer {
     Sgd(Sgd),
     Adam(Adam),
+    AdamW(AdamW),
+    Rmsprop(Rmsprop),
 }
 
 impl Optimizer {
@@ -52,6 +67,8 @@ impl Optimizer {
         match self {
             Optimizer::Sgd(o) => o.step(tensors),
             Optimizer::Adam(o) => o.step(tensors),
+            Optimizer::AdamW(o) => o.step(tensors),
+            Optimizer::Rmsprop(o) => o.step(tensors),
         }
     }
 
@@ -60,6 +77,18 @@ impl Optimizer {
         match self {
             Optimizer::Sgd(o) => o.config.lr,
             Optimizer::Adam(o) => o.config.lr,
+            Optimizer::AdamW(o) => o.config.lr,
+            Optimizer::Rmsprop(o) => o.config.lr,
+        }
+    }
+
+    /// Sets the learning rate of the following steps (a schedule's job; state kept).
+    pub fn set_lr(&mut self, lr: f32) {
+        match self {
+            Optimizer::Sgd(o) => o.config.lr = lr,
+            Optimizer::Adam(o) => o.config.lr = lr,
+            Optimizer::AdamW(o) => o.config.lr = lr,
+            Optimizer::Rmsprop(o) => o.config.lr = lr,
         }
     }
 }
@@ -87,3 +116,6 @@ pub(crate) fn check_finite_nonneg(field: &str, v: f32) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -22,7 +22,7 @@ unsafe impl Send for TensorRef {}
 unsafe impl Sync for TensorRef {}
 
 /// Elements per parallel chunk: big enough to amortise the hand-off.
-const CHUNK: usize = 1 << 15;
+pub(crate) const CHUNK: usize = 1 << 15;
 
 /// Runs `f(tensor, range)` over every chunk of every tensor, in parallel.
 pub fn for_each_chunk(tensors: &[TensorRef], f: &(dyn Fn(usize, Range<usize>) + Sync)) {

@@ -198,6 +198,7 @@ fn two_trainers_share_the_one_pool_at_once_without_deadlock_and_same_bits() {
     let seen = ferronet_core::team::run_on_pool(1, ferronet_core::team::threads);
     assert_eq!(seen, 1);
     assert_eq!(ferronet_core::team::run_on_pool(0, ferronet_core::team::threads), pool);
+}
 
 /// Clipping, a schedule and the reported gradient norm in the epoch loop: the norm
 /// (a sum over fixed chunks of a 36k-weight tensor, wider than one parallel chunk)

@@ -1,8 +1,8 @@
 //! Parity with PyTorch, layer by layer: test/fixtures/parity/layers.json (written by
 //! scripts/make_layer_fixtures.py: float64 PyTorch math from float32 inputs and
-//! parameters). Every case whose spec uses only ops registered so far runs through
-//! `ops::testing::run_parity_case` (output, input gradient, parameter gradients and
-//! buffers after); the others are skipped and named.
+//! parameters). Every case runs through `ops::testing::run_parity_case` (output, input
+//! gradient, parameter gradients and buffers after); a case using an op the registry
+//! does not know fails.
 
 use ferronet_core::ops::testing::run_parity_case;
 use ferronet_core::ops::REGISTRY;
@@ -24,6 +24,7 @@ fn layers_match_pytorch() {
         let missing: Vec<&str> = ops.iter().copied().filter(|op| !known(op)).collect();
         if !missing.is_empty() {
             skipped.push(format!("{name} (needs {})", missing.join(", ")));
+            failures.push(format!("{name}: unknown ops {}", missing.join(", ")));
             continue;
         }
         match run_parity_case(case, REL_TOL) {
@@ -34,5 +35,5 @@ fn layers_match_pytorch() {
     println!("ran {} cases (worst relative error): {}", ran.len(), ran.join(", "));
     println!("skipped {} cases: {}", skipped.len(), skipped.join(", "));
     assert!(failures.is_empty(), "{} cases differ from PyTorch:\n{}", failures.len(), failures.join("\n"));
-    assert!(ran.iter().any(|c| c.starts_with("conv2d")), "no Conv2d case ran");
+    assert!(ran.len() >= 40, "only {} cases ran", ran.len());
 }

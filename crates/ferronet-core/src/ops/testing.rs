@@ -178,9 +178,23 @@ pub fn run_parity_case(case: &serde_json::Value, tol: f64) -> Result<f64, String
         None => vec![&case["input"]],
     };
     let mut worst = 0f64;
+    // A gradient that is zero by the math (a conv bias feeding a BatchNorm: the mean is
+    // subtracted) comes out as f32 rounding, ~1e-9, against PyTorch's f64 ~1e-17: such
+    // tensors are measured against the case's largest parameter gradient instead.
+    let grad_scale = case["paramGrads"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .flat_map(|(_, t)| tensor(t).1)
+        .fold(0f64, |m, v| m.max(v.abs() as f64));
     let mut check = |what: &str, got: &[f32], want: &serde_json::Value| -> Result<(), String> {
         let (_, want) = tensor(want);
-        let e = rel_err(got, &want, 1e-2);
+        let max = want.iter().fold(0f64, |m, &v| m.max(v.abs() as f64));
+        let e = if what.starts_with("gradient of") && max < 1e-6 * grad_scale {
+            got.iter().fold(0f64, |m, &v| m.max(v.abs() as f64)) / grad_scale
+        } else {
+            rel_err(got, &want, 1e-2)
+        };
         worst = worst.max(e);
         if e > tol {
             return Err(format!("{name}: {what} differs from PyTorch by {e:.3e} (relative)"));

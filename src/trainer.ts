@@ -7,7 +7,7 @@ import { Dataset } from './dataset.js'
 import { AbortError, OptionError, ShapeError } from './errors.js'
 import { fmt } from './layers.js'
 import type { Net } from './net.js'
-import { awaitNative, callNative, native, nativeSupports, type NativeData, type NativeTrainer, type NativeTrainerOptions } from './native.js'
+import { awaitNative, callNative, native, type NativeData, type NativeTrainer, type NativeTrainerOptions } from './native.js'
 import { boolean, describe, integerInRange, nonNegativeNumber, oneOf, positiveNumber, unitInterval } from './validate.js'
 
 /** Adam, exactly as `torch.optim.Adam` (L2 weight decay added to the gradient). */
@@ -236,15 +236,6 @@ export class Trainer {
         throw new OptionError('group', `${JSON.stringify(o.group)} is not a parameter group of this net (${groups.length ? `it has ${groups.map((g) => JSON.stringify(g)).join(', ')}` : 'it has none; give layers one with apply(x, { group })'})`)
       }
       nativeOptions.group = o.group
-    }
-    // Options that arrive with newer addons: an older one would silently ignore them.
-    for (const [key, feature] of [
-      ['schedule', 'schedule'],
-      ['clipNorm', 'clipNorm'],
-    ] as const) {
-      if (nativeOptions[key] !== undefined && !nativeSupports(feature)) {
-        throw new OptionError(key, 'is not supported by this build of the native addon (it would be ignored); rebuild or update ferronet')
-      }
     }
     this.handle = callNative(() => new native.NativeTrainer(net.native, nativeOptions as unknown as NativeTrainerOptions))
   }

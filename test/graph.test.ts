@@ -9,10 +9,7 @@
 import { describe, expect, it } from 'vitest'
 import { Dataset, Net, OptionError, ShapeError, Trainer, mnist, models } from '../src/index.js'
 import { checkSpec, sequentialSpec } from '../src/graph.js'
-import { nativeOps, nativeSupports } from '../src/native.js'
 
-const ops = nativeOps()
-const has = (...names: string[]) => names.every((n) => ops.includes(n))
 const digits = await mnist.loadDigits()
 
 /** Features scaled to [0, 1], and the digit labels, of the first `n` digits. */
@@ -146,7 +143,7 @@ describe('building nets', () => {
     expect(() => Net.graph({ inputs: Net.input([10]), outputs: y })).toThrow(/not among the graph's inputs/)
   })
 
-  it.skipIf(!has('Conv2d', 'MaxPool2d', 'Flatten', 'Dropout'))('LeNet-5 and the CNN: native output shapes equal TypeScript\'s, conv weights [out, in/groups, kh, kw]', () => {
+  it('LeNet-5 and the CNN: native output shapes equal TypeScript\'s, conv weights [out, in/groups, kh, kw]', () => {
     for (const net of [models.lenet(), models.cnn()]) {
       const { outputShape } = checkSpec(net.spec)
       expect(net.outputShape).toEqual(outputShape)
@@ -183,7 +180,7 @@ describe('building nets', () => {
 })
 
 describe('training graphs', () => {
-  it.skipIf(!has('Add'))('a residual block from the functional API trains on real digits', async () => {
+  it('a residual block from the functional API trains on real digits', async () => {
     const x = Net.input([784])
     const h = Net.relu().apply(Net.dense(64).apply(x, { name: 'stem' }))
     const f = Net.dense(64).apply(Net.relu().apply(Net.dense(64).apply(h, { name: 'block.fc1' })), { name: 'block.fc2' })
@@ -273,7 +270,7 @@ describe('training graphs', () => {
     await expect(trainer.fit(digits)).rejects.toThrow(/shape \[28, 28\] \(784 values\) but the network's input shape is \[392\]/)
   })
 
-  it.skipIf(!nativeSupports('loss:bce_with_logits'))('multi-label with bce_with_logits: even, > 4, closed loop', async () => {
+  it('multi-label with bce_with_logits: even, > 4, closed loop', async () => {
     const n = 2000
     const loops = new Set([0, 6, 8, 9])
     const labels = digits.labels!.subarray(0, n)
@@ -294,20 +291,16 @@ describe('training graphs', () => {
     expect(accuracy).toBeGreaterThan(Math.max(0.85, majority + 0.15))
   })
 
-  it('rejects options the addon would ignore, or applies them when it has them', async () => {
+  it('applies a learning-rate schedule per step and clips the gradient norm', async () => {
     const net = Net.sequential(784, [Net.dense(10)])
     const schedule = { type: 'cosine', totalSteps: 20 } as const
-    if (!nativeSupports('schedule')) {
-      expect(thrown(() => new Trainer(net, { schedule }))).toMatchObject({ field: 'schedule' })
-    } else {
+    {
       const trainer = new Trainer(net, { schedule, optimizer: { type: 'sgd', lr: 0.1 }, batchSize: 50 })
       const { epochs } = await trainer.fit(digits.subset(0, 500), { epochs: 2 })
       expect(epochs[1]!.lr).toBeLessThan(epochs[0]!.lr)
       expect(epochs[1]!.lr).toBeLessThan(0.01)
     }
-    if (!nativeSupports('clipNorm')) {
-      expect(thrown(() => new Trainer(net, { clipNorm: 1 }))).toMatchObject({ field: 'clipNorm' })
-    } else {
+    {
       const trainer = new Trainer(net, { clipNorm: 1e-6, optimizer: { type: 'sgd', lr: 1 } })
       const before = net.parameters()[0]!.data
       const { x, labels } = slice(32)
@@ -316,11 +309,13 @@ describe('training graphs', () => {
       let sq = 0
       for (let i = 0; i < before.length; i++) sq += (after[i]! - before[i]!) ** 2
       expect(Math.sqrt(sq)).toBeLessThanOrEqual(1.01e-6)
+      expect(sq).toBeGreaterThan(0)
     }
   })
 
-  it.skipIf(!nativeSupports('optimizer:adamw'))('trains with adamw and rmsprop', async () => {
-    for (const optimizer of [{ type: 'adamw', lr: 1e-3 }, { type: 'rmsprop', lr: 1e-3, centered: true }] as const) {
+  it('trains with adamw and rmsprop', async () => {
+    // 32 steps: AdamW at lr 1e-3 gets 2.31 → 1.60 here, so it runs at 3e-3.
+    for (const optimizer of [{ type: 'adamw', lr: 3e-3 }, { type: 'rmsprop', lr: 1e-3, centered: true }] as const) {
       const net = Net.sequential(784, [Net.dense(32), Net.relu(), Net.dense(10)], { seed: 1 })
       const trainer = new Trainer(net, { optimizer, threads: 1 })
       const data = digits.subset(0, 1000)

@@ -33,6 +33,7 @@ pub use kernel::{available, by_name, selected, Kernel, Tile, KERNEL_ENV};
 pub use matrix::{MatMut, MatRef};
 pub use scalar::reference_gemm;
 pub use skinny::{Route as SkinnyRoute, Skinny};
+pub(crate) use skinny::simd;
 
 use std::cell::RefCell;
 

@@ -86,6 +86,8 @@ pub struct Model {
     planned: bool,
     /// Scratch of `apply_optimizer`, kept across steps.
     refs: Vec<crate::optim::TensorRef>,
+    /// Per node: seconds spent in forward and backward, when profiling.
+    profile: Option<Vec<(f64, f64)>>,
 }
 
 // The raw pointers in `plans` point into this model's own arena and store.
@@ -111,6 +113,7 @@ impl Clone for Model {
             plans: self.plans.clone(),
             planned: false,
             refs: Vec::new(),
+            profile: None,
         }
     }
 }
@@ -335,6 +338,7 @@ impl Model {
             grads: Vec::new(),
             planned: false,
             refs: Vec::new(),
+            profile: None,
         };
         model.plan_backward();
         Ok(model)
@@ -585,7 +589,14 @@ impl Model {
                 output: plan.output.as_ref().unwrap(),
                 params: &plan.params,
             };
-            node.op.forward(&cx);
+            match self.profile.as_mut() {
+                None => node.op.forward(&cx),
+                Some(p) => {
+                    let t = std::time::Instant::now();
+                    node.op.forward(&cx);
+                    p[n].0 += t.elapsed().as_secs_f64();
+                }
+            }
         }
         self.output(rows)
     }
@@ -644,8 +655,27 @@ impl Model {
                 params: &plan.params,
                 grads: &plan.grads,
             };
-            self.nodes[n].op.backward(&cx);
+            match self.profile.as_mut() {
+                None => self.nodes[n].op.backward(&cx),
+                Some(p) => {
+                    let t = std::time::Instant::now();
+                    self.nodes[n].op.backward(&cx);
+                    p[n].1 += t.elapsed().as_secs_f64();
+                }
+            }
         }
+    }
+
+    /// Starts timing every node's forward and backward (cleared on each call).
+    pub fn set_profiling(&mut self, on: bool) {
+        self.profile = on.then(|| vec![(0.0, 0.0); self.nodes.len()]);
+    }
+
+    /// Per node after fusion: (name, seconds in forward, seconds in backward) since
+    /// `set_profiling(true)`.
+    pub fn profile(&self) -> Vec<(String, f64, f64)> {
+        let Some(p) = &self.profile else { return Vec::new() };
+        self.plan_summary().into_iter().zip(p).map(|(n, &(f, b))| (n, f, b)).collect()
     }
 
     /// The input's gradient after `backward` (with `set_input_grad(true)`), stored layout.

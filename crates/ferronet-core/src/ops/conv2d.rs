@@ -16,6 +16,7 @@ use super::{expect_inputs, mask_by_input, Backward, Forward, Init, Op, ParamDecl
 use crate::error::{Error, Result};
 use crate::gemm::{gemm, Epilogue, MatMut, MatRef};
 use crate::team::run_parts;
+use super::conv2d_single::{self as single, Single};
 use serde::Deserialize;
 
 pub(crate) fn pair_one() -> Pair {
@@ -102,11 +103,14 @@ impl Geometry {
     }
 
     /// One sample: x [H, W, Cin] → col [Ho·Wo, g·K] (overwritten, zero where padded).
+    /// Runs are short for a first layer (kw·Cin = 5 floats for LeNet's 5×5 on one
+    /// channel): `copy_run` copies them inline instead of calling memmove, which took
+    /// 13% of a LeNet epoch (perf, 1 thread) when every run went through copy_from_slice.
     fn im2col(&self, x: &[f32], col: &mut [f32]) {
         let (cin, cg, kg, ktot) = (self.cin, self.cg(), self.kg(), self.ktot());
         let row_len = self.w * cin;
         let whole_rows = self.groups == 1 && self.dw == 1;
-        for (p, crow) in col.chunks_exact_mut(ktot).enumerate() {
+        for p in 0..self.ho * self.wo {
             let (oy, ox) = (p / self.wo, p % self.wo);
             let iy0 = (oy * self.sh) as isize - self.ph as isize;
             let (ix0, kj0, kj1) = self.valid_kj(ox);
@@ -114,20 +118,23 @@ impl Geometry {
                 let iy = iy0 + (ki * self.dh) as isize;
                 if iy < 0 || iy >= self.h as isize {
                     for g in 0..self.groups {
-                        crow[g * kg + ki * self.kw * cg..][..self.kw * cg].fill(0.0);
+                        col[p * ktot + g * kg + ki * self.kw * cg..][..self.kw * cg].fill(0.0);
                     }
                     continue;
                 }
-                let xrow = &x[iy as usize * row_len..][..row_len];
                 if whole_rows {
                     // A kernel row's kw·Cin inputs are contiguous in the input and in col.
-                    let dst = &mut crow[ki * self.kw * cin..][..self.kw * cin];
-                    dst[..kj0 * cin].fill(0.0);
-                    dst[kj1 * cin..].fill(0.0);
+                    let at = p * ktot + ki * self.kw * cin;
                     let start = (ix0 + kj0 as isize) as usize * cin;
                     let n = (kj1 - kj0) * cin;
-                    dst[kj0 * cin..kj1 * cin].copy_from_slice(&xrow[start..start + n]);
+                    col[at..at + kj0 * cin].fill(0.0);
+                    // The copy may run past n into what is written next (zeros or the next
+                    // run): the right padding is filled after it.
+                    copy_run(col, at + kj0 * cin, &x[iy as usize * row_len..], start, n);
+                    col[at + kj1 * cin..at + self.kw * cin].fill(0.0);
                 } else {
+                    let xrow = &x[iy as usize * row_len..][..row_len];
+                    let crow = &mut col[p * ktot..(p + 1) * ktot];
                     for kj in 0..self.kw {
                         let ix = ix0 + (kj * self.dw) as isize;
                         let inside = ix >= 0 && ix < self.w as isize;
@@ -184,6 +191,32 @@ impl Geometry {
     }
 }
 
+/// dst[at..at + n] = src[from..from + n] for a short run (LeNet's first layer: 5
+/// floats). Runs of up to 16 are copied as one or two blocks of 8, which may write past
+/// `n` (never past `dst`'s end): the caller writes what follows afterwards. Each
+/// copy_from_slice of a short run was a memmove call: 13% of a LeNet epoch (perf, 1 thread).
+#[inline(always)]
+fn copy_run(dst: &mut [f32], at: usize, src: &[f32], from: usize, n: usize) {
+    let blocks = n.div_ceil(8);
+    if blocks <= 2 && at + blocks * 8 <= dst.len() && from + blocks * 8 <= src.len() {
+        let block = |k: usize| -> [f32; 8] { src[from + 8 * k..from + 8 * k + 8].try_into().unwrap() };
+        let b0 = block(0);
+        dst[at..at + 8].copy_from_slice(&b0);
+        if blocks == 2 {
+            let b1 = block(1);
+            dst[at + 8..at + 16].copy_from_slice(&b1);
+        }
+    } else {
+        dst[at..at + n].copy_from_slice(&src[from..from + n]);
+    }
+}
+
+/// `n` rounded up to whole cache lines of floats: per-chunk partial sums written by
+/// different threads never share a line.
+fn padded(n: usize) -> usize {
+    n.div_ceil(16) * 16
+}
+
 #[derive(Debug)]
 pub struct Conv2d {
     geo: Geometry,
@@ -195,6 +228,18 @@ pub struct Conv2d {
     /// The column gradient, sized on the first backward that needs an input gradient.
     dcol: Vec<f32>,
     capacity: usize,
+    /// One input channel, stride 1, dilation 1, one group: the direct kernels of
+    /// `conv2d_single` instead of im2col + GEMM; then `col` stays empty and these hold
+    /// the zero-padded images of the batch (what backward reads), the transposed output
+    /// gradient and the weight-gradient partial sums, per chunk of samples.
+    single: Option<Single>,
+    xpad: Vec<f32>,
+    dout_t: Vec<f32>,
+    dw_parts: Vec<f32>,
+    /// The weight padded to whole register blocks of output channels, per forward.
+    wpad: Vec<f32>,
+    /// The bias gradient's partial sums, per chunk of samples.
+    db_parts: Vec<f32>,
 }
 
 pub fn build(name: &str, config: &serde_json::Value, inputs: &[Vec<usize>]) -> Result<Box<dyn Op>> {
@@ -274,6 +319,17 @@ pub fn build(name: &str, config: &serde_json::Value, inputs: &[Vec<usize>]) -> R
         ho: (h + 2 * ph - eh) / sh + 1,
         wo: (w + 2 * pw - ew) / sw + 1,
     };
+    let single = (cin == 1 && c.groups == 1 && (sh, sw) == (1, 1) && (dh, dw) == (1, 1)).then_some(Single {
+        h,
+        w,
+        kh,
+        kw,
+        ph,
+        pw,
+        ho: geo.ho,
+        wo: geo.wo,
+        cout: c.out_channels,
+    });
     Ok(Box::new(Conv2d {
         geo,
         cout: c.out_channels,
@@ -282,6 +338,12 @@ pub fn build(name: &str, config: &serde_json::Value, inputs: &[Vec<usize>]) -> R
         col: Vec::new(),
         dcol: Vec::new(),
         capacity: 0,
+        single,
+        xpad: Vec::new(),
+        dout_t: Vec::new(),
+        dw_parts: Vec::new(),
+        wpad: vec![0.0; single.map_or(0, |g| g.wpad_len())],
+        db_parts: Vec::new(),
     }))
 }
 
@@ -330,7 +392,13 @@ impl Op for Conv2d {
     }
     fn prepare(&mut self, capacity: usize) {
         self.capacity = capacity;
-        if !self.geo.direct() {
+        self.db_parts.resize(capacity.div_ceil(single::CHUNK) * padded(self.cout), 0.0);
+        if let Some(g) = self.single {
+            let chunks = capacity.div_ceil(single::CHUNK);
+            self.xpad.resize(capacity * g.padded_len(), 0.0);
+            self.dout_t.resize(chunks * g.dout_t_len(), 0.0);
+            self.dw_parts.resize(chunks * padded(g.kh * g.kw * g.cout), 0.0);
+        } else if !self.geo.direct() {
             self.col.resize(self.col_len(capacity), 0.0);
             if !self.dcol.is_empty() {
                 self.dcol.resize(self.col_len(capacity), 0.0);
@@ -352,6 +420,21 @@ impl Op for Conv2d {
         let (kg, ktot) = (geo.kg(), geo.ktot());
         let m = rows * geo.ho * geo.wo;
         let x = cx.input(0);
+        if let Some(g) = self.single {
+            // One sample per part: pad it (kept for backward), then the direct kernel.
+            let (per_in, per_pad, per_out) = (g.h * g.w, g.padded_len(), g.ho * g.wo * cout);
+            let (xpad, out) = (SharedMut::new(&mut self.xpad[..rows * per_pad]), SharedMut::new(cx.output()));
+            g.pad_weight(cx.param(0), &mut self.wpad);
+            let wpad = &self.wpad;
+            let bias = self.bias.then(|| cx.param(1));
+            let relu = self.relu;
+            run_parts(rows, &|s| {
+                let (xp, o) = unsafe { (xpad.slice(s * per_pad, per_pad), out.slice(s * per_out, per_out)) };
+                g.pad(&x[s * per_in..][..per_in], xp);
+                g.forward(xp, wpad, bias, relu, o);
+            });
+            return;
+        }
         let col: &[f32] = if geo.direct() {
             x
         } else {
@@ -391,21 +474,63 @@ impl Op for Conv2d {
         let m = rows * geo.ho * geo.wo;
         let x = cx.input(0);
         let dout: &[f32] = cx.dout();
-        let col: &[f32] = if geo.direct() { x } else { &self.col[..m * ktot] };
         let dout_g = |g: usize| MatRef::from_slice(&dout[g * cog..], m, cog, cout);
-        // dweight_t_g[K, Cout/g] = col_gᵀ[K, m] · dout_g[m, Cout/g]
         let dweight_t = cx.grad(0);
-        for g in 0..geo.groups {
-            let a = MatRef::from_slice(&col[g * kg..], m, kg, ktot).t();
-            let c = MatMut::from_slice(&mut dweight_t[g * kg * cog..], kg, cog, cog);
-            gemm(1.0, a, dout_g(g), 0.0, c, Epilogue::None);
+        if let Some(g) = self.single {
+            // Per fixed chunk of samples a partial sum, then the chunks in order.
+            let (per_pad, per_out, per_dt, per_dw) = (g.padded_len(), g.ho * g.wo * cout, g.dout_t_len(), g.kh * g.kw * cout);
+            let dw_stride = padded(per_dw);
+            let chunks = rows.div_ceil(single::CHUNK);
+            let (xpad, dout_t) = (&self.xpad, SharedMut::new(&mut self.dout_t[..chunks * per_dt]));
+            let parts = SharedMut::new(&mut self.dw_parts[..chunks * dw_stride]);
+            run_parts(chunks, &|k| {
+                let (dt, dw) = unsafe { (dout_t.slice(k * per_dt, per_dt), parts.slice(k * dw_stride, per_dw)) };
+                dw.fill(0.0);
+                for s in k * single::CHUNK..((k + 1) * single::CHUNK).min(rows) {
+                    g.transpose_dout(&dout[s * per_out..][..per_out], dt);
+                    g.weight_grad(&xpad[s * per_pad..][..per_pad], dt, dw);
+                }
+            });
+            dweight_t.copy_from_slice(&self.dw_parts[..per_dw]);
+            for part in self.dw_parts[dw_stride..chunks * dw_stride].chunks_exact(dw_stride) {
+                dweight_t.iter_mut().zip(part).for_each(|(d, &p)| *d += p);
+            }
+        } else {
+            // dweight_t_g[K, Cout/g] = col_gᵀ[K, m] · dout_g[m, Cout/g]
+            let col: &[f32] = if geo.direct() { x } else { &self.col[..m * ktot] };
+            for g in 0..geo.groups {
+                let a = MatRef::from_slice(&col[g * kg..], m, kg, ktot).t();
+                let c = MatMut::from_slice(&mut dweight_t[g * kg * cog..], kg, cog, cog);
+                gemm(1.0, a, dout_g(g), 0.0, c, Epilogue::None);
+            }
         }
         if self.bias {
-            // dbias[Cout] = Σ over the rows·Ho·Wo rows of dout (serial: one order).
+            // dbias[Cout] = Σ over the rows·Ho·Wo rows of dout: a partial sum per fixed
+            // chunk of samples in parallel, then the chunks in order (same bits for any
+            // thread count). Serial, it was ~1 ms per batch for the CNN's second layer.
+            let per_out = geo.ho * geo.wo * cout;
+            let chunks = rows.div_ceil(single::CHUNK);
+            let stride = padded(cout);
+            let parts = SharedMut::new(&mut self.db_parts[..chunks * stride]);
+            run_parts(chunks, &|k| {
+                let db = unsafe { parts.slice(k * stride, cout) };
+                let (s0, s1) = (k * single::CHUNK, ((k + 1) * single::CHUNK).min(rows));
+                // Summed in registers and written once: the chunks' sums share cache
+                // lines, and adding into them row by row from two cores made this loop
+                // slower on 2 threads than on 1 (false sharing).
+                for c0 in (0..cout).step_by(64) {
+                    let n = 64.min(cout - c0);
+                    let mut acc = [0f32; 64];
+                    for row in dout[s0 * per_out..s1 * per_out].chunks_exact(cout) {
+                        acc[..n].iter_mut().zip(&row[c0..c0 + n]).for_each(|(b, &g)| *b += g);
+                    }
+                    db[c0..c0 + n].copy_from_slice(&acc[..n]);
+                }
+            });
             let dbias = cx.grad(1);
-            dbias.fill(0.0);
-            for row in dout.chunks_exact(cout) {
-                dbias.iter_mut().zip(row).for_each(|(b, &g)| *b += g);
+            dbias.copy_from_slice(&self.db_parts[..cout]);
+            for part in self.db_parts[stride..chunks * stride].chunks_exact(stride) {
+                dbias.iter_mut().zip(part).for_each(|(d, &p)| *d += p);
             }
         }
         let Some(dx) = cx.dinput(0) else { return };
@@ -461,6 +586,12 @@ impl Op for Conv2d {
             col: Vec::new(),
             dcol: Vec::new(),
             capacity: 0,
+            single: self.single,
+            xpad: Vec::new(),
+            dout_t: Vec::new(),
+            dw_parts: Vec::new(),
+            wpad: self.wpad.clone(),
+            db_parts: Vec::new(),
         })
     }
 }

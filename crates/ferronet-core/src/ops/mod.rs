@@ -19,6 +19,7 @@ pub mod batchnorm;
 pub mod concat;
 pub mod config;
 pub mod conv2d;
+pub mod conv2d_single;
 pub mod dropout;
 pub mod flatten;
 pub mod linear;

@@ -19,7 +19,7 @@ use super::pack;
 
 pub mod isa;
 mod kernels;
-mod simd;
+pub(crate) mod simd;
 
 /// `Dot`: C[rows, n] = alpha · A · Btᵀ + beta · C, with A(i, p) at `a + i·rsa + p` and
 /// Bᵀ(j, p) at `bt + j·rsbt + p`; C(i, j) at `c + i·rsc + j·csc`.

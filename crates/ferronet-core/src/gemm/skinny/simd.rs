@@ -27,6 +27,61 @@ pub trait Simd {
 #[cfg(target_arch = "x86_64")]
 pub use x86::{Avx2, Avx512};
 
+/// One lane: the portable fallback (and the reference when a scalar kernel is forced).
+pub struct Scalar;
+
+impl Simd for Scalar {
+    const LANES: usize = 1;
+    type V = f32;
+    type Mask = bool;
+    #[inline(always)]
+    unsafe fn zero() -> f32 {
+        0.0
+    }
+    #[inline(always)]
+    unsafe fn splat(x: f32) -> f32 {
+        x
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> f32 {
+        *p
+    }
+    #[inline(always)]
+    unsafe fn store(p: *mut f32, v: f32) {
+        *p = v
+    }
+    #[inline(always)]
+    unsafe fn mask(valid: usize) -> bool {
+        valid > 0
+    }
+    #[inline(always)]
+    unsafe fn load_masked(m: bool, p: *const f32) -> f32 {
+        if m {
+            *p
+        } else {
+            0.0
+        }
+    }
+    #[inline(always)]
+    unsafe fn store_masked(m: bool, p: *mut f32, v: f32) {
+        if m {
+            *p = v
+        }
+    }
+    #[inline(always)]
+    unsafe fn fma(a: f32, b: f32, c: f32) -> f32 {
+        a.mul_add(b, c)
+    }
+    #[inline(always)]
+    unsafe fn mul(a: f32, b: f32) -> f32 {
+        a * b
+    }
+    #[inline(always)]
+    unsafe fn sum(v: f32) -> f32 {
+        v
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::Simd;

@@ -893,5 +893,23 @@ mod tests {
         let one = run_bits(&spec, 1, false);
         assert_eq!(one, run_bits(&spec, 2, false));
         assert_eq!(one, run_bits(&spec, 2, true));
+        // The single-channel route (direct kernels, chunked weight and bias sums) and
+        // a max-pool whose backward finds its sources again, as LeNet-5 starts.
+        let lenet_like = sequential_spec(
+            &[1, 28, 28],
+            &[
+                conv(json!({ "outChannels": 6, "kernelSize": 5, "padding": 2 })),
+                ("ReLU", serde_json::Value::Null),
+                ("MaxPool2d", json!({ "kernelSize": 2 })),
+                conv(json!({ "outChannels": 16, "kernelSize": 5 })),
+                ("ReLU", serde_json::Value::Null),
+                ("MaxPool2d", json!({ "kernelSize": 2 })),
+                ("Flatten", serde_json::Value::Null),
+                ("Linear", json!({ "outFeatures": 10 })),
+            ],
+        );
+        let one = run_bits(&lenet_like, 1, false);
+        assert_eq!(one, run_bits(&lenet_like, 2, false));
+        assert_eq!(one, run_bits(&lenet_like, 2, true));
     }
 }

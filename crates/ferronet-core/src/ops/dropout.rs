@@ -62,15 +62,34 @@ pub fn build(name: &str, config: &serde_json::Value, inputs: &[Vec<usize>]) -> R
     }))
 }
 
-/// A uniform u32 for element `index` of the stream `seed` (SplitMix64's finaliser
-/// over seed + (index + 1)·γ).
-#[inline]
-pub fn draw(seed: u64, index: u64) -> u32 {
-    let mut z = seed.wrapping_add((index.wrapping_add(1)).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    (z >> 32) as u32
+/// A uniform u32 for element `index` of the stream `seed`: MurmurHash3's 32-bit
+/// finaliser over (index + 1)·γ xor the seed's mix. 32-bit multiplies vectorise on
+/// AVX2 and AVX-512 (SplitMix64's 64-bit ones did not: dropout's mask cost 1.6 ns per
+/// element, 4% of an epoch of the CNN).
+#[inline(always)]
+pub fn draw(seed: u32, index: u32) -> u32 {
+    let mut z = index.wrapping_add(1).wrapping_mul(0x9E37_79B9) ^ seed;
+    z ^= z >> 16;
+    z = z.wrapping_mul(0x85EB_CA6B);
+    z ^= z >> 13;
+    z = z.wrapping_mul(0xC2B2_AE35);
+    z ^ (z >> 16)
+}
+
+/// The 64-bit per-node, per-step seed folded to the 32 bits `draw` takes.
+pub fn seed32(seed: u64) -> u32 {
+    let z = (seed ^ (seed >> 33)).wrapping_mul(0xFF51_AFD7_ED55_8CCD);
+    (z ^ (z >> 33)) as u32
+}
+
+crate::optim::tensors::multiversion! {
+    fn mask_chunk(y: &mut [f32], f: &mut [f32], x: &[f32], seed: u32, start: u32, threshold: u32, scale: f32) {
+        for (k, ((y, f), &x)) in y.iter_mut().zip(f.iter_mut()).zip(x).enumerate() {
+            let keep = draw(seed, start.wrapping_add(k as u32)) < threshold;
+            *f = if keep { scale } else { 0.0 };
+            *y = x * *f;
+        }
+    }
 }
 
 /// Raw pointers handed to the parallel parts (each writes its own chunk).
@@ -109,18 +128,15 @@ impl Op for Dropout {
         }
         // factor[i] = draw(seed, i) < threshold ? scale : 0;  y[i] = x[i]·factor[i]
         let n = x.len();
-        let (seed, threshold, scale) = (cx.seed, self.threshold, self.scale);
+        // (1 − p)·2³² rounds to 2³² only for p < 2⁻³³: then keep all but 1 in 2³².
+        let (seed, threshold, scale) = (seed32(cx.seed), self.threshold.min(u32::MAX as u64) as u32, self.scale);
         let (yp, fp) = (Ptr(y.as_mut_ptr()), Ptr(self.factor.as_mut_ptr()));
         crate::team::run_parts(n.div_ceil(CHUNK), &|part| {
             let start = part * CHUNK;
             let len = CHUNK.min(n - start);
             // Safety: parts cover disjoint ranges of y and factor, both at least n long.
             let (y, f) = unsafe { (yp.slice(start, len), fp.slice(start, len)) };
-            for (k, ((y, f), &x)) in y.iter_mut().zip(f.iter_mut()).zip(&x[start..start + len]).enumerate() {
-                let keep = (draw(seed, (start + k) as u64) as u64) < threshold;
-                *f = if keep { scale } else { 0.0 };
-                *y = x * *f;
-            }
+            mask_chunk(y, f, &x[start..start + len], seed, start as u32, threshold, scale);
         });
     }
 

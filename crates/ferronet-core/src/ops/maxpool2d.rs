@@ -10,7 +10,7 @@
 //! first pool alone.
 
 use super::pool::{build_windows, PoolConfig, Windows};
-use super::{expect_inputs, mask_by_input, Backward, Forward, Op, SharedMut};
+use super::{expect_inputs, Backward, Forward, Op, SharedMut};
 use crate::error::Result;
 use crate::team::run_parts;
 
@@ -85,6 +85,36 @@ impl MaxPool2d {
         }
         found
     }
+
+    /// `source` for 16 channels c0..c0+16 at once, branch-free (it vectorises): the
+    /// route of a 64-channel pool's backward, where the per-channel scalar search was
+    /// 6% of an epoch of the CNN.
+    #[inline(always)]
+    fn sources16(win: &Windows, x: &[f32], (y0, y1): (usize, usize), (x0, x1): (usize, usize), c0: usize, max: &[f32; 16]) -> [u32; 16] {
+        let (c, w) = (win.c, win.w);
+        let (mut first, mut found, mut nan) = ([u32::MAX; 16], [false; 16], [u32::MAX; 16]);
+        for y in y0..y1 {
+            for xx in x0..x1 {
+                let base = (y * w + xx) * c + c0;
+                let v: &[f32; 16] = x[base..base + 16].try_into().unwrap();
+                for k in 0..16 {
+                    let eq = v[k] == max[k];
+                    first[k] = if eq & !found[k] { (base + k) as u32 } else { first[k] };
+                    found[k] |= eq;
+                    #[allow(clippy::eq_op)]
+                    let is_nan = v[k] != v[k];
+                    nan[k] = if is_nan { (base + k) as u32 } else { nan[k] };
+                }
+            }
+        }
+        let mut out = [0u32; 16];
+        for k in 0..16 {
+            #[allow(clippy::eq_op)]
+            let max_nan = max[k] != max[k];
+            out[k] = if max_nan { nan[k] } else { first[k] };
+        }
+        out
+    }
 }
 
 impl Op for MaxPool2d {
@@ -127,18 +157,35 @@ impl Op for MaxPool2d {
             let mut o = 0;
             for &ywin in &win.ys {
                 for &xwin in &win.xs {
-                    for ch in 0..c {
-                        let i = Self::source(win, xs, ywin, xwin, ch, outs[o + ch]);
-                        if i != usize::MAX {
-                            dxs[i] += douts[o + ch];
+                    if c % 16 == 0 {
+                        for c0 in (0..c).step_by(16) {
+                            let max: &[f32; 16] = outs[o + c0..o + c0 + 16].try_into().unwrap();
+                            let src = Self::sources16(win, xs, ywin, xwin, c0, max);
+                            for (k, &i) in src.iter().enumerate() {
+                                // The input's ReLU mask, at the source only: zero where max ≤ 0.
+                                if i != u32::MAX && !(mask && max[k] <= 0.0) {
+                                    dxs[i as usize] += douts[o + c0 + k];
+                                }
+                            }
+                        }
+                    } else {
+                        for ch in 0..c {
+                            let max = outs[o + ch];
+                            if mask && max <= 0.0 {
+                                continue;
+                            }
+                            let i = Self::source(win, xs, ywin, xwin, ch, max);
+                            if i != usize::MAX {
+                                dxs[i] += douts[o + ch];
+                            }
                         }
                     }
                     o += c;
                 }
             }
-            if mask {
-                mask_by_input(dxs, xs);
-            }
+            // With `mask`, the input's ReLU backward was applied above at each source
+            // (zero where its value ≤ 0): dx is zero elsewhere, so no pass over all of it.
+            // A separate pass made this backward memory-bound (3 passes over each sample).
         });
     }
     fn clone_box(&self) -> Box<dyn Op> {

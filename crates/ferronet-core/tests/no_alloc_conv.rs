@@ -29,27 +29,37 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// Every op family: the single-channel convolution route, BatchNorm (2d and 1d),
+/// pools, a grouped and a 1×1 convolution, a residual Add, a channel Concat, Dropout,
+/// GELU and the dense layers.
 const SPEC: &str = r#"{
   "format": "ferronet-graph", "version": 1,
-  "inputs": [{ "name": "input", "shape": [2, 12, 12] }],
+  "inputs": [{ "name": "input", "shape": [1, 12, 12] }],
   "nodes": [
     { "name": "0", "op": "Conv2d", "inputs": ["input"], "config": { "outChannels": 4, "kernelSize": 3, "padding": 1 } },
     { "name": "1", "op": "ReLU", "inputs": ["0"] },
-    { "name": "2", "op": "MaxPool2d", "inputs": ["1"], "config": { "kernelSize": 2 } },
-    { "name": "3", "op": "Conv2d", "inputs": ["2"], "config": { "outChannels": 6, "kernelSize": 3, "groups": 2 } },
-    { "name": "4", "op": "ReLU", "inputs": ["3"] },
-    { "name": "5", "op": "Conv2d", "inputs": ["4"], "config": { "outChannels": 6, "kernelSize": 1 } },
-    { "name": "6", "op": "AvgPool2d", "inputs": ["5"], "config": { "kernelSize": 2 } },
-    { "name": "7", "op": "AdaptiveAvgPool2d", "inputs": ["6"], "config": { "outputSize": 2 } },
-    { "name": "8", "op": "Flatten", "inputs": ["7"] },
-    { "name": "9", "op": "Linear", "inputs": ["8"], "config": { "outFeatures": 10 } }
+    { "name": "2", "op": "BatchNorm2d", "inputs": ["1"] },
+    { "name": "3", "op": "MaxPool2d", "inputs": ["2"], "config": { "kernelSize": 2 } },
+    { "name": "4", "op": "Conv2d", "inputs": ["3"], "config": { "outChannels": 6, "kernelSize": 3, "groups": 2 } },
+    { "name": "5", "op": "ReLU", "inputs": ["4"] },
+    { "name": "6", "op": "Conv2d", "inputs": ["5"], "config": { "outChannels": 6, "kernelSize": 1 } },
+    { "name": "7", "op": "Add", "inputs": ["6", "5"] },
+    { "name": "8", "op": "Concat", "inputs": ["7", "5"] },
+    { "name": "9", "op": "AvgPool2d", "inputs": ["8"], "config": { "kernelSize": 2 } },
+    { "name": "10", "op": "AdaptiveAvgPool2d", "inputs": ["9"], "config": { "outputSize": 2 } },
+    { "name": "11", "op": "Flatten", "inputs": ["10"] },
+    { "name": "12", "op": "Dropout", "inputs": ["11"], "config": { "p": 0.25 } },
+    { "name": "13", "op": "Linear", "inputs": ["12"], "config": { "outFeatures": 16 } },
+    { "name": "14", "op": "GELU", "inputs": ["13"] },
+    { "name": "15", "op": "BatchNorm1d", "inputs": ["14"] },
+    { "name": "16", "op": "Linear", "inputs": ["15"], "config": { "outFeatures": 10 } }
   ],
-  "outputs": ["9"]
+  "outputs": ["16"]
 }"#;
 
 #[test]
 fn a_cnn_epoch_allocates_per_epoch_not_per_batch() {
-    let dim = 2 * 12 * 12;
+    let dim = 12 * 12;
     let n = 32 * 60 + 7; // 61 batches, the last one partial
     let x: Vec<u8> = (0..n * dim).map(|i| (i * 7 % 251) as u8).collect();
     let y: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();

@@ -142,3 +142,58 @@ fn frozen_tensors_and_groups_select_what_an_optimizer_updates() {
     m.tensor_refs(None, &mut refs);
     assert_eq!(refs.iter().map(|r| r.id).collect::<Vec<_>>(), [0, 1]);
 }
+
+#[test]
+fn batchnorm_folds_into_the_op_before_it_at_evaluation() {
+    let text = spec(
+        json!([
+            { "name": "0", "op": "Conv2d", "inputs": ["input"], "config": { "outChannels": 5, "kernelSize": 3, "padding": 1 } },
+            { "name": "1", "op": "BatchNorm2d", "inputs": ["0"] },
+            { "name": "2", "op": "ReLU", "inputs": ["1"] },
+            { "name": "3", "op": "Conv2d", "inputs": ["2"], "config": { "outChannels": 4, "kernelSize": 3, "groups": 1, "bias": false } },
+            { "name": "4", "op": "BatchNorm2d", "inputs": ["3"], "config": { "affine": false } },
+            { "name": "5", "op": "Flatten", "inputs": ["4"] },
+            { "name": "6", "op": "Linear", "inputs": ["5"], "config": { "outFeatures": 7 } },
+            { "name": "7", "op": "BatchNorm1d", "inputs": ["6"] },
+            { "name": "8", "op": "Linear", "inputs": ["7"], "config": { "outFeatures": 3 } }
+        ]),
+        &["8"],
+        &[2, 6, 6],
+    );
+    let mut m = Model::from_json(&text, 3).unwrap();
+    let plan = m.plan_summary();
+    assert_eq!(plan[0], "0:Conv2d (folds 1 at eval)");
+    assert_eq!(plan[3], "3:Conv2d (folds 4 at eval)");
+    assert_eq!(plan[6], "6:Linear (folds 7 at eval)");
+    // A few training steps move the running statistics and the affine parameters away
+    // from their defaults, so the fold has something to fold.
+    let rows = 16;
+    let x: Vec<f32> = (0..rows * 72).map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0).collect();
+    let labels: Vec<u32> = (0..rows as u32).map(|i| i % 3).collect();
+    let mut opt = ferronet_core::OptimizerConfig::Adam(ferronet_core::AdamConfig { lr: 0.05, ..Default::default() }).build().unwrap();
+    for _ in 0..5 {
+        m.set_mode(ferronet_core::Mode::Train);
+        m.input_buffer(rows).copy_from_slice(&x);
+        m.forward_backward(rows, &labels);
+        m.apply_optimizer(&mut opt);
+    }
+    let predict = |m: &mut Model| {
+        let mut out = vec![0.0; rows * 3];
+        m.predict(ferronet_core::Inputs::F32(&x), &mut out).unwrap();
+        out
+    };
+    m.set_profiling(true);
+    let folded = predict(&mut m);
+    // Folded, the BatchNorm nodes never run at evaluation (their forward time is 0).
+    let bn_time = |m: &Model| -> Vec<f64> { m.profile().into_iter().filter(|(n, _, _)| n.contains("BatchNorm")).map(|(_, f, _)| f).collect() };
+    assert_eq!(bn_time(&m), [0.0, 0.0, 0.0]);
+    m.set_eval_folding(false);
+    m.set_profiling(true);
+    let unfolded = predict(&mut m);
+    assert!(bn_time(&m).iter().all(|&t| t > 0.0));
+    let max = unfolded.iter().fold(0f32, |a, &b| a.max(b.abs()));
+    for (a, b) in folded.iter().zip(&unfolded) {
+        assert!((a - b).abs() <= 1e-5 * max.max(1.0), "folded {a} vs unfolded {b}");
+    }
+    assert_ne!(folded, vec![0.0; rows * 3]);
+}

@@ -88,6 +88,15 @@ pub struct Model {
     refs: Vec<crate::optim::TensorRef>,
     /// Per node: seconds spent in forward and backward, when profiling.
     profile: Option<Vec<(f64, f64)>>,
+    /// Per node: the BatchNorm that is its output's only consumer, folded into it at
+    /// evaluation (its weights scaled, its bias shifted: one product instead of a
+    /// product and a pass over the activation).
+    fold: Vec<Option<usize>>,
+    eval_folding: bool,
+    fold_scale: Vec<f32>,
+    fold_shift: Vec<f32>,
+    /// Nodes whose work a fold already did in the current forward pass.
+    folded_now: Vec<bool>,
 }
 
 // The raw pointers in `plans` point into this model's own arena and store.
@@ -114,6 +123,11 @@ impl Clone for Model {
             planned: false,
             refs: Vec::new(),
             profile: None,
+            fold: self.fold.clone(),
+            eval_folding: self.eval_folding,
+            fold_scale: self.fold_scale.clone(),
+            fold_shift: self.fold_shift.clone(),
+            folded_now: self.folded_now.clone(),
         }
     }
 }
@@ -339,9 +353,42 @@ impl Model {
             planned: false,
             refs: Vec::new(),
             profile: None,
+            fold: Vec::new(),
+            eval_folding: true,
+            fold_scale: Vec::new(),
+            fold_shift: Vec::new(),
+            folded_now: Vec::new(),
         };
+        model.plan_folds();
         model.plan_backward();
         Ok(model)
+    }
+
+    /// BatchNorm folding at evaluation: a node whose output only a BatchNorm reads (and
+    /// no graph output) gets that BatchNorm folded into it when both ops agree at run
+    /// time (`eval_affine`, `forward_affine`: Linear and Conv2d before a BatchNorm whose
+    /// channel is the last stored axis).
+    fn plan_folds(&mut self) {
+        self.fold = vec![None; self.nodes.len()];
+        let mut channels = 0;
+        for (n, node) in self.nodes.iter().enumerate() {
+            let v = &self.values[node.output];
+            if let [(q, 0)] = v.consumers[..] {
+                let kind = self.nodes[q].op.kind();
+                if (kind == "BatchNorm2d" || kind == "BatchNorm1d") && !self.outputs.contains(&node.output) && !node.fused_relu {
+                    self.fold[n] = Some(q);
+                    channels = channels.max(*v.shape.first().unwrap_or(&0)).max(*v.shape.last().unwrap_or(&0));
+                }
+            }
+        }
+        self.fold_scale = vec![0.0; channels];
+        self.fold_shift = vec![0.0; channels];
+        self.folded_now = vec![false; self.nodes.len()];
+    }
+
+    /// Folds BatchNorm into the op before it at evaluation (on by default; off to compare).
+    pub fn set_eval_folding(&mut self, on: bool) {
+        self.eval_folding = on;
     }
 
     /// Which values need gradients, and per node input whether its gradient is
@@ -435,7 +482,14 @@ impl Model {
     pub fn plan_summary(&self) -> Vec<String> {
         self.nodes
             .iter()
-            .map(|n| format!("{}:{}{}", n.name, n.op.kind(), if n.fused_relu { "+ReLU" } else { "" }))
+            .enumerate()
+            .map(|(i, n)| {
+                let fold = match self.fold.get(i).copied().flatten() {
+                    Some(q) => format!(" (folds {} at eval)", self.nodes[q].name),
+                    None => String::new(),
+                };
+                format!("{}:{}{}{fold}", n.name, n.op.kind(), if n.fused_relu { "+ReLU" } else { "" })
+            })
             .collect()
     }
 
@@ -579,7 +633,13 @@ impl Model {
             self.train_steps += 1;
         }
         let step = self.train_steps;
-        for (n, node) in self.nodes.iter_mut().enumerate() {
+        let folding = self.mode == Mode::Eval && self.eval_folding;
+        self.folded_now.fill(false);
+        for n in 0..self.nodes.len() {
+            if self.folded_now[n] {
+                continue;
+            }
+            let started = self.profile.is_some().then(std::time::Instant::now);
             let plan = &self.plans[n];
             let cx = ops::Forward {
                 rows,
@@ -589,13 +649,23 @@ impl Model {
                 output: plan.output.as_ref().unwrap(),
                 params: &plan.params,
             };
-            match self.profile.as_mut() {
-                None => node.op.forward(&cx),
-                Some(p) => {
-                    let t = std::time::Instant::now();
-                    node.op.forward(&cx);
-                    p[n].0 += t.elapsed().as_secs_f64();
+            let mut done = false;
+            if let (true, Some(q)) = (folding, self.fold[n]) {
+                let (before, after) = self.nodes.split_at_mut(q);
+                let bn = &self.plans[q];
+                let cx_bn = ops::Forward { output: bn.output.as_ref().unwrap(), params: &bn.params, inputs: &bn.inputs, ..cx };
+                if after[0].op.eval_affine(&cx_bn, &mut self.fold_scale, &mut self.fold_shift) {
+                    // The folded op writes the BatchNorm's output directly.
+                    let cx_fold = ops::Forward { output: bn.output.as_ref().unwrap(), ..cx };
+                    done = before[n].op.forward_affine(&cx_fold, &self.fold_scale, &self.fold_shift);
+                    self.folded_now[q] = done;
                 }
+            }
+            if !done {
+                self.nodes[n].op.forward(&cx);
+            }
+            if let (Some(p), Some(t)) = (self.profile.as_mut(), started) {
+                p[n].0 += t.elapsed().as_secs_f64();
             }
         }
         self.output(rows)

@@ -188,6 +188,22 @@ impl Op for BatchNorm {
         p
     }
 
+    fn eval_affine(&self, cx: &Forward, scale: &mut [f32], shift: &mut [f32]) -> bool {
+        // Only where the channel is the last stored axis (BatchNorm2d, BatchNorm1d on [F]).
+        if self.inner != 1 || scale.len() < self.channels || shift.len() < self.channels {
+            return false;
+        }
+        let b = self.buffers();
+        let (w, bias) = if self.affine { (Some(cx.param(0)), Some(cx.param(1))) } else { (None, None) };
+        let (mean, var) = (cx.param(b), cx.param(b + 1));
+        for k in 0..self.channels {
+            let s = w.map_or(1.0, |w| w[k] as f64) / (var[k] as f64 + self.eps).sqrt();
+            scale[k] = s as f32;
+            shift[k] = (bias.map_or(0.0, |b| b[k] as f64) - mean[k] as f64 * s) as f32;
+        }
+        true
+    }
+
     fn forward(&mut self, cx: &Forward) {
         let (c, inner) = (self.channels, self.inner);
         let x = cx.input(0);

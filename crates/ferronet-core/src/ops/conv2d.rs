@@ -240,6 +240,8 @@ pub struct Conv2d {
     wpad: Vec<f32>,
     /// The bias gradient's partial sums, per chunk of samples.
     db_parts: Vec<f32>,
+    /// Weight and bias with a following BatchNorm folded in (evaluation only).
+    folded: Vec<f32>,
 }
 
 pub fn build(name: &str, config: &serde_json::Value, inputs: &[Vec<usize>]) -> Result<Box<dyn Op>> {
@@ -344,6 +346,7 @@ pub fn build(name: &str, config: &serde_json::Value, inputs: &[Vec<usize>]) -> R
         dw_parts: Vec::new(),
         wpad: vec![0.0; single.map_or(0, |g| g.wpad_len())],
         db_parts: Vec::new(),
+        folded: Vec::new(),
     }))
 }
 
@@ -415,53 +418,35 @@ impl Op for Conv2d {
     }
 
     fn forward(&mut self, cx: &Forward) {
-        let geo = self.geo;
-        let (rows, cout, cog) = (cx.rows, self.cout, self.cog());
-        let (kg, ktot) = (geo.kg(), geo.ktot());
-        let m = rows * geo.ho * geo.wo;
-        let x = cx.input(0);
-        if let Some(g) = self.single {
-            // One sample per part: pad it (kept for backward), then the direct kernel.
-            let (per_in, per_pad, per_out) = (g.h * g.w, g.padded_len(), g.ho * g.wo * cout);
-            let (xpad, out) = (SharedMut::new(&mut self.xpad[..rows * per_pad]), SharedMut::new(cx.output()));
-            g.pad_weight(cx.param(0), &mut self.wpad);
-            let wpad = &self.wpad;
-            let bias = self.bias.then(|| cx.param(1));
-            let relu = self.relu;
-            run_parts(rows, &|s| {
-                let (xp, o) = unsafe { (xpad.slice(s * per_pad, per_pad), out.slice(s * per_out, per_out)) };
-                g.pad(&x[s * per_in..][..per_in], xp);
-                g.forward(xp, wpad, bias, relu, o);
-            });
-            return;
-        }
-        let col: &[f32] = if geo.direct() {
-            x
-        } else {
-            // col[rows·Ho·Wo, g·K], one sample per part.
-            let (per_in, per_col) = (geo.h * geo.w * geo.cin, geo.ho * geo.wo * ktot);
-            let shared = SharedMut::new(&mut self.col[..m * ktot]);
-            run_parts(rows, &|s| {
-                let dst = unsafe { shared.slice(s * per_col, per_col) };
-                geo.im2col(&x[s * per_in..][..per_in], dst);
-            });
-            &self.col[..m * ktot]
-        };
+        let bias = self.bias.then(|| cx.param(1));
+        self.run_forward(cx, cx.param(0), bias);
+    }
+
+    fn forward_affine(&mut self, cx: &Forward, scale: &[f32], shift: &[f32]) -> bool {
+        // weight'[.., c] = weight[.., c]·scale[c];  bias'[c] = bias[c]·scale[c] + shift[c]
+        let (cout, cog) = (self.cout, self.cog());
+        let mut folded = std::mem::take(&mut self.folded);
         let weight_t = cx.param(0);
-        let out = cx.output();
-        for g in 0..geo.groups {
-            // out_g[m, Cout/g] = col_g[m, K] · weight_t_g[K, Cout/g] (+ bias_g, ReLU)
-            let a = MatRef::from_slice(&col[g * kg..], m, kg, ktot);
-            let b = MatRef::from_slice(&weight_t[g * kg * cog..], kg, cog, cog);
-            let c = MatMut::from_slice(&mut out[g * cog..], m, cog, cout);
-            let bias = if self.bias { &cx.param(1)[g * cog..(g + 1) * cog] } else { &[][..] };
-            let epilogue = match (self.bias, self.relu) {
-                (true, false) => Epilogue::Bias(bias),
-                (true, true) => Epilogue::BiasRelu(bias),
-                (false, _) => Epilogue::None,
-            };
-            gemm(1.0, a, b, 0.0, c, epilogue);
+        folded.resize(weight_t.len() + cout, 0.0);
+        let (w, b) = folded.split_at_mut(weight_t.len());
+        for (k, (dst, src)) in w.chunks_exact_mut(cog).zip(weight_t.chunks_exact(cog)).enumerate() {
+            // Rows of group g are [g][K][Cout/g]: row k belongs to group k / K.
+            let g = k / self.geo.kg();
+            for (j, (d, &v)) in dst.iter_mut().zip(src).enumerate() {
+                *d = v * scale[g * cog + j];
+            }
         }
+        for c in 0..cout {
+            let bias = if self.bias { cx.param(1)[c] } else { 0.0 };
+            b[c] = bias * scale[c] + shift[c];
+        }
+        let (relu, had_bias) = (self.relu, self.bias);
+        self.relu = false;
+        self.bias = true;
+        self.run_forward(cx, w, Some(b));
+        (self.relu, self.bias) = (relu, had_bias);
+        self.folded = folded;
+        true
     }
 
     fn backward(&mut self, cx: &Backward) {
@@ -592,11 +577,62 @@ impl Op for Conv2d {
             dw_parts: Vec::new(),
             wpad: self.wpad.clone(),
             db_parts: Vec::new(),
+            folded: Vec::new(),
         })
     }
 }
 
 impl Conv2d {
+    /// The forward pass with the given weight (internal layout) and bias: the op's own,
+    /// or folded with a following BatchNorm (`forward_affine`).
+    fn run_forward(&mut self, cx: &Forward, weight_t: &[f32], bias: Option<&[f32]>) {
+        let geo = self.geo;
+        let (rows, cout, cog) = (cx.rows, self.cout, self.cog());
+        let (kg, ktot) = (geo.kg(), geo.ktot());
+        let m = rows * geo.ho * geo.wo;
+        let x = cx.input(0);
+        if let Some(g) = self.single {
+            // One sample per part: pad it (kept for backward), then the direct kernel.
+            let (per_in, per_pad, per_out) = (g.h * g.w, g.padded_len(), g.ho * g.wo * cout);
+            let (xpad, out) = (SharedMut::new(&mut self.xpad[..rows * per_pad]), SharedMut::new(cx.output()));
+            g.pad_weight(weight_t, &mut self.wpad);
+            let wpad = &self.wpad;
+            let relu = self.relu;
+            run_parts(rows, &|s| {
+                let (xp, o) = unsafe { (xpad.slice(s * per_pad, per_pad), out.slice(s * per_out, per_out)) };
+                g.pad(&x[s * per_in..][..per_in], xp);
+                g.forward(xp, wpad, bias, relu, o);
+            });
+            return;
+        }
+        let col: &[f32] = if geo.direct() {
+            x
+        } else {
+            // col[rows·Ho·Wo, g·K], one sample per part.
+            let (per_in, per_col) = (geo.h * geo.w * geo.cin, geo.ho * geo.wo * ktot);
+            let shared = SharedMut::new(&mut self.col[..m * ktot]);
+            run_parts(rows, &|s| {
+                let dst = unsafe { shared.slice(s * per_col, per_col) };
+                geo.im2col(&x[s * per_in..][..per_in], dst);
+            });
+            &self.col[..m * ktot]
+        };
+        let out = cx.output();
+        for g in 0..geo.groups {
+            // out_g[m, Cout/g] = col_g[m, K] · weight_t_g[K, Cout/g] (+ bias_g, ReLU)
+            let a = MatRef::from_slice(&col[g * kg..], m, kg, ktot);
+            let b = MatRef::from_slice(&weight_t[g * kg * cog..], kg, cog, cog);
+            let c = MatMut::from_slice(&mut out[g * cog..], m, cog, cout);
+            let epilogue = match (bias, self.relu) {
+                (Some(b), false) => Epilogue::Bias(&b[g * cog..(g + 1) * cog]),
+                (Some(b), true) => Epilogue::BiasRelu(&b[g * cog..(g + 1) * cog]),
+                (None, _) => Epilogue::None,
+            };
+            gemm(1.0, a, b, 0.0, c, epilogue);
+        }
+    }
+
+
     /// torch [Cout, Cin/g, kh, kw] ⇄ internal [g][(ki·kw + kj)·Cin/g + c][Cout/g].
     /// Calls f(torch index, internal index) for every weight element.
     fn for_each_weight(&self, mut f: impl FnMut(usize, usize)) {

@@ -28,6 +28,8 @@ pub struct Linear {
     /// Leading per-sample dims (a [T, F] input is T rows of F per sample).
     lead: Vec<usize>,
     relu: bool,
+    /// Weight and bias with a following BatchNorm1d folded in (evaluation only).
+    folded: Vec<f32>,
 }
 
 pub fn build(name: &str, config: &serde_json::Value, inputs: &[Vec<usize>]) -> Result<Box<dyn Op>> {
@@ -52,6 +54,7 @@ pub fn build(name: &str, config: &serde_json::Value, inputs: &[Vec<usize>]) -> R
         bias: c.bias,
         lead: shape[..shape.len() - 1].to_vec(),
         relu: false,
+        folded: Vec::new(),
     }))
 }
 
@@ -114,6 +117,30 @@ impl Op for Linear {
             (false, _) => Epilogue::None,
         };
         matmul(1.0, inp, weight_t, 0.0, out, epilogue);
+    }
+
+    fn forward_affine(&mut self, cx: &Forward, scale: &[f32], shift: &[f32]) -> bool {
+        // A BatchNorm1d after a Linear at evaluation: weight_t'[i, o] = weight_t[i, o]·scale[o],
+        // bias'[o] = bias[o]·scale[o] + shift[o]; one product instead of product + pass.
+        let (i, o) = (self.inputs, self.outputs);
+        let mut folded = std::mem::take(&mut self.folded);
+        folded.resize(i * o + o, 0.0);
+        let (w, b) = folded.split_at_mut(i * o);
+        for (dst, src) in w.chunks_exact_mut(o).zip(cx.param(0).chunks_exact(o)) {
+            for ((d, &v), &s) in dst.iter_mut().zip(src).zip(scale) {
+                *d = v * s;
+            }
+        }
+        for c in 0..o {
+            let bias = if self.bias { cx.param(1)[c] } else { 0.0 };
+            b[c] = bias * scale[c] + shift[c];
+        }
+        let m = self.product_rows(cx.rows);
+        let inp = ArrayView2::from_shape((m, i), cx.input(0)).unwrap();
+        let out = ArrayViewMut2::from_shape((m, o), cx.output()).unwrap();
+        matmul(1.0, inp, ArrayView2::from_shape((i, o), &*w).unwrap(), 0.0, out, Epilogue::Bias(b));
+        self.folded = folded;
+        true
     }
 
     fn backward(&mut self, cx: &Backward) {

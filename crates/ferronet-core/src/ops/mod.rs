@@ -146,6 +146,20 @@ pub trait Op: Send + std::fmt::Debug {
         false
     }
 
+    /// BatchNorm at evaluation is y = x·scale + shift per channel of the last stored
+    /// axis: it writes them (from `cx.param`) and returns true, so the graph can fold it
+    /// into the op before it.
+    fn eval_affine(&self, _cx: &Forward, _scale: &mut [f32], _shift: &mut [f32]) -> bool {
+        false
+    }
+
+    /// Forward with the output then scaled and shifted per output channel (the last
+    /// stored axis): a following BatchNorm folded into the weights and bias at
+    /// evaluation. Returns false if the op cannot.
+    fn forward_affine(&mut self, _cx: &Forward, _scale: &[f32], _shift: &[f32]) -> bool {
+        false
+    }
+
     fn clone_box(&self) -> Box<dyn Op>;
 }
 

@@ -55,11 +55,23 @@ fn main() {
         let s = ferronet_core::team::run_on_pool(threads, || trainer.fit_epoch(&mut model, &data, &cfg, &mut |_| {}, &stop)).unwrap();
         println!("{net} threads {threads}: epoch {:.3} s ({n} samples)", s.seconds);
     }
+    // GFLOP/s of each node's products (2 FLOPs per multiply-add), and the fraction of
+    // this machine's peak FMA rate at this thread count.
+    let (peak, isa) = ferronet_core::team::run_on_pool(threads, || ferronet_core::bench::peak_gflops(threads));
+    println!("  peak {peak:.0} GFLOP/s ({isa}, {threads} threads); per node: ms, and GFLOP/s (% of peak) where it has products");
     let (mut f, mut b) = (0.0, 0.0);
-    for (node, fw, bw) in model.profile() {
-        println!("  {node:<22} forward {:7.1} ms  backward {:7.1} ms", fw * 1e3, bw * 1e3);
+    let rate = |macs: usize, secs: f64| {
+        if macs == 0 || secs == 0.0 {
+            String::new()
+        } else {
+            let g = 2.0 * macs as f64 * n as f64 / secs / 1e9;
+            format!("{g:6.0} GFLOP/s ({:3.0}%)", 100.0 * g / peak)
+        }
+    };
+    for ((node, fw, bw), (fm, bm)) in model.profile().into_iter().zip(model.macs()) {
+        println!("  {node:<22} forward {:7.1} ms {:<22} backward {:7.1} ms {}", fw * 1e3, rate(fm, fw), bw * 1e3, rate(bm, bw));
         f += fw;
         b += bw;
     }
-    println!("  {:<22} forward {:7.1} ms  backward {:7.1} ms", "all nodes", f * 1e3, b * 1e3);
+    println!("  {:<22} forward {:7.1} ms {:<22} backward {:7.1} ms", "all nodes", f * 1e3, "", b * 1e3);
 }

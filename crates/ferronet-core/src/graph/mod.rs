@@ -748,6 +748,22 @@ impl Model {
         self.plan_summary().into_iter().zip(p).map(|(n, &(f, b))| (n, f, b)).collect()
     }
 
+    /// Per node: multiply-adds of one sample's forward product, and of its backward
+    /// products in the current plan (a weight gradient, and an input gradient unless no
+    /// one needs it: the first layer's).
+    pub fn macs(&self) -> Vec<(usize, usize)> {
+        self.nodes
+            .iter()
+            .zip(&self.plans)
+            .map(|(node, plan)| {
+                let f = node.op.forward_macs();
+                let has_weights = node.tensors.iter().any(|&t| self.store.tensors[t].trainable());
+                let products = usize::from(has_weights) + usize::from(plan.needs_dinput.iter().any(|&d| d));
+                (f, if plan.runs_backward { f * products } else { 0 })
+            })
+            .collect()
+    }
+
     /// The input's gradient after `backward` (with `set_input_grad(true)`), stored layout.
     pub fn input_grad(&self, rows: usize) -> Option<&[f32]> {
         if !self.input_grad || self.grads.is_empty() {

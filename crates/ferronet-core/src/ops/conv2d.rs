@@ -422,6 +422,10 @@ impl Op for Conv2d {
         self.run_forward(cx, cx.param(0), bias);
     }
 
+    fn forward_macs(&self) -> usize {
+        self.geo.ho * self.geo.wo * self.cout * self.geo.kg()
+    }
+
     fn forward_affine(&mut self, cx: &Forward, scale: &[f32], shift: &[f32]) -> bool {
         // weight'[.., c] = weight[.., c]·scale[c];  bias'[c] = bias[c]·scale[c] + shift[c]
         let (cout, cog) = (self.cout, self.cog());

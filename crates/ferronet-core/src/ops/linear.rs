@@ -119,6 +119,10 @@ impl Op for Linear {
         matmul(1.0, inp, weight_t, 0.0, out, epilogue);
     }
 
+    fn forward_macs(&self) -> usize {
+        self.lead.iter().product::<usize>() * self.inputs * self.outputs
+    }
+
     fn forward_affine(&mut self, cx: &Forward, scale: &[f32], shift: &[f32]) -> bool {
         // A BatchNorm1d after a Linear at evaluation: weight_t'[i, o] = weight_t[i, o]·scale[o],
         // bias'[o] = bias[o]·scale[o] + shift[o]; one product instead of product + pass.

@@ -160,6 +160,12 @@ pub trait Op: Send + std::fmt::Debug {
         false
     }
 
+    /// Multiply-adds of one sample's forward pass (products only; 0 for ops without),
+    /// for FLOP rates: the backward is one such product per gradient it computes.
+    fn forward_macs(&self) -> usize {
+        0
+    }
+
     fn clone_box(&self) -> Box<dyn Op>;
 }
 

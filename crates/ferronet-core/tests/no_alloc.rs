@@ -5,28 +5,10 @@
 use ferronet_core::data::{DataView, Inputs};
 use ferronet_core::model::{LayerSpec, Model};
 use ferronet_core::{AdamConfig, FitConfig, OptimizerConfig, TrainControl, Trainer};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-struct Counting;
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        System.alloc(layout)
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout)
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        System.realloc(ptr, layout, new_size)
-    }
-}
+mod counting;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: counting::Counting = counting::Counting;
 
 #[test]
 fn an_epoch_allocates_per_epoch_not_per_batch() {
@@ -60,9 +42,9 @@ fn an_epoch_allocates_per_epoch_not_per_batch() {
             .unwrap()
         };
         epoch(&mut reports); // sizes workspaces, optimizer state, packing buffers
-        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        let before = counting::allocations();
         epoch(&mut reports);
-        let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+        let allocations = counting::allocations() - before;
         eprintln!("{threads} thread(s): {allocations} allocations in one epoch of 151 batches");
         assert!(
             allocations < 32,

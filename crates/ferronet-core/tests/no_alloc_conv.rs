@@ -1,33 +1,15 @@
 //! A CNN's training step allocates nothing per batch either: Conv2d's column buffers
-//! and MaxPool2d's argmax scratch are sized once per batch capacity (in `prepare`, or
+//! and MaxPool2d's row scratch are sized once per batch capacity (in `prepare`, or
 //! the column gradient on the first backward), never per batch. Its own test binary:
 //! the allocation counter is global.
 
 use ferronet_core::data::{DataView, Inputs};
 use ferronet_core::model::Model;
 use ferronet_core::{AdamConfig, FitConfig, OptimizerConfig, TrainControl, Trainer};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-struct Counting;
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        System.alloc(layout)
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout)
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        System.realloc(ptr, layout, new_size)
-    }
-}
+mod counting;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: counting::Counting = counting::Counting;
 
 /// Every op family: the single-channel convolution route, BatchNorm (2d and 1d),
 /// pools, a grouped and a 1×1 convolution, a residual Add, a channel Concat, Dropout,
@@ -74,9 +56,9 @@ fn a_cnn_epoch_allocates_per_epoch_not_per_batch() {
             pool.install(|| trainer.fit_epoch(&mut model, &data, &config, &mut |_| {}, &control)).unwrap()
         };
         epoch(); // sizes the arena, the ops' scratch, optimizer state, packing buffers
-        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        let before = counting::allocations();
         epoch();
-        let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+        let allocations = counting::allocations() - before;
         eprintln!("{threads} thread(s): {allocations} allocations in one epoch of 61 batches");
         assert!(allocations < 32, "{threads} thread(s): {allocations} allocations in an epoch of 61 batches");
     }

@@ -20,7 +20,7 @@ pub mod layout;
 pub mod spec;
 
 use crate::error::{Error, Result};
-use crate::ops::{self, Buf, Mode, Op, ParamKind, Port};
+use crate::ops::{self, Buf, Mode, Op, Port};
 use crate::params::{ParamStore, TensorInfo};
 use crate::rng;
 use spec::GraphSpec;
@@ -955,10 +955,6 @@ impl Model {
         self.refs = refs;
     }
 
-    /// Whether a tensor belongs to a buffer (e.g. running statistics) rather than a weight.
-    pub fn is_buffer(&self, index: usize) -> bool {
-        self.store.tensors[index].kind == ParamKind::Buffer
-    }
 }
 
 /// The random stream of node `n` at training step `step`: counter-based, so a node's

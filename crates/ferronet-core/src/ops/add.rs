@@ -50,11 +50,7 @@ impl Op for Add {
         let dout = &*cx.dout();
         for i in 0..self.inputs {
             let Some(d) = cx.dinput(i) else { continue };
-            if cx.accumulate(i) {
-                d.iter_mut().zip(dout).for_each(|(d, &g)| *d += g);
-            } else {
-                d.copy_from_slice(dout);
-            }
+            super::write_grad(d, dout, cx.accumulate(i));
         }
     }
     fn clone_box(&self) -> Box<dyn Op> {

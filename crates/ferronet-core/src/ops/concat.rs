@@ -91,12 +91,7 @@ impl Op for Concat {
             let (off, run, block) = self.place(j);
             let acc = cx.accumulate(j);
             for (o, dst) in d.chunks_exact_mut(run).enumerate() {
-                let src = &dout[o * block + off..o * block + off + run];
-                if acc {
-                    dst.iter_mut().zip(src).for_each(|(d, &g)| *d += g);
-                } else {
-                    dst.copy_from_slice(src);
-                }
+                super::write_grad(dst, &dout[o * block + off..o * block + off + run], acc);
             }
         }
     }

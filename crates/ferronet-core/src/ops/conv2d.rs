@@ -12,7 +12,7 @@
 //! input already is the column matrix.
 
 use super::config::{default_true, parse, Pair};
-use super::{expect_inputs, mask_by_input, Backward, Forward, Init, Op, ParamDecl, SharedMut};
+use super::{expect_inputs, mask_by_input, write_grad, Backward, Forward, Init, Op, ParamDecl, SharedMut};
 use crate::error::{Error, Result};
 use crate::gemm::{gemm, Epilogue, MatMut, MatRef};
 use crate::team::run_parts;
@@ -208,6 +208,16 @@ fn copy_run(dst: &mut [f32], at: usize, src: &[f32], from: usize, n: usize) {
         }
     } else {
         dst[at..at + n].copy_from_slice(&src[from..from + n]);
+    }
+}
+
+/// dst = Σ over the chunks' partial sums, in chunk order (fixed: the same bits for any
+/// thread count); chunk k's `dst.len()` values start at k·stride.
+fn sum_parts(dst: &mut [f32], parts: &[f32], stride: usize) {
+    let n = dst.len();
+    dst.copy_from_slice(&parts[..n]);
+    for part in parts[stride..].chunks(stride) {
+        dst.iter_mut().zip(&part[..n]).for_each(|(d, &p)| *d += p);
     }
 }
 
@@ -556,10 +566,7 @@ impl Op for Conv2d {
                     g.weight_grad(&xpad[s * per_pad..][..per_pad], dt, dw);
                 }
             });
-            dweight_t.copy_from_slice(&self.dw_parts[..per_dw]);
-            for part in self.dw_parts[dw_stride..chunks * dw_stride].chunks_exact(dw_stride) {
-                dweight_t.iter_mut().zip(part).for_each(|(d, &p)| *d += p);
-            }
+            sum_parts(dweight_t, &self.dw_parts[..chunks * dw_stride], dw_stride);
         } else if let Some(im) = self.implicit {
             // dW_ki[kw·C, Cout] = Σ over samples, in order, of A_kiᵀ · dout_wide; each
             // product split by the GEMM over dW's rows (never over the sum).
@@ -611,10 +618,7 @@ impl Op for Conv2d {
                 }
             });
             let dbias = cx.grad(1);
-            dbias.copy_from_slice(&self.db_parts[..cout]);
-            for part in self.db_parts[stride..chunks * stride].chunks_exact(stride) {
-                dbias.iter_mut().zip(part).for_each(|(d, &p)| *d += p);
-            }
+            sum_parts(dbias, &self.db_parts[..chunks * stride], stride);
         }
         let Some(dx) = cx.dinput(0) else { return };
         let weight_t = cx.param(0);
@@ -822,17 +826,9 @@ impl Conv2d {
             for y in 0..g.h {
                 let src = &dxw[((y + g.ph) * wd + g.pw) * cin..][..g.w * cin];
                 let dst = &mut d[y * g.w * cin..(y + 1) * g.w * cin];
-                if accumulate {
-                    dst.iter_mut().zip(src).for_each(|(o, &v)| *o += v);
-                } else {
-                    dst.copy_from_slice(src);
-                }
+                write_grad(dst, src, accumulate);
                 if mask {
-                    dst.iter_mut().zip(&xs[y * g.w * cin..(y + 1) * g.w * cin]).for_each(|(o, &v)| {
-                        if v <= 0.0 {
-                            *o = 0.0
-                        }
-                    });
+                    mask_by_input(dst, &xs[y * g.w * cin..(y + 1) * g.w * cin]);
                 }
             }
         });

@@ -432,3 +432,13 @@ impl<T> SharedMut<T> {
 pub(crate) fn mask_by_input(dx: &mut [f32], x: &[f32]) {
     crate::ops::relu::mask_inplace(dx, x)
 }
+
+/// dst = src, or dst += src when another consumer already wrote this input gradient
+/// (`Backward::accumulate`).
+pub(crate) fn write_grad(dst: &mut [f32], src: &[f32], accumulate: bool) {
+    if accumulate {
+        dst.iter_mut().zip(src).for_each(|(d, &g)| *d += g);
+    } else {
+        dst.copy_from_slice(src);
+    }
+}

@@ -42,6 +42,11 @@ pub enum Error {
         batch: usize,
     },
 
+    /// A model file or checkpoint that cannot be read or written: `path` names the
+    /// file, `message` the problem (and the tensor or field when there is one).
+    #[error("{path}: {message}")]
+    ModelFile { path: String, message: String },
+
     /// The caller asked training to stop (AbortSignal); `steps` optimizer steps were done.
     #[error("training was aborted after {steps} steps")]
     Aborted { steps: usize },
@@ -59,6 +64,12 @@ impl Error {
     pub fn graph(node: &str, message: impl Into<String>) -> Self {
         Error::Graph {
             node: node.to_string(),
+            message: message.into(),
+        }
+    }
+    pub fn model_file(path: &std::path::Path, message: impl Into<String>) -> Self {
+        Error::ModelFile {
+            path: path.display().to_string(),
             message: message.into(),
         }
     }

@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::loss::{BatchTargets, LossConfig, LossSum, TargetKind};
 use crate::model::Model;
 use crate::ops::Mode;
-use crate::optim::{clip, Optimizer, OptimizerConfig, Schedule, ScheduleConfig, TensorRef};
+use crate::optim::{clip, Optimizer, OptimizerConfig, OptimizerState, Schedule, ScheduleConfig, TensorRef};
 use crate::rng::{self, Rng};
 use rand::Rng as _;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -151,6 +151,24 @@ pub struct TrainerConfig {
     pub schedule: Option<ScheduleConfig>,
 }
 
+/// Everything a trainer carries from one epoch to the next, as data (checkpoints).
+/// Floats are kept exactly; a trainer restored from it continues bit for bit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainerState {
+    pub epochs_done: usize,
+    pub seed: u64,
+    /// Position of the shuffle stream (ChaCha8's word position).
+    pub shuffle_word_pos: u128,
+    pub optimizer: OptimizerState,
+    /// The optimizer's current lr (a schedule sets it per step).
+    pub optimizer_lr: f32,
+    pub lr: f64,
+    pub grad_norm: f64,
+    /// `Schedule::state`, if there is a schedule.
+    pub schedule: Option<[u64; 5]>,
+    pub plateau_external: bool,
+}
+
 /// Optimizer state plus the shuffle stream: everything that carries over between epochs.
 #[derive(Debug, Clone)]
 pub struct Trainer {
@@ -225,6 +243,44 @@ impl Trainer {
 
     pub fn config(&self) -> &TrainerConfig {
         &self.config
+    }
+
+    /// The state a checkpoint saves (see [`TrainerState`]).
+    pub fn export_state(&self) -> TrainerState {
+        TrainerState {
+            epochs_done: self.epochs_done,
+            seed: self.config.seed,
+            shuffle_word_pos: self.shuffle_rng.get_word_pos(),
+            optimizer: self.optimizer.export_state(),
+            optimizer_lr: self.optimizer.lr(),
+            lr: self.extras.lr,
+            grad_norm: self.extras.grad_norm,
+            schedule: self.extras.schedule.as_ref().map(|s| s.state()),
+            plateau_external: self.plateau_external,
+        }
+    }
+
+    /// Continues from `state` (which a trainer with the same configuration exported).
+    /// The caller has checked the optimizer slots against the model's tensors.
+    pub fn restore_state(&mut self, state: TrainerState) -> std::result::Result<(), String> {
+        if state.seed != self.config.seed {
+            return Err(format!("was written by a trainer with seed {}, this one has seed {}", state.seed, self.config.seed));
+        }
+        match (&mut self.extras.schedule, state.schedule) {
+            (Some(s), Some(st)) => s.restore(st),
+            (None, None) => {}
+            (Some(_), None) => return Err("has no schedule state but this trainer has a schedule".into()),
+            (None, Some(_)) => return Err("has schedule state but this trainer has no schedule".into()),
+        }
+        self.optimizer.import_state(state.optimizer)?;
+        self.optimizer.set_lr(state.optimizer_lr);
+        self.shuffle_rng = rng::stream(self.config.seed, rng::STREAM_SHUFFLE);
+        self.shuffle_rng.set_word_pos(state.shuffle_word_pos);
+        self.epochs_done = state.epochs_done;
+        self.extras.lr = state.lr;
+        self.extras.grad_norm = state.grad_norm;
+        self.plateau_external = state.plateau_external;
+        Ok(())
     }
 
     pub fn optimizer(&self) -> &Optimizer {

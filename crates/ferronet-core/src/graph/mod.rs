@@ -626,6 +626,11 @@ impl Model {
         self.train_steps = step;
     }
 
+    /// Train-mode forward passes so far: the step counter of the random streams.
+    pub fn train_steps(&self) -> u64 {
+        self.train_steps
+    }
+
     /// Runs every node over the first `rows` samples of the input buffer; returns output 0.
     pub fn forward(&mut self, rows: usize) -> &[f32] {
         assert!(rows <= self.capacity, "forward: fill input_buffer first");
@@ -802,6 +807,35 @@ impl Model {
                 Param { name: info.name.clone(), shape: info.shape.clone(), data }
             })
             .collect()
+    }
+
+    /// Tensor `t`'s values given in the store's layout, in PyTorch's.
+    pub fn tensor_to_torch(&self, t: usize, internal: &[f32]) -> Vec<f32> {
+        let info = &self.store.tensors[t];
+        let mut out = vec![0.0; info.len];
+        self.nodes[info.node].op.param_to_torch(info.index, internal, &mut out);
+        out
+    }
+
+    /// Tensor `t`'s values given in PyTorch's layout, in the store's.
+    pub fn tensor_from_torch(&self, t: usize, torch: &[f32]) -> Vec<f32> {
+        let info = &self.store.tensors[t];
+        let mut out = vec![0.0; info.len];
+        self.nodes[info.node].op.param_from_torch(info.index, torch, &mut out);
+        out
+    }
+
+    /// Copies every tensor value and the random streams' step from `other`, a model
+    /// compiled from the same spec (checked by the caller).
+    pub fn assign_from(&mut self, other: &Model) -> Result<()> {
+        if self.store.tensors.len() != other.store.tensors.len()
+            || self.store.tensors.iter().zip(&other.store.tensors).any(|(a, b)| a.name != b.name || a.len != b.len)
+        {
+            return Err(Error::config("net", "has other tensors than the saved model: a different architecture"));
+        }
+        self.store.values.copy_from_slice(&other.store.values);
+        self.train_steps = other.train_steps;
+        Ok(())
     }
 
     /// Replaces tensor `index` (in `params` order) with `values` in PyTorch's layout;

@@ -1,7 +1,8 @@
 //! `BatchNorm1d` and `BatchNorm2d`: PyTorch's `nn.BatchNorm1d` / `nn.BatchNorm2d`.
 //!
 //! Parameters in `state_dict` order: weight [C] (1), bias [C] (0) when affine, then the
-//! buffers running_mean [C] (0) and running_var [C] (1).
+//! buffers running_mean [C] (0), running_var [C] (1) and num_batches_tracked [] (0,
+//! one more per train-mode forward; int64 in model files, as in PyTorch).
 //!
 //! Every input is seen as [outer, C, inner] in its stored layout:
 //! - BatchNorm1d on [F]:       outer = rows,        C = F, inner = 1
@@ -185,6 +186,7 @@ impl Op for BatchNorm {
         }
         p.push(ParamDecl::buffer("running_mean", vec![c], Init::Constant(0.0)));
         p.push(ParamDecl::buffer("running_var", vec![c], Init::Constant(1.0)));
+        p.push(ParamDecl::counter("num_batches_tracked"));
         p
     }
 
@@ -244,6 +246,7 @@ impl Op for BatchNorm {
                     }
                 }
             }
+            cx.param_mut(b + 2)[0] += 1.0;
             let running_mean = cx.param_mut(b);
             let running_var = cx.param_mut(b + 1);
             let m = self.momentum;

@@ -61,10 +61,13 @@ impl Init {
 
 /// Trainable parameters get gradients and are updated by optimizers; buffers
 /// (BatchNorm's running statistics) are state saved with the model, never trained.
+/// Counters are buffers PyTorch keeps as int64 (BatchNorm's `num_batches_tracked`):
+/// held here as an f32 (exact up to 2^24) and written to model files as I64.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ParamKind {
     Trainable,
     Buffer,
+    Counter,
 }
 
 /// One tensor an op owns, as PyTorch's `state_dict` names and shapes it.
@@ -93,6 +96,14 @@ impl ParamDecl {
             shape,
             init,
             kind: ParamKind::Buffer,
+        }
+    }
+    pub fn counter(name: &'static str) -> Self {
+        ParamDecl {
+            name,
+            shape: Vec::new(),
+            init: Init::Constant(0.0),
+            kind: ParamKind::Counter,
         }
     }
     pub fn len(&self) -> usize {

@@ -70,6 +70,26 @@ impl Adam {
         self.step
     }
 
+    pub(crate) fn export_slots(&self) -> Vec<(usize, String, Vec<f32>)> {
+        let mut out = Vec::new();
+        super::state::export("exp_avg", &self.exp_avg, |_| true, &mut out);
+        super::state::export("exp_avg_sq", &self.exp_avg_sq, |_| true, &mut out);
+        out
+    }
+
+    pub(crate) fn import_slots(&mut self, steps: u64, slots: Vec<(usize, String, Vec<f32>)>) -> std::result::Result<(), String> {
+        let (mut m, mut v) = (Vec::new(), Vec::new());
+        for (id, slot, values) in slots {
+            match slot.as_str() {
+                "exp_avg" => super::state::import(&mut m, id, values),
+                "exp_avg_sq" => super::state::import(&mut v, id, values),
+                other => return Err(format!("has an Adam state slot `{other}` (expected exp_avg, exp_avg_sq)")),
+            }
+        }
+        (self.step, self.exp_avg, self.exp_avg_sq) = (steps, m, v);
+        Ok(())
+    }
+
     /// # Safety
     /// See [`super::Optimizer::step`].
     pub unsafe fn step(&mut self, tensors: &[TensorRef]) {

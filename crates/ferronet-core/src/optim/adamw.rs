@@ -66,6 +66,14 @@ impl AdamW {
         self.adam.steps()
     }
 
+    pub(crate) fn adam_ref(&self) -> &Adam {
+        &self.adam
+    }
+
+    pub(crate) fn adam_mut(&mut self) -> &mut Adam {
+        &mut self.adam
+    }
+
     /// # Safety
     /// See [`super::Optimizer::step`].
     pub unsafe fn step(&mut self, tensors: &[TensorRef]) {

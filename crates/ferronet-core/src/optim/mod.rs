@@ -7,6 +7,7 @@ pub mod clip;
 pub mod rmsprop;
 pub mod schedule;
 pub mod sgd;
+pub mod state;
 pub mod tensors;
 
 pub use adam::{Adam, AdamConfig};
@@ -14,6 +15,7 @@ pub use adamw::{AdamW, AdamWConfig};
 pub use rmsprop::{Rmsprop, RmspropConfig};
 pub use schedule::{Schedule, ScheduleConfig};
 pub use sgd::{Sgd, SgdConfig};
+pub use state::OptimizerState;
 pub use tensors::TensorRef;
 
 use crate::error::Result;

@@ -69,6 +69,28 @@ impl Rmsprop {
         }
     }
 
+    pub(crate) fn export_slots(&self) -> Vec<(usize, String, Vec<f32>)> {
+        let mut out = Vec::new();
+        super::state::export("square_avg", &self.square_avg, |_| true, &mut out);
+        super::state::export("grad_avg", &self.grad_avg, |_| true, &mut out);
+        super::state::export("momentum_buffer", &self.momentum_buffer, |_| true, &mut out);
+        out
+    }
+
+    pub(crate) fn import_slots(&mut self, slots: Vec<(usize, String, Vec<f32>)>) -> std::result::Result<(), String> {
+        let (mut s, mut g, mut b) = (Vec::new(), Vec::new(), Vec::new());
+        for (id, slot, values) in slots {
+            match slot.as_str() {
+                "square_avg" => super::state::import(&mut s, id, values),
+                "grad_avg" => super::state::import(&mut g, id, values),
+                "momentum_buffer" => super::state::import(&mut b, id, values),
+                other => return Err(format!("has an RMSprop state slot `{other}` (expected square_avg, grad_avg, momentum_buffer)")),
+            }
+        }
+        (self.square_avg, self.grad_avg, self.momentum_buffer) = (s, g, b);
+        Ok(())
+    }
+
     /// # Safety
     /// See [`super::Optimizer::step`].
     pub unsafe fn step(&mut self, tensors: &[TensorRef]) {

@@ -131,6 +131,20 @@ impl Schedule {
         &self.config
     }
 
+    /// The state that changes as it steps: [steps, lr bits, best bits, bad epochs,
+    /// cooldown left] (floats as their bits, so a checkpoint restores them exactly).
+    pub fn state(&self) -> [u64; 5] {
+        [self.steps, self.lr.to_bits(), self.best.to_bits(), self.bad_epochs, self.cooldown_left]
+    }
+
+    pub fn restore(&mut self, state: [u64; 5]) {
+        self.steps = state[0];
+        self.lr = f64::from_bits(state[1]);
+        self.best = f64::from_bits(state[2]);
+        self.bad_epochs = state[3];
+        self.cooldown_left = state[4];
+    }
+
     /// The lr of the next optimizer step.
     pub fn lr(&self) -> f64 {
         self.lr

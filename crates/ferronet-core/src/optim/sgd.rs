@@ -62,6 +62,29 @@ impl Sgd {
         }
     }
 
+    pub(crate) fn export_slots(&self) -> Vec<(usize, String, Vec<f32>)> {
+        let mut out = Vec::new();
+        let started = &self.started;
+        super::state::export("momentum_buffer", &self.momentum, |id| started.get(id) == Some(&true), &mut out);
+        out
+    }
+
+    pub(crate) fn import_slots(&mut self, slots: Vec<(usize, String, Vec<f32>)>) -> std::result::Result<(), String> {
+        let (mut m, mut started) = (Vec::new(), Vec::new());
+        for (id, slot, values) in slots {
+            if slot != "momentum_buffer" {
+                return Err(format!("has an SGD state slot `{slot}` (expected momentum_buffer)"));
+            }
+            super::state::import(&mut m, id, values);
+            if started.len() <= id {
+                started.resize(id + 1, false);
+            }
+            started[id] = true;
+        }
+        (self.momentum, self.started) = (m, started);
+        Ok(())
+    }
+
     /// # Safety
     /// See [`super::Optimizer::step`].
     pub unsafe fn step(&mut self, tensors: &[TensorRef]) {

@@ -36,3 +36,10 @@ impl Task for PanicTask {
 pub fn debug_panic_async() -> AsyncTask<PanicTask> {
     AsyncTask::new(PanicTask)
 }
+
+/// Makes the next atomic save to `path` fail after `bytes` bytes (once), to prove a
+/// failed save leaves the previous file intact.
+#[napi(js_name = "__debugFailNextSave")]
+pub fn debug_fail_next_save(path: String, bytes: u32) {
+    ferronet_core::io::atomic::fail_next_write(std::path::Path::new(&path), bytes as usize);
+}

@@ -14,6 +14,7 @@ pub fn code_of(e: &CoreError) -> &'static str {
         CoreError::LabelOutOfRange { .. } => "ERR_LABEL_OUT_OF_RANGE",
         CoreError::NonFiniteLoss { .. } => "ERR_NON_FINITE_LOSS",
         CoreError::Aborted { .. } => "ABORT_ERR",
+        CoreError::ModelFile { .. } => "ERR_MODEL_FILE",
     }
 }
 
@@ -25,7 +26,7 @@ pub fn to_js(e: CoreError) -> Error {
         | CoreError::TargetWidth { .. }
         | CoreError::Graph { .. }
         | CoreError::LabelOutOfRange { .. } => Status::InvalidArg,
-        CoreError::NonFiniteLoss { .. } => Status::GenericFailure,
+        CoreError::NonFiniteLoss { .. } | CoreError::ModelFile { .. } => Status::GenericFailure,
     };
     Error::new(status, format!("{}: {e}", code_of(&e)))
 }

@@ -8,6 +8,7 @@ mod bench;
 mod data;
 mod debug;
 mod error;
+mod files;
 mod net;
 mod options;
 mod trainer;

@@ -49,6 +49,23 @@ pub struct NativeNet {
     spec: String,
     seed: u64,
     parameter_count: u32,
+    /// The `__metadata__` of the file this net was loaded from (empty otherwise).
+    pub(crate) file_metadata: std::collections::HashMap<String, String>,
+}
+
+impl NativeNet {
+    /// Wraps a compiled model.
+    pub(crate) fn from_model(model: Model, file_metadata: std::collections::HashMap<String, String>) -> NativeNet {
+        NativeNet {
+            input_shape: dims(model.input_shape()),
+            output_shape: dims(model.output_shape()),
+            spec: model.spec().to_json(),
+            seed: model.seed(),
+            parameter_count: model.param_count() as u32,
+            model: Arc::new(Mutex::new(model)),
+            file_metadata,
+        }
+    }
 }
 
 impl NativeNet {
@@ -73,14 +90,7 @@ impl NativeNet {
     #[napi(factory, catch_unwind)]
     pub fn from_spec(spec: String, seed: f64) -> Result<NativeNet> {
         let model = Model::from_json(&spec, seed as u64).map_err(to_js)?;
-        Ok(NativeNet {
-            input_shape: dims(model.input_shape()),
-            output_shape: dims(model.output_shape()),
-            spec: model.spec().to_json(),
-            seed: seed as u64,
-            parameter_count: model.param_count() as u32,
-            model: Arc::new(Mutex::new(model)),
-        })
+        Ok(NativeNet::from_model(model, Default::default()))
     }
 
     #[napi(getter)]

@@ -29,11 +29,11 @@ pub type ProgressFn =
 
 #[napi]
 pub struct NativeTrainer {
-    model: SharedModel,
-    trainer: Arc<Mutex<Trainer>>,
+    pub(crate) model: SharedModel,
+    pub(crate) trainer: Arc<Mutex<Trainer>>,
     threads: usize,
     control: Arc<TrainControl>,
-    running: Arc<AtomicBool>,
+    pub(crate) running: Arc<AtomicBool>,
 }
 
 #[napi]

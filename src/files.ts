@@ -1,0 +1,52 @@
+/** File helpers shared by the writers of model files. */
+
+import { randomBytes } from 'node:crypto'
+import { open, rename, unlink } from 'node:fs/promises'
+import { basename, dirname, join } from 'node:path'
+
+/**
+ * Writes `data` to `path` atomically: into a new temporary file in the same folder
+ * (`.<name>.<random>.tmp`), flushed to disk (`fsync`), then renamed over `path`. A
+ * reader sees the old file or the whole new one, never a part; on any failure the
+ * temporary file is removed and the old file is left as it was.
+ *
+ * The new file gets the default mode (0o666 less the umask), not the old file's.
+ *
+ * ```ts
+ * await writeFileAtomic('model.onnx', bytes)
+ * ```
+ * @throws the file system's error (`ENOENT` for a missing folder, `EACCES`, `EISDIR`
+ *   when `path` is a directory, …), after the temporary file is removed.
+ */
+export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
+  const dir = dirname(path)
+  const temp = join(dir, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`)
+  // 'wx': never reuse (or follow a link at) an existing path.
+  const handle = await open(temp, 'wx')
+  try {
+    try {
+      await handle.writeFile(data)
+      await handle.sync()
+    } finally {
+      await handle.close()
+    }
+    await rename(temp, path)
+  } catch (error) {
+    await unlink(temp).catch(() => undefined)
+    throw error
+  }
+  await syncDir(dir)
+}
+
+/** Flushes the folder's entry of the rename (best effort: some systems cannot open a folder for this). */
+async function syncDir(dir: string): Promise<void> {
+  let handle
+  try {
+    handle = await open(dir, 'r')
+    await handle.sync()
+  } catch {
+    // The data is already on disk; only the rename's durability is not guaranteed.
+  } finally {
+    await handle?.close().catch(() => undefined)
+  }
+}

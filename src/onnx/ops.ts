@@ -1,0 +1,216 @@
+/**
+ * One ONNX converter per spec op (docs/graph-spec.md), in inference semantics:
+ * Dropout is the identity, BatchNorm uses its running statistics. A converter
+ * writes the node's result under the node's name; helper values and nodes are
+ * named `<node>/<what>` ('/' never occurs in a spec name, so they cannot clash).
+ * Supporting a new op is one entry of {@link CONVERTERS}.
+ */
+
+import type { NodeSpec } from '../graph.js'
+import { pair, type LayerSpec, type OpName, type Size2 } from '../layers.js'
+import type { AttributeValue, GraphBuilder } from './builder.js'
+import { OnnxExportError } from './errors.js'
+
+/** What a converter gets for one spec node. */
+export interface ConvertContext<T extends LayerSpec = LayerSpec> {
+  /** The graph being built. */
+  readonly g: GraphBuilder
+  /** The target opset version (17 or more). */
+  readonly opset: number
+  /** The spec node. */
+  readonly node: NodeSpec
+  /** Its layer, normalised (config fields with their given values; defaults are the converter's job). */
+  readonly layer: T
+  /** ONNX value names of the node's inputs. */
+  readonly inputs: readonly string[]
+  /** Per-sample shapes (batch left out) of the inputs and of the output. */
+  readonly inputShapes: readonly (readonly number[])[]
+  readonly outputShape: readonly number[]
+  /** The value name the result must be written to (the node's name). */
+  readonly output: string
+  /** The initializer of this node's `state_dict` tensor `<node>.<suffix>`, or undefined when the net has none (a Conv2d without bias). */
+  param(suffix: string): string | undefined
+}
+
+/** Converts one spec node into ONNX nodes. */
+export type Converter<T extends LayerSpec = LayerSpec> = (ctx: ConvertContext<T>) => void
+
+/** The converter table's type: one optional entry per op, typed by the op's layer spec. */
+export type ConverterTable = { readonly [K in OpName]?: Converter<Extract<LayerSpec, { op: K }>> }
+
+const ints = (v: readonly number[]): AttributeValue => ({ ints: v })
+
+/** A helper value name under the node's scope. */
+function scoped(ctx: ConvertContext, what: string): string {
+  return ctx.g.fresh(`${ctx.node.name}/${what}`)
+}
+
+function required(ctx: ConvertContext, suffix: string): string {
+  const name = ctx.param(suffix)
+  if (name === undefined) throw new Error(`internal: ${ctx.node.name} (${ctx.node.op}) has no tensor ${ctx.node.name}.${suffix}`)
+  return name
+}
+
+/** A one-input op without attributes. */
+const unary = (opType: string): Converter => (ctx) => ctx.g.node(opType, [ctx.inputs[0]!], [ctx.output], {}, ctx.node.name)
+
+/** ONNX's `pads` of a symmetric PyTorch padding: `[top, left, bottom, right]`. */
+function pads(padding: Size2 | undefined): number[] {
+  const [ph, pw] = pair(padding ?? 0)
+  return [ph, pw, ph, pw]
+}
+
+/** `dim` of Softmax / LogSoftmax / Concat (PyTorch's, batch = 0) as an axis of the batched tensor, 1..rank. */
+function axis(dim: number, rank: number): number {
+  return dim < 0 ? dim + rank + 1 : dim
+}
+
+/** `0.5 · x · (1 + erf(x / √2))` or its tanh approximation, from elementary ops (opset < 20). */
+function geluDecomposed(ctx: ConvertContext, x: string, tanh: boolean): void {
+  const { g, node } = ctx
+  const c = (what: string, v: number) => g.constant(`${node.name}/${what}`, [], [v])
+  let inner: string
+  if (tanh) {
+    // tanh(√(2/π) · (x + 0.044715 · x³))
+    const x2 = scoped(ctx, 'x2'), x3 = scoped(ctx, 'x3'), cx3 = scoped(ctx, 'cx3'), sum = scoped(ctx, 'inner'), arg = scoped(ctx, 'arg')
+    g.node('Mul', [x, x], [x2])
+    g.node('Mul', [x2, x], [x3])
+    g.node('Mul', [x3, c('coef', 0.044715)], [cx3])
+    g.node('Add', [x, cx3], [sum])
+    g.node('Mul', [sum, c('sqrt_2_over_pi', Math.sqrt(2 / Math.PI))], [arg])
+    inner = scoped(ctx, 'tanh')
+    g.node('Tanh', [arg], [inner])
+  } else {
+    const scaled = scoped(ctx, 'scaled')
+    g.node('Div', [x, c('sqrt2', Math.SQRT2)], [scaled])
+    inner = scoped(ctx, 'erf')
+    g.node('Erf', [scaled], [inner])
+  }
+  const onePlus = scoped(ctx, 'one_plus'), half = scoped(ctx, 'half_x')
+  g.node('Add', [inner, c('one', 1)], [onePlus])
+  g.node('Mul', [x, c('half', 0.5)], [half])
+  g.node('Mul', [half, onePlus], [ctx.output], {}, node.name)
+}
+
+function batchNorm(ctx: ConvertContext<Extract<LayerSpec, { op: 'BatchNorm1d' | 'BatchNorm2d' }>>): void {
+  const { g, node, layer } = ctx
+  const channels = ctx.inputShapes[0]![0]!
+  const affine = layer.affine ?? true
+  const scale = affine ? required(ctx, 'weight') : g.constant(`${node.name}/ones`, [channels], new Float32Array(channels).fill(1))
+  const bias = affine ? required(ctx, 'bias') : g.constant(`${node.name}/zeros`, [channels], new Float32Array(channels))
+  g.node('BatchNormalization', [ctx.inputs[0]!, scale, bias, required(ctx, 'running_mean'), required(ctx, 'running_var')], [ctx.output], {
+    epsilon: { float: layer.eps ?? 1e-5 },
+  }, node.name)
+}
+
+function pool(opType: 'MaxPool' | 'AveragePool') {
+  return (ctx: ConvertContext<Extract<LayerSpec, { op: 'MaxPool2d' | 'AvgPool2d' }>>): void => {
+    const { layer } = ctx
+    const attributes: Record<string, AttributeValue> = {
+      kernel_shape: ints(pair(layer.kernelSize)),
+      strides: ints(pair(layer.stride ?? layer.kernelSize)),
+      pads: ints(pads(layer.padding)),
+    }
+    // nn.AvgPool2d's default: padded zeros count in the divisor.
+    if (opType === 'AveragePool') attributes.count_include_pad = { int: 1 }
+    ctx.g.node(opType, [ctx.inputs[0]!], [ctx.output], attributes, ctx.node.name)
+  }
+}
+
+/** The converters, by op. */
+export const CONVERTERS: ConverterTable = {
+  Linear(ctx) {
+    const { g, node } = ctx
+    const weight = required(ctx, 'weight')
+    const bias = ctx.param('bias')
+    if (ctx.inputShapes[0]!.length === 1) {
+      // [batch, in] · weightᵀ + bias
+      g.node('Gemm', bias === undefined ? [ctx.inputs[0]!, weight] : [ctx.inputs[0]!, weight, bias], [ctx.output], { transB: { int: 1 } }, node.name)
+      return
+    }
+    // [batch, steps, in] · weightᵀ (+ bias), broadcast over batch and steps.
+    const transposed = scoped(ctx, 'weight_t')
+    g.node('Transpose', [weight], [transposed], { perm: ints([1, 0]) })
+    const product = bias === undefined ? ctx.output : scoped(ctx, 'matmul')
+    g.node('MatMul', [ctx.inputs[0]!, transposed], [product], {}, bias === undefined ? node.name : `${node.name}/MatMul`)
+    if (bias !== undefined) g.node('Add', [product, bias], [ctx.output], {}, node.name)
+  },
+
+  Conv2d(ctx) {
+    const { layer } = ctx
+    const bias = ctx.param('bias')
+    const inputs = [ctx.inputs[0]!, required(ctx, 'weight'), ...(bias === undefined ? [] : [bias])]
+    ctx.g.node('Conv', inputs, [ctx.output], {
+      kernel_shape: ints(pair(layer.kernelSize)),
+      strides: ints(pair(layer.stride ?? 1)),
+      pads: ints(pads(layer.padding)),
+      dilations: ints(pair(layer.dilation ?? 1)),
+      group: { int: layer.groups ?? 1 },
+    }, ctx.node.name)
+  },
+
+  MaxPool2d: pool('MaxPool'),
+  AvgPool2d: pool('AveragePool'),
+
+  AdaptiveAvgPool2d(ctx) {
+    const [, h, w] = ctx.inputShapes[0] as [number, number, number]
+    const [oh, ow] = pair(ctx.layer.outputSize)
+    if (oh === 1 && ow === 1) {
+      ctx.g.node('GlobalAveragePool', [ctx.inputs[0]!], [ctx.output], {}, ctx.node.name)
+    } else if (h % oh === 0 && w % ow === 0) {
+      // Equal windows that tile the input: a plain average pool.
+      const kernel = [h / oh, w / ow]
+      ctx.g.node('AveragePool', [ctx.inputs[0]!], [ctx.output], { kernel_shape: ints(kernel), strides: ints(kernel) }, ctx.node.name)
+    } else {
+      throw new OnnxExportError(
+        `${ctx.node.name} (AdaptiveAvgPool2d): output size ${oh}×${ow} does not divide the input's ${h}×${w}, so its windows differ in size and no ONNX pooling op matches; ` +
+          'pick an output size that divides the input',
+        { node: ctx.node.name, op: 'AdaptiveAvgPool2d' },
+      )
+    }
+  },
+
+  BatchNorm1d: batchNorm,
+  BatchNorm2d: batchNorm,
+
+  Dropout: unary('Identity'),
+
+  Flatten: (ctx) => ctx.g.node('Flatten', [ctx.inputs[0]!], [ctx.output], { axis: { int: 1 } }, ctx.node.name),
+
+  ReLU: unary('Relu'),
+  Sigmoid: unary('Sigmoid'),
+  Tanh: unary('Tanh'),
+
+  SiLU(ctx) {
+    const sigmoid = scoped(ctx, 'sigmoid')
+    ctx.g.node('Sigmoid', [ctx.inputs[0]!], [sigmoid])
+    ctx.g.node('Mul', [ctx.inputs[0]!, sigmoid], [ctx.output], {}, ctx.node.name)
+  },
+
+  LeakyReLU: (ctx) => ctx.g.node('LeakyRelu', [ctx.inputs[0]!], [ctx.output], { alpha: { float: ctx.layer.negativeSlope ?? 0.01 } }, ctx.node.name),
+
+  GELU(ctx) {
+    const approximate = ctx.layer.approximate ?? 'none'
+    if (ctx.opset >= 20) ctx.g.node('Gelu', [ctx.inputs[0]!], [ctx.output], { approximate: { string: approximate } }, ctx.node.name)
+    else geluDecomposed(ctx, ctx.inputs[0]!, approximate === 'tanh')
+  },
+
+  Softmax: (ctx) =>
+    ctx.g.node('Softmax', [ctx.inputs[0]!], [ctx.output], { axis: { int: axis(ctx.layer.dim ?? -1, ctx.outputShape.length) } }, ctx.node.name),
+  LogSoftmax: (ctx) =>
+    ctx.g.node('LogSoftmax', [ctx.inputs[0]!], [ctx.output], { axis: { int: axis(ctx.layer.dim ?? -1, ctx.outputShape.length) } }, ctx.node.name),
+
+  Add(ctx) {
+    // Left to right, as `a + b + c` sums.
+    let sum = ctx.inputs[0]!
+    ctx.inputs.slice(1).forEach((x, i) => {
+      const last = i === ctx.inputs.length - 2
+      const out = last ? ctx.output : scoped(ctx, `sum${i + 1}`)
+      ctx.g.node('Add', [sum, x], [out], {}, last ? ctx.node.name : `${ctx.node.name}/Add${i + 1}`)
+      sum = out
+    })
+  },
+
+  Concat: (ctx) =>
+    ctx.g.node('Concat', [...ctx.inputs], [ctx.output], { axis: { int: axis(ctx.layer.dim ?? 1, ctx.outputShape.length) } }, ctx.node.name),
+}

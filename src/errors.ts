@@ -56,6 +56,22 @@ export class IdxFormatError extends FerronetError {
   }
 }
 
+/**
+ * A model file or checkpoint that cannot be read or written: missing, truncated,
+ * hostile (a header claiming more than the file holds, overlapping offsets,
+ * duplicate names), or not matching the net (a missing tensor, a wrong shape or
+ * dtype). The message names the file and the problem; a failed save leaves the
+ * previous file as it was.
+ */
+export class ModelFileError extends FerronetError {
+  /** The file at fault. */
+  readonly path: string
+  constructor(path: string, message: string, options?: { cause?: unknown }) {
+    super('ERR_MODEL_FILE', message, options)
+    this.path = path
+  }
+}
+
 /** Training was stopped through an `AbortSignal`. The network keeps the weights of the last finished batch. */
 export class AbortError extends FerronetError {
   /** Optimizer steps this `fit` completed before it stopped, when known. */

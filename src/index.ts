@@ -12,7 +12,10 @@
  */
 
 export { Net } from './net.js'
-export type { NetOptions, Parameter, PredictInput } from './net.js'
+export type { NetOptions, Parameter, PredictInput, SaveOptions } from './net.js'
+export { exportOnnx, toOnnx, OnnxExportError } from './onnx.js'
+export type { OnnxOptions } from './onnx.js'
+export { writeFileAtomic } from './files.js'
 export { SymbolicTensor } from './graph.js'
 export type { Applicable, ApplyOptions, InputSpec, Layer, ModelSpec, NodeSpec } from './graph.js'
 export type {
@@ -30,5 +33,5 @@ export type { DatasetArrays, InputArray, InputDType, LabelArray, Sample, SplitOp
 export * as models from './models.js'
 export * as mnist from './mnist/index.js'
 export * as bench from './bench.js'
-export { AbortError, FerronetError, IdxFormatError, NativeError, OptionError, ShapeError } from './errors.js'
+export { AbortError, FerronetError, IdxFormatError, ModelFileError, NativeError, OptionError, ShapeError } from './errors.js'
 export type { IdxErrorReason } from './errors.js'

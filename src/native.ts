@@ -5,7 +5,7 @@
  */
 
 import { createRequire } from 'node:module'
-import { AbortError, FerronetError, NativeError, OptionError, ShapeError } from './errors.js'
+import { AbortError, FerronetError, ModelFileError, NativeError, OptionError, ShapeError } from './errors.js'
 
 export type * from '../native/binding.cjs'
 import type * as Binding from '../native/binding.cjs'
@@ -49,6 +49,9 @@ export function fromNative(error: unknown): unknown {
     case 'ERR_GRAPH':
       // The core's graph errors start with the node's name: "conv2 (Conv2d) ...".
       return new ShapeError(message, /^(\S+) \(/.exec(message)?.[1], { cause: error, code: 'ERR_GRAPH' })
+    case 'ERR_MODEL_FILE':
+      // The core's file errors start with the path: "<path>: <problem>".
+      return new ModelFileError(message.split(': ')[0] ?? '', message, { cause: error })
     case 'ABORT_ERR': {
       const steps = /after (\d+) steps/.exec(message)?.[1]
       return new AbortError(message, steps === undefined ? undefined : Number(steps))

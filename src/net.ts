@@ -14,8 +14,10 @@ import {
   type Conv2dSpec, type DropoutSpec, type FlattenSpec, type GeluSpec, type LayerSpec, type LeakyReluSpec, type LinearSpec,
   type LogSoftmaxSpec, type MaxPool2dSpec, type ReluSpec, type SigmoidSpec, type SiluSpec, type Size2, type SoftmaxSpec, type TanhSpec,
 } from './layers.js'
+import { asFileError, isReservedKey, onFile } from './model-file.js'
 import { callNative, native, type NativeNet } from './native.js'
-import { describe, integerInRange } from './validate.js'
+import { exportOnnx, toOnnx, type OnnxOptions } from './onnx.js'
+import { boolean, describe, filePath, integerInRange, stringRecord } from './validate.js'
 
 /** Options of {@link Net.sequential}, {@link Net.graph} and {@link Net.fromSpec}. */
 export interface NetOptions {
@@ -36,6 +38,16 @@ export interface Parameter {
   readonly trainable: boolean
   /** The node's parameter group (`""` if none). */
   readonly group: string
+}
+
+/** Options of {@link Net.save}. */
+export interface SaveOptions {
+  /**
+   * Extra strings for the file's header (`__metadata__`), e.g. `{ classNames: JSON.stringify(names) }`;
+   * they come back as {@link Net.metadata} after {@link Net.load}. Keys `format`,
+   * `ferronet.*` and `trainer.*` are reserved.
+   */
+  metadata?: Record<string, string>
 }
 
 /** Inputs to {@link Net.predict}: a dataset, f32 features or u8 pixels (scaled by 1/255, as in training), rows × inputDim, NCHW order. */
@@ -133,6 +145,33 @@ export class Net {
     const seed = checkSeed(options, 'options')
     const checked = checkSpec(spec)
     return Net.compile(checked, seed)
+  }
+
+  /**
+   * Rebuilds a network from a file {@link Net.save} (or {@link Trainer.save}) wrote:
+   * the spec comes from the file's header, the weights and buffers from its tensors.
+   *
+   * ```ts
+   * const net = await Net.load('digits.safetensors')
+   * net.predictClasses(pixels)
+   * ```
+   * @throws {@link ModelFileError} naming the file and the problem (missing,
+   *   truncated, hostile, not a ferronet file, tensors not matching the spec).
+   */
+  static async load(path: string): Promise<Net> {
+    const file = filePath('path', path)
+    const handle = await onFile(file, () => native.NativeNet.load(file))
+    try {
+      return Net.fromHandle(handle)
+    } catch (error) {
+      throw asFileError(file, 'holds a model spec ferronet cannot use', error)
+    }
+  }
+
+  /** @internal A Net around a compiled native model (loaded from a file). */
+  static fromHandle(handle: NativeNet): Net {
+    const { spec, layers } = checkSpec(handle.spec)
+    return new Net(handle, spec, layers)
   }
 
   /** `nn.Linear` with `units` outputs (PyTorch's init): op `Linear`. */
@@ -265,6 +304,63 @@ export class Net {
       out[r] = best
     }
     return out
+  }
+
+  /**
+   * Saves the network in the safetensors format: every tensor under its PyTorch
+   * `state_dict` name and shape, the spec in the header, so that {@link Net.load}
+   * rebuilds it from the file alone and PyTorch loads it with
+   * `model.load_state_dict(safetensors.torch.load_file(path))`. The write is atomic
+   * (a temporary file in the same folder, fsync, rename): if it fails, the previous
+   * file is unchanged. Rejects with `ERR_BUSY` while a `fit` runs on this net.
+   *
+   * ```ts
+   * await net.save('digits.safetensors', { metadata: { classNames: JSON.stringify(names) } })
+   * ```
+   */
+  async save(path: string, options: SaveOptions = {}): Promise<void> {
+    const file = filePath('path', path)
+    const o = opts('save', options, ['metadata'])
+    const metadata = stringRecord('metadata', o.metadata)
+    await onFile(file, () => this.native.save(file, metadata))
+  }
+
+  /**
+   * Loads weights and buffers from any safetensors file into this network, by
+   * `state_dict` name: one saved by PyTorch (`safetensors.torch.save_file(model.state_dict(), path)`)
+   * for the same architecture, or one of ours. All or nothing: on any error (a
+   * missing tensor, a wrong shape or dtype, a non-finite value; with `strict`, a
+   * tensor this net does not have) the network is unchanged.
+   */
+  async loadWeights(path: string, options: { strict?: boolean } = {}): Promise<void> {
+    const file = filePath('path', path)
+    const o = opts('loadWeights', options, ['strict'])
+    const strict = boolean('strict', o.strict ?? true)
+    await onFile(file, () => this.native.loadWeights(file, strict))
+    this.infoCache = undefined
+  }
+
+  /** The user metadata of the file this network was loaded from (`{}` for a network built in code). */
+  get metadata(): Readonly<Record<string, string>> {
+    const out: Record<string, string> = {}
+    for (const [k, v] of Object.entries(this.native.fileMetadata)) if (!isReservedKey(k)) out[k] = v
+    return Object.freeze(out)
+  }
+
+  /** This network as an ONNX model (opset 17 by default, a dynamic batch dimension); see {@link toOnnx}. */
+  toOnnx(options?: OnnxOptions): Uint8Array {
+    return toOnnx(this, options)
+  }
+
+  /**
+   * Writes this network as an ONNX file that ONNX Runtime runs (atomically); see {@link exportOnnx}.
+   *
+   * ```ts
+   * await net.exportOnnx('digits.onnx')
+   * ```
+   */
+  exportOnnx(path: string, options?: OnnxOptions): Promise<void> {
+    return exportOnnx(this, path, options)
   }
 
   /** Copies of every tensor, weights and buffers, in `state_dict` order and layout. */

@@ -4,11 +4,12 @@
  */
 
 import { Dataset } from './dataset.js'
-import { AbortError, OptionError, ShapeError } from './errors.js'
+import { AbortError, ModelFileError, OptionError, ShapeError } from './errors.js'
 import { fmt } from './layers.js'
-import type { Net } from './net.js'
+import { asFileError, onFile } from './model-file.js'
+import { Net } from './net.js'
 import { awaitNative, callNative, native, type NativeData, type NativeTrainer, type NativeTrainerOptions } from './native.js'
-import { boolean, describe, integerInRange, nonNegativeNumber, oneOf, positiveNumber, unitInterval } from './validate.js'
+import { boolean, describe, filePath, integerInRange, nonNegativeNumber, oneOf, positiveNumber, unitInterval } from './validate.js'
 
 /** Adam, exactly as `torch.optim.Adam` (L2 weight decay added to the gradient). */
 export interface AdamOptions {
@@ -215,6 +216,8 @@ export class Trainer {
   readonly loss: Readonly<LossOptions> | undefined
   readonly schedule: Readonly<ScheduleOptions> | undefined
   private readonly handle: NativeTrainer
+  /** The options as given (seed resolved): written into checkpoints to rebuild this trainer. */
+  private readonly savedOptions: TrainerOptions
 
   constructor(net: Net, options: TrainerOptions = {}) {
     const o = checkKeys('', options, TRAINER_KEYS) as TrainerOptions
@@ -238,6 +241,66 @@ export class Trainer {
       nativeOptions.group = o.group
     }
     this.handle = callNative(() => new native.NativeTrainer(net.native, nativeOptions as unknown as NativeTrainerOptions))
+    this.savedOptions = JSON.parse(JSON.stringify({ ...o, seed })) as TrainerOptions
+  }
+
+  /**
+   * Writes a checkpoint: the network (as {@link Net.save} does) plus everything this
+   * trainer carries between epochs — optimizer state, schedule position, the shuffle
+   * and dropout streams, the epoch count and its options — so that
+   * {@link Trainer.resume} continues exactly: the resumed run's losses and weights
+   * equal an uninterrupted run's, bit for bit on the same machine. Atomic, like
+   * `Net.save`; a checkpoint is complete or absent, never half.
+   *
+   * ```ts
+   * await trainer.fit(train, { epochs: 5 })
+   * await trainer.save('run.ckpt.safetensors')
+   * // later, or in another process:
+   * const resumed = await Trainer.resume('run.ckpt.safetensors')
+   * await resumed.fit(train, { epochs: 5 })
+   * ```
+   */
+  async save(path: string): Promise<void> {
+    const file = filePath('path', path)
+    await onFile(file, () => this.handle.save(file, { 'trainer.options': JSON.stringify(this.savedOptions) }))
+  }
+
+  /**
+   * Rebuilds a trainer (and its network, unless `net` is given) from a checkpoint
+   * {@link Trainer.save} wrote. With `net`, the checkpoint's weights are copied into
+   * it (it must have the same architecture).
+   * @throws {@link ModelFileError} naming the file and the problem.
+   */
+  static async resume(path: string, net?: Net): Promise<Trainer> {
+    const file = filePath('path', path)
+    if (net !== undefined && !(net instanceof Net)) throw new OptionError('net', `must be a Net, got ${describe(net)}`)
+    const checkpoint = await onFile(file, () => native.NativeCheckpoint.load(file))
+    const text = checkpoint.metadata['trainer.options']
+    if (text === undefined) throw new ModelFileError(file, `${file}: has no trainer options in its header: was it written by Trainer.save?`)
+    let options: TrainerOptions
+    try {
+      options = JSON.parse(text) as TrainerOptions
+    } catch (error) {
+      throw asFileError(file, 'has trainer options that are not JSON', error)
+    }
+    let loaded: Net
+    try {
+      loaded = Net.fromHandle(callNative(() => checkpoint.takeNet()))
+    } catch (error) {
+      throw asFileError(file, 'holds a model spec ferronet cannot use', error)
+    }
+    const target = net ?? loaded
+    if (net !== undefined) {
+      callNative(() => net.native.assignFrom(loaded.native))
+    }
+    let trainer: Trainer
+    try {
+      trainer = new Trainer(target, options)
+    } catch (error) {
+      throw asFileError(file, 'holds trainer options this version rejects', error)
+    }
+    callNative(() => trainer.handle.restore(checkpoint))
+    return trainer
   }
 
   /** Threads the trainer computes with. */

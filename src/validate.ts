@@ -49,3 +49,24 @@ export function describe(value: unknown): string {
   if (Array.isArray(value)) return `an array of length ${value.length}`
   return `a ${(value as object).constructor?.name ?? typeof value}`
 }
+
+/** A file path: a non-empty string without NUL bytes. */
+export function filePath(field: string, value: unknown): string {
+  if (typeof value !== 'string' || value === '' || value.includes('\0')) {
+    throw new OptionError(field, `must be a file path (a non-empty string), got ${describe(value)}`)
+  }
+  return value
+}
+
+/** String metadata for a file's header: an object of string values. */
+export function stringRecord(field: string, value: unknown): Record<string, string> {
+  if (value === undefined) return {}
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new OptionError(field, `must be an object of strings, got ${describe(value)}`)
+  const out: Record<string, string> = {}
+  for (const [k, v] of Object.entries(value)) {
+    if (typeof v !== 'string') throw new OptionError(`${field}.${k}`, `must be a string, got ${describe(v)}`)
+    if (k === 'format' || k.startsWith('ferronet.') || k.startsWith('trainer.')) throw new OptionError(`${field}.${k}`, 'is reserved (ferronet writes `format`, `ferronet.*` and `trainer.*`)')
+    out[k] = v
+  }
+  return out
+}

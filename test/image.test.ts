@@ -6,9 +6,10 @@
  */
 
 import { existsSync } from 'node:fs'
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { basename, dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 
 import sharp from 'sharp'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -19,6 +20,7 @@ import { imageInput, imageInputs, mnistImage } from '../src/image.js'
 import { Net, Trainer, mnist } from '../src/index.js'
 
 const FASHION = '/usr/share/datasets/fashion-mnist'
+const EXAMPLES = fileURLToPath(new URL('../examples/images/', import.meta.url))
 /** Test-set images rendered per format. */
 const COUNT = 200
 const WORDS = ['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine']
@@ -198,6 +200,11 @@ describe('mnistImage on re-rendered real digits', () => {
         `accuracy arrays ${accuracy(fromArrays).toFixed(3)}, files ${accuracy(fromFiles).toFixed(3)}`)
       expect(agreement).toBeGreaterThanOrEqual(0.95)
     }
+    // The sample images of examples/images (scripts/make-example-images.mts) read as their digit.
+    const examples = (await readdir(EXAMPLES)).filter((f) => /^digit-\d\.(png|jpg)$/.test(f)).sort()
+    expect(examples.length).toBeGreaterThanOrEqual(4)
+    const predicted = net.predictClasses(await imageInputs(examples.map((f) => join(EXAMPLES, f)), [784]))
+    expect([...predicted]).toEqual(examples.map((f) => Number(f[6])))
   })
 })
 

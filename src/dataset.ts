@@ -4,7 +4,7 @@
  * the trainer consumes and the loaders produce.
  */
 
-import { OptionError, ShapeError } from './errors.js'
+import { OptionError, ShapeError, type ImageError } from './errors.js'
 import type { ImageFolder, ImageFolderOptions } from './image-folder.js'
 import { createRandom, permutation } from './random.js'
 

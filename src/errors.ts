@@ -83,8 +83,9 @@ export class NativeError extends FerronetError {
 export type ImageErrorReason =
   /** The file or folder does not exist. */
   | 'NOT_FOUND'
-  /** A path that should be a file is a folder (or the other way round). */
+  /** An image path that is a folder. */
   | 'NOT_A_FILE'
+  /** An image-folder path that is a file. */
   | 'NOT_A_DIRECTORY'
   /** The file exists but could not be read (permissions, I/O error). */
   | 'UNREADABLE'
@@ -116,6 +117,7 @@ export type ImageErrorReason =
 export class ImageError extends FerronetError {
   /** The path of the image or folder, or a name for in-memory bytes (`"image bytes"` by default). */
   readonly file: string
+  /** What went wrong; see {@link ImageErrorReason}. */
   readonly reason: ImageErrorReason
   constructor(file: string, reason: ImageErrorReason, message: string, options?: { cause?: unknown }) {
     super('ERR_IMAGE', `${file}: ${message}`, options)

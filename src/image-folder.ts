@@ -49,6 +49,7 @@ export interface ImageFolderOptions {
 export interface SkippedImage {
   /** Its path (`dir` joined with the class folder and file name). */
   readonly file: string
+  /** The {@link ImageError}'s reason: `UNSUPPORTED_FORMAT`, `TRUNCATED`, `CORRUPT`, `EMPTY_FILE`, … */
   readonly reason: ImageErrorReason
   /** The {@link ImageError}'s message, which starts with the path. */
   readonly message: string

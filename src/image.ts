@@ -149,7 +149,7 @@ export async function mnistImage(source: ImageSource, options: MnistImageOptions
 }
 
 /**
- * The input row of a model for one image, for {@link Net.predict}. Handles the input
+ * The input row of a model for one image, for `Net.predict`. Handles the input
  * shapes an image can fill: `[H*W]` (a square, e.g. `[784]`), `[H, W]`, `[1, H, W]`
  * (grayscale) and `[3, H, W]` (RGB), channel-first (NCHW) as the network expects.
  *
@@ -180,7 +180,7 @@ export async function imageInput(source: ImageSource, inputShape: readonly numbe
 /**
  * The input rows of a model for several images, decoded in parallel (at most
  * `concurrency` at once): one `Float32Array` of `sources.length × product(inputShape)`
- * values, row `i` from `sources[i]`, ready for {@link Net.predict}. The options are
+ * values, row `i` from `sources[i]`, ready for `Net.predict`. The options are
  * those of {@link imageInput}.
  *
  * @throws {@link ImageError} for the first image that fails (naming it), after the

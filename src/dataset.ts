@@ -4,7 +4,8 @@
  * the trainer consumes and the loaders produce.
  */
 
-import { OptionError, ShapeError } from './errors.js'
+import { OptionError, ShapeError, type ImageError } from './errors.js'
+import type { ImageFolder, ImageFolderOptions } from './image-folder.js'
 import { createRandom, permutation } from './random.js'
 
 /** Typed arrays a dataset can hold its inputs in. */
@@ -45,8 +46,13 @@ export interface DatasetArrays {
    * Shape of one sample, e.g. `[28, 28]` or `[784]`. Defaults to `[inputs.length / size]`.
    */
   sampleShape?: readonly number[]
-  /** Number of classes, an integer >= 1. Defaults to the largest label + 1. Not for `targets`. */
+  /** Number of classes, an integer >= 1. Defaults to the largest label + 1 (or to `classNames.length`). Not for `targets`. */
   numClasses?: number
+  /**
+   * A name for each class (`classNames[label]`), e.g. the folder names of
+   * {@link Dataset.fromImageFolder}: `numClasses` distinct strings. Not for `targets`.
+   */
+  classNames?: readonly string[]
 }
 
 /** Typed arrays a dataset holds its labels in. */
@@ -84,6 +90,7 @@ interface DatasetParts {
   targetShape: readonly number[]
   sampleShape: readonly number[]
   numClasses: number
+  classNames: readonly string[] | undefined
   size: number
 }
 
@@ -119,6 +126,12 @@ export class Dataset {
   readonly sampleShape: readonly number[]
   /** Number of classes; every label is below it. `0` for a dataset of float targets. */
   readonly numClasses: number
+  /**
+   * The name of each class, `classNames[label]` (frozen), when known: set by
+   * {@link Dataset.fromImageFolder} (the folder names) or `fromArrays({ classNames })`,
+   * and kept by `subset`, `select` and `split`. Otherwise undefined.
+   */
+  readonly classNames: readonly string[] | undefined
   /** Number of samples. */
   readonly size: number
 
@@ -136,6 +149,7 @@ export class Dataset {
     this.targetShape = parts.targetShape
     this.sampleShape = parts.sampleShape
     this.numClasses = parts.numClasses
+    this.classNames = parts.classNames
     this.size = parts.size
   }
 
@@ -154,8 +168,8 @@ export class Dataset {
       throw new OptionError('arrays', 'expected an object { inputs, labels | targets, sampleShape?, numClasses?, targetShape? }')
     }
     for (const key of Object.keys(arrays)) {
-      if (!['inputs', 'labels', 'targets', 'targetShape', 'sampleShape', 'numClasses'].includes(key)) {
-        throw new OptionError(key, 'is not a field of Dataset.fromArrays (it takes inputs, labels or targets, sampleShape, numClasses, targetShape)')
+      if (!['inputs', 'labels', 'targets', 'targetShape', 'sampleShape', 'numClasses', 'classNames'].includes(key)) {
+        throw new OptionError(key, 'is not a field of Dataset.fromArrays (it takes inputs, labels or targets, sampleShape, numClasses, classNames, targetShape)')
       }
     }
     const inputs = checkInputs(arrays.inputs)
@@ -169,15 +183,23 @@ export class Dataset {
     let targets: Float32Array | undefined
     let targetShape: readonly number[] = Object.freeze([1])
     let numClasses = 0
+    let classNames: readonly string[] | undefined
     if (hasLabels) {
       if (arrays.targetShape !== undefined) throw new OptionError('targetShape', 'is only for targets; labels are one class index per sample')
       const raw = checkLabels(arrays.labels)
       size = raw.length
-      numClasses = arrays.numClasses === undefined ? inferNumClasses(raw) : checkNumClasses(arrays.numClasses)
+      classNames = arrays.classNames === undefined ? undefined : checkClassNames(arrays.classNames)
+      numClasses = arrays.numClasses !== undefined
+        ? checkNumClasses(arrays.numClasses)
+        : classNames !== undefined ? classNames.length : inferNumClasses(raw)
+      if (classNames !== undefined && classNames.length !== numClasses) {
+        throw new OptionError('classNames', `has ${classNames.length} names but numClasses is ${numClasses}; give one name per class`)
+      }
       checkLabelsBelow(raw, numClasses)
       labels = storeLabels(raw, numClasses)
     } else {
       if (arrays.numClasses !== undefined) throw new OptionError('numClasses', 'is only for labels, not for float targets')
+      if (arrays.classNames !== undefined) throw new OptionError('classNames', 'is only for labels, not for float targets')
       if (!(arrays.targets instanceof Float32Array)) {
         throw new OptionError('targets', `expected a Float32Array, got ${describe(arrays.targets)}`)
       }
@@ -212,7 +234,43 @@ export class Dataset {
     }
     if (inputs instanceof Float32Array) checkFinite(inputs, inputDim, 'inputs')
     if (targets) checkFinite(targets, product(targetShape), 'targets')
-    return new Dataset(trusted, { inputs, labels, targets, targetShape, sampleShape, numClasses, size })
+    return new Dataset(trusted, { inputs, labels, targets, targetShape, sampleShape, numClasses, classNames, size })
+  }
+
+  /**
+   * Loads a folder of images with one sub-folder per class, as torchvision's
+   * `ImageFolder` does: the classes are the sub-folders' names sorted (label `k` is
+   * `classNames[k]`); every file under a class folder (nested folders included; hidden
+   * files and folders, those starting with `.`, left out) is decoded with sharp and
+   * resized to `size`, at most `concurrency` at a time. Samples are ordered by class,
+   * then by path; shuffle with `split` or the trainer.
+   *
+   * Files that cannot be read (not an image, corrupt, truncated, …) are skipped and
+   * listed in `skipped` with the reason, or, with `onError: 'fail'`, reject the load
+   * with their {@link ImageError}. A class folder whose files are all skipped keeps its
+   * label (with no samples).
+   *
+   * ```ts
+   * // photos/cat/*.jpg, photos/dog/*.jpg
+   * const { dataset, classNames, skipped } = await Dataset.fromImageFolder('photos', { size: 32 })
+   * for (const s of skipped) console.warn(`skipped ${s.message}`)
+   * const net = Net.sequential([3, 32, 32], [Net.flatten(), Net.dense(64), Net.relu(), Net.dense(classNames.length)])
+   * await new Trainer(net).fit(dataset, { epochs: 5 })
+   * ```
+   *
+   * @param dir - The folder of class sub-folders.
+   * @param options - `size` (required), `grayscale`, `preprocess`, `onError`, … See {@link ImageFolderOptions}.
+   * @returns The dataset (`uint8`, `sampleShape` `[channels, height, width]`, with
+   *   `classNames`), the class names, each sample's file, and the skipped files.
+   * @throws {@link ImageError} naming the folder: `NOT_FOUND`, `NOT_A_DIRECTORY`,
+   *   `NO_CLASSES` (no sub-folder), `NO_IMAGES` (no file, or none readable); with
+   *   `onError: 'fail'`, the first unreadable file's error, naming that file.
+   * @throws {@link OptionError} for a bad option.
+   */
+  static async fromImageFolder(dir: string, options: ImageFolderOptions): Promise<ImageFolder> {
+    // Loaded on first use, with sharp, so that importing ferronet does not load sharp.
+    const { loadImageFolder } = await import('./image-folder.js')
+    return loadImageFolder(dir, options)
   }
 
   /** `'classes'` for integer labels, `'targets'` for float targets. */
@@ -342,6 +400,7 @@ export class Dataset {
       targetShape: this.targetShape,
       sampleShape: this.sampleShape,
       numClasses: this.numClasses,
+      classNames: this.classNames,
       size,
     })
   }
@@ -400,6 +459,19 @@ function checkLabels(labels: unknown): LabelArray {
 function storeLabels(labels: LabelArray, numClasses: number): LabelArray {
   if (numClasses <= 256) return labels instanceof Uint8Array ? labels : Uint8Array.from(labels)
   return labels instanceof Uint32Array ? labels : Uint32Array.from(labels)
+}
+
+function checkClassNames(names: unknown): readonly string[] {
+  if (!Array.isArray(names) || names.length === 0) {
+    throw new OptionError('classNames', `expected a non-empty array of strings, got ${describe(names)}`)
+  }
+  const seen = new Set<string>()
+  names.forEach((name: unknown, k) => {
+    if (typeof name !== 'string') throw new OptionError(`classNames[${k}]`, `expected a string, got ${describe(name)}`)
+    if (seen.has(name)) throw new OptionError(`classNames[${k}]`, `${JSON.stringify(name)} appears twice; class names must be distinct`)
+    seen.add(name)
+  })
+  return Object.freeze([...(names as string[])])
 }
 
 /** Labels travel to the core as u32; 2³¹ keeps class counts inside every index type. */

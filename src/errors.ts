@@ -94,3 +94,50 @@ export class NativeError extends FerronetError {
     super(code, message, options)
   }
 }
+
+/** Why an image (or a folder of images) was rejected; see {@link ImageError}. */
+export type ImageErrorReason =
+  /** The file or folder does not exist. */
+  | 'NOT_FOUND'
+  /** An image path that is a folder. */
+  | 'NOT_A_FILE'
+  /** An image-folder path that is a file. */
+  | 'NOT_A_DIRECTORY'
+  /** The file exists but could not be read (permissions, I/O error). */
+  | 'UNREADABLE'
+  /** Zero bytes. */
+  | 'EMPTY_FILE'
+  /** Not an image, or a format sharp does not decode (BMP, HEIC, …). */
+  | 'UNSUPPORTED_FORMAT'
+  /** A PNG, JPEG, GIF or WebP that ends early. */
+  | 'TRUNCATED'
+  /** A recognised format whose data does not decode. */
+  | 'CORRUPT'
+  /** More pixels than the `maxPixels` limit. */
+  | 'TOO_LARGE'
+  /** No ink: the image is (nearly) one flat colour, so there is nothing to crop to. */
+  | 'EMPTY_IMAGE'
+  /** The model's input shape is not one an image can fill (`[H*W]`, `[H, W]`, `[1|3, H, W]`). */
+  | 'BAD_SHAPE'
+  /** An image folder without class sub-folders. */
+  | 'NO_CLASSES'
+  /** An image folder whose class sub-folders hold no readable image. */
+  | 'NO_IMAGES'
+
+/**
+ * An image that cannot be turned into model input, or an image folder that cannot
+ * be loaded. `code` is always `ERR_IMAGE`; `reason` says what went wrong and `file`
+ * is the path (or `"image bytes"`, or the caller's name for an in-memory image).
+ * The message starts with `file`.
+ */
+export class ImageError extends FerronetError {
+  /** The path of the image or folder, or a name for in-memory bytes (`"image bytes"` by default). */
+  readonly file: string
+  /** What went wrong; see {@link ImageErrorReason}. */
+  readonly reason: ImageErrorReason
+  constructor(file: string, reason: ImageErrorReason, message: string, options?: { cause?: unknown }) {
+    super('ERR_IMAGE', `${file}: ${message}`, options)
+    this.file = file
+    this.reason = reason
+  }
+}

@@ -4,13 +4,36 @@
  * knows nothing of ferronet's ops (the per-op converters in `./ops.ts` use it).
  */
 
-import onnxProto from 'onnx-proto'
+import { createRequire } from 'node:module'
+import { FerronetError } from '../errors.js'
 
-/** The `onnx` namespace of `onnx-proto` (protobufjs-generated `ModelProto`, `GraphProto`, …). */
-export const onnx = onnxProto.onnx
+type OnnxNamespace = typeof import('onnx-proto').onnx
 
-/** `TensorProto.DataType` of float32, the only element type ferronet exports. */
-export const FLOAT = onnx.TensorProto.DataType.FLOAT
+let loaded: OnnxNamespace | undefined
+
+/**
+ * `onnx-proto` is an optional dependency (an install without it still trains):
+ * loaded on the first export, with an error that says how to get it.
+ */
+function load(): OnnxNamespace {
+  if (loaded) return loaded
+  try {
+    loaded = (createRequire(import.meta.url)('onnx-proto') as typeof import('onnx-proto')).onnx
+  } catch (error) {
+    throw new FerronetError(
+      'ERR_MISSING_DEPENDENCY',
+      'ONNX export needs the npm package `onnx-proto`, an optional dependency of ferronet that is not installed here: run `npm install onnx-proto`',
+      { cause: error },
+    )
+  }
+  return loaded
+}
+
+/** The `onnx` namespace of `onnx-proto` (protobufjs-generated `ModelProto`, `GraphProto`, …), loaded on first use. */
+export const onnx: OnnxNamespace = new Proxy({} as OnnxNamespace, { get: (_, key) => load()[key as keyof OnnxNamespace] })
+
+/** `TensorProto.DataType.FLOAT`, the only element type ferronet exports. */
+export const FLOAT = 1
 
 /** An attribute value, tagged with its ONNX attribute type. */
 export type AttributeValue =

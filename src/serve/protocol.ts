@@ -141,15 +141,14 @@ export function parseJsonBody(body: unknown, model: ProtocolModel, maxBatchRows:
   for (let i = 0; i < rows; i++) {
     const row: unknown = inputs[i]
     if (!Array.isArray(row)) throw new RequestError(400, 'ERR_INPUT_TYPE', `inputs[${i}] is ${describe(row)}, not a row (an array of ${dim} numbers)`)
+    // A nested sample ([C][H][W] arrays) gets the flattening hint, not a length error.
+    const nested = row.findIndex(Array.isArray)
+    if (nested >= 0) {
+      throw new RequestError(400, 'ERR_INPUT_TYPE', `inputs[${i}][${nested}] is an array: each row must be a flat array of ${dim} numbers (the input shape [${model.inputShape.join(', ')}] flattened in row-major order)`)
+    }
     if (row.length !== dim) throw rowLength(`inputs[${i}]`, row.length, model)
     const base = i * dim
-    for (let j = 0; j < dim; j++) {
-      const v: unknown = row[j]
-      if (Array.isArray(v)) {
-        throw new RequestError(400, 'ERR_INPUT_TYPE', `inputs[${i}][${j}] is an array: each row must be a flat array of ${dim} numbers (the input shape [${model.inputShape.join(', ')}] flattened in row-major order)`)
-      }
-      data[base + j] = value(v, `inputs[${i}][${j}]`)
-    }
+    for (let j = 0; j < dim; j++) data[base + j] = value(row[j], `inputs[${i}][${j}]`)
   }
   return { ...params, inputs: data, rows }
 }

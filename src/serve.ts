@@ -13,7 +13,8 @@
  *   for classifiers, `{"modelVersion", "predictions": [{"outputs": [...]}]}` for regression.
  * - `GET /health` → `{"status": "ok", "modelVersion", "uptimeSeconds"}`.
  * - `GET /model` → {@link ModelInfo}.
- * - `GET /metrics` → Prometheus text (see {@link ServeMetrics}).
+ * - `GET /metrics` → Prometheus text: requests, errors by code, latency, rows per native
+ *   predict call, predicted classes, model version (the list in `docs/serve.md`).
  *
  * Errors are `{"error": {"code", "message"}}` with 400 (bad input, naming the
  * problem), 404, 413 (body too large), 415 (media type) or 500 (the model failed).
@@ -35,11 +36,7 @@ import type { ProtocolModel } from './serve/protocol.js'
 import { describe, integerInRange, nonNegativeNumber, oneOf } from './validate.js'
 
 export type { ImageDecoder } from './serve/app.js'
-export { Batcher } from './serve/batcher.js'
-export type { BatchModel, BatcherOptions, BatchReport } from './serve/batcher.js'
-export { ServeMetrics } from './serve/metrics.js'
-export { DEFAULT_TOP, RequestError } from './serve/protocol.js'
-export type { ClassScore, PredictParams, PredictResponse, RowPrediction } from './serve/protocol.js'
+export type { ClassScore, PredictResponse, RowPrediction } from './serve/protocol.js'
 
 /** A net with metadata, as a {@link ServeOptions.load} function may return it. */
 export interface LoadedModel {
@@ -289,6 +286,7 @@ export async function createServer(options: ServeOptions): Promise<PredictionSer
     decodeImage: o.decodeImage,
     logger: o.logger,
     startedAt: performance.now(),
+    closing: () => closed,
   })
   try {
     await app.listen({ port: o.port, host: o.host })
@@ -336,6 +334,8 @@ export async function createServer(options: ServeOptions): Promise<PredictionSer
     close() {
       closing ??= (async () => {
         closed = true
+        // Admitted requests run now instead of waiting out the batch window.
+        batcher.drain()
         await app.close()
         batcher.close()
       })()

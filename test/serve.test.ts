@@ -11,7 +11,8 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { register as globalRegistry } from 'prom-client'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { FerronetError, Net, OptionError } from '../src/index.js'
-import { Batcher, createServer, reloadOnSighup, type PredictionServer, type ServeOptions } from '../src/serve.js'
+import { createServer, reloadOnSighup, type PredictionServer, type ServeOptions } from '../src/serve.js'
+import { Batcher } from '../src/serve/batcher.js'
 
 /**
  * 4 → 3 Linear with known weights: outputs (x0 + b0, x1 + b1, x2 + x3 + b2), so the
@@ -364,6 +365,16 @@ describe('batching', () => {
     await expect(jobs[5]).rejects.toThrow(/closing/)
     expect(calls).toEqual([['a', 2], ['b', 2], ['b', 6]])
 
+    // drain(): queued jobs run now, not after the (here: day-long) window.
+    const slow = new Batcher({ maxBatch: 8, batchWindowMs: 1e8 })
+    const waiting = [slow.predict(ma, x(1)), slow.predict(mb, x(2))]
+    await sleep(20)
+    expect(slow.pendingRows).toBe(3)
+    slow.drain()
+    expect(await Promise.all(waiting)).toEqual([a.predict(x(1)), b.predict(x(2))])
+    expect(await slow.predict(ma, x(3))).toEqual(a.predict(x(3)))
+    slow.close()
+
     const failing = new Batcher({ maxBatch: 8, batchWindowMs: 0 })
     const bad = model('bad', a, true)
     const results = await Promise.allSettled([failing.predict(bad, x(2)), failing.predict(bad, x(3))])
@@ -589,6 +600,18 @@ describe('createServer options and lifecycle', () => {
     await expect(createServer({ load, port: 0, classNames: ['a', 'b'] })).rejects.toThrow(/classNames.*has 2 names but the model has 3 outputs \(output shape \[3\]\)/)
     await expect(createServer({ load: () => Net.sequential(4, [Net.dense(1)]), port: 0, task: 'classification' })).rejects.toThrow(/a classifier needs one output per class/)
     await expect(createServer({ load: () => Promise.reject(new Error('no such file')), port: 0 })).rejects.toThrow('no such file')
+  })
+
+  it('close() answers the requests already admitted without waiting out the batch window', { timeout: 30_000 }, async () => {
+    const net = linearNet([0, 1, 2])
+    const server = await start({ load: () => net, maxBatch: 100, batchWindowMs: 60_000 })
+    const data = rows(3)
+    const answers = data.map((row) => post(server, { inputs: [row], outputs: true }))
+    while ((await server.registry.getSingleMetric('ferronet_queue_rows')!.get()).values[0]!.value < 3) await sleep(5)
+    await server.close()
+    const got = await Promise.all(answers)
+    expect(got.map((a) => a.status)).toEqual([200, 200, 200])
+    expect(got.map((a) => a.body.predictions[0].outputs)).toEqual(expected(net, data))
   })
 
   it('reports a busy port, closes idempotently, refuses reloads after close', async () => {

@@ -27,6 +27,8 @@ export interface AppContext<M extends ProtocolModel> {
   decodeImage: ImageDecoder | undefined
   logger: FastifyServerOptions['logger']
   startedAt: number
+  /** True once the server is closing: answers then carry `Connection: close`. */
+  closing(): boolean
 }
 
 const ROUTES = 'POST /predict, GET /health, GET /model, GET /metrics'
@@ -72,6 +74,12 @@ export function buildApp<M extends ProtocolModel>(ctx: AppContext<M>): FastifyIn
 
   app.addHook('onRequest', async (request) => {
     started.set(request, performance.now())
+  })
+  // While closing, keep-alive sockets close after their answer instead of holding
+  // the close up until their idle timeout.
+  app.addHook('onSend', async (_request, reply, payload) => {
+    if (ctx.closing()) reply.header('connection', 'close')
+    return payload
   })
   app.addHook('onResponse', async (request, reply) => {
     const route = request.is404 ? 'unmatched' : (request.routeOptions.url ?? 'unmatched')

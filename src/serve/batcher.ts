@@ -60,13 +60,15 @@ export class Batcher<M extends BatchModel = BatchModel> {
   private timer: NodeJS.Timeout | undefined
   private immediate: NodeJS.Immediate | undefined
   private closed = false
+  private draining = false
   private readonly maxBatch: number
   private readonly windowMs: number
   private readonly onBatch: ((report: BatchReport<M>) => void) | undefined
 
   constructor(options: BatcherOptions<M>) {
     this.maxBatch = options.maxBatch
-    this.windowMs = options.batchWindowMs
+    // setTimeout takes at most 2^31 - 1 ms (a longer delay fires after 1 ms).
+    this.windowMs = Math.min(options.batchWindowMs, 2 ** 31 - 1)
     this.onBatch = options.onBatch
   }
 
@@ -95,6 +97,17 @@ export class Batcher<M extends BatchModel = BatchModel> {
     })
   }
 
+  /**
+   * From now on, runs queued and new jobs without waiting for the window (still in
+   * batches of at most `maxBatch` rows): for a server that is closing.
+   */
+  drain(): void {
+    this.draining = true
+    if (this.timer) clearTimeout(this.timer)
+    this.timer = undefined
+    this.schedule()
+  }
+
   /** Rejects every queued job and stops the timers. Jobs already running finish. */
   close(): void {
     this.closed = true
@@ -114,7 +127,7 @@ export class Batcher<M extends BatchModel = BatchModel> {
   /** Arms the next flush: now if a full batch waits (or the window is 0), else when the oldest job's window ends. */
   private schedule(): void {
     if (this.queue.length === 0 || this.immediate) return
-    const wait = this.queuedRows >= this.maxBatch ? 0 : this.queue[0]!.enqueued + this.windowMs - performance.now()
+    const wait = this.draining || this.queuedRows >= this.maxBatch ? 0 : this.queue[0]!.enqueued + this.windowMs - performance.now()
     if (wait <= 0) {
       if (this.timer) clearTimeout(this.timer)
       this.timer = undefined

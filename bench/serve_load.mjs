@@ -1,0 +1,244 @@
+// Load test of ferronet's prediction server (src/serve.ts) on loopback with autocannon,
+// and, in the same Node process, of an equivalent fastify endpoint running
+// onnxruntime-node's InferenceSession on an .onnx export of the same model.
+//
+//   npm run build:ts && node bench/serve_load.mjs [options]
+//
+// Model (ferronet side; the ONNX file should be an export of the same model):
+//   --preset mlp|lenet|cnn     a ready-made model, freshly initialised (default mlp, 784→500→10)
+//   --spec FILE.json           a saved model spec (docs/graph-spec.md) ...
+//   --params FILE.json         ... with its tensors: {"0.weight": [...], ...} (default: seeded init)
+//   --loader FILE.mjs          a module whose default (or `load`) export returns a Net (e.g. Net.load('m.safetensors'))
+//   --onnx FILE.onnx           also load-test onnxruntime-node on FILE (skipped without it)
+// Load:
+//   --seconds N (10)  --connections C (16)  --pipelining P (1)  --rows R (1 row per request)
+//   --warmup S (2 s at the same load, not measured)
+// Server:
+//   --max-batch N (256)  --window-ms X (2)  --ort-threads N (onnxruntime's intra-op threads; default: its own)
+//
+// Prints one JSON object on stdout: per side requests/s, p50/p99 latency (ms), errors
+// (socket errors + timeouts + non-2xx), RSS of this process before the server starts and
+// after its run (MiB). autocannon runs in a child process so its own memory and event
+// loop are not the server's (it still takes CPU: on a small machine both compete).
+// Both servers answer the same body with the same JSON (parsing and formatting use the
+// same code, dist/serve/protocol.js); ferronet batches concurrent requests into one
+// native predict call, the ONNX endpoint calls session.run once per request (what a
+// plain onnxruntime endpoint does). The ferronet side runs first; the ONNX side's RSS
+// starts from what the ferronet side left. Do not run it while anything else computes.
+
+import { fork } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { resolve } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { parseArgv } from './lib.mjs'
+
+const MiB = 1024 * 1024
+const self = fileURLToPath(import.meta.url)
+
+if (process.argv[2] === '--autocannon-child') {
+  // The load generator: one autocannon run per message from the parent.
+  const require = createRequire(import.meta.url)
+  const autocannon = require('autocannon')
+  process.on('message', async (opts) => {
+    try {
+      const r = await autocannon(opts)
+      process.send({ ok: true, result: r })
+    } catch (error) {
+      process.send({ ok: false, error: String(error?.stack ?? error) })
+    }
+  })
+} else {
+  await main()
+}
+
+function usage(message) {
+  process.stderr.write(`serve_load: ${message}\n(see the header of bench/serve_load.mjs for the options)\n`)
+  process.exit(2)
+}
+
+function rssMiB() {
+  return +(process.memoryUsage().rss / MiB).toFixed(1)
+}
+
+/** Deterministic rows in [0, 1). */
+function makeRows(n, dim) {
+  let s = 12345
+  const next = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32)
+  return Array.from({ length: n }, () => Array.from({ length: dim }, () => +next().toFixed(4)))
+}
+
+async function loadFerronetModel(args, ferronet) {
+  const { Net, models } = ferronet
+  if (args.loader) {
+    const mod = await import(pathToFileURL(resolve(String(args.loader))).href)
+    const load = mod.load ?? mod.default
+    if (typeof load !== 'function') usage(`--loader ${args.loader} exports no load function (default or named \`load\`)`)
+    return { source: `loader ${args.loader}`, load }
+  }
+  if (args.spec) {
+    const spec = readFileSync(String(args.spec), 'utf8')
+    const params = args.params ? JSON.parse(readFileSync(String(args.params), 'utf8')) : undefined
+    const build = () => {
+      const net = Net.fromSpec(spec, { seed: Number(args.seed ?? 0) })
+      if (params) for (const [name, values] of Object.entries(params)) net.setParameter(name, Float32Array.from(values))
+      return net
+    }
+    return { source: `spec ${args.spec}${args.params ? ` + params ${args.params}` : ' (seeded init)'}`, load: build }
+  }
+  const preset = String(args.preset ?? 'mlp')
+  if (!models.PRESETS[preset]) usage(`--preset must be one of ${Object.keys(models.PRESETS).join(', ')}, got ${preset}`)
+  return { source: `preset ${preset} (seeded init)`, load: () => models.PRESETS[preset]({ seed: 0 }) }
+}
+
+function runAutocannon(child, opts) {
+  return new Promise((resolveRun, reject) => {
+    child.once('message', (m) => (m.ok ? resolveRun(m.result) : reject(new Error(m.error))))
+    child.send(opts)
+  })
+}
+
+/** Warm-up, then a measured autocannon run against `url`; the summary of the measured run. */
+async function load(child, url, body, args) {
+  const opts = {
+    url: `${url}/predict`,
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body,
+    connections: Number(args.connections ?? 16),
+    pipelining: Number(args.pipelining ?? 1),
+  }
+  const warmup = Number(args.warmup ?? 2)
+  if (warmup > 0) await runAutocannon(child, { ...opts, duration: warmup })
+  const r = await runAutocannon(child, { ...opts, duration: Number(args.seconds ?? 10) })
+  const seconds = r.duration
+  return {
+    requests: r.requests.total,
+    seconds,
+    requestsPerSec: +(r.requests.total / seconds).toFixed(1),
+    latencyMs: { p50: r.latency.p50, p90: r.latency.p90, p99: r.latency.p99, mean: r.latency.average, max: r.latency.max },
+    errors: r.errors + r.timeouts + r.non2xx,
+    errorDetail: { socketErrors: r.errors, timeouts: r.timeouts, non2xx: r.non2xx },
+    throughputMiBPerSec: +(r.throughput.average / MiB).toFixed(2),
+  }
+}
+
+/** The same answer from both servers for the probe body? */
+function compare(a, b) {
+  let maxAbsDiff = 0
+  let sameClass = true
+  a.predictions.forEach((p, r) => {
+    const q = b.predictions[r]
+    if (p.class !== q.class) sameClass = false
+    p.outputs.forEach((v, j) => (maxAbsDiff = Math.max(maxAbsDiff, Math.abs(v - q.outputs[j]))))
+  })
+  return { maxAbsDiff, sameClass }
+}
+
+async function probe(url, rows) {
+  const res = await fetch(`${url}/predict?outputs=true`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ inputs: rows }) })
+  const body = await res.json()
+  if (res.status !== 200) throw new Error(`${url}/predict answered ${res.status}: ${JSON.stringify(body)}`)
+  return body
+}
+
+async function main() {
+  const args = parseArgv()
+  const rssAtStart = rssMiB()
+  const ferronet = await import('../dist/index.js')
+  const { createServer } = await import('../dist/serve.js')
+  const protocol = await import('../dist/serve/protocol.js')
+  const model = await loadFerronetModel(args, ferronet)
+  const rowsPerRequest = Number(args.rows ?? 1)
+  const child = fork(self, ['--autocannon-child'], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
+  const out = { config: {}, ferronet: null, onnx: null }
+  try {
+    // --- ferronet
+    const rssBefore = rssMiB()
+    const server = await createServer({
+      load: model.load,
+      port: 0,
+      maxBatch: Number(args.maxBatch ?? 256),
+      batchWindowMs: Number(args.windowMs ?? 2),
+      maxBatchRows: Math.max(1024, rowsPerRequest),
+      maxBodyBytes: 64 * MiB,
+    })
+    const info = server.model
+    const rows = makeRows(rowsPerRequest, info.inputDim)
+    const body = JSON.stringify({ inputs: rows })
+    out.config = {
+      model: { source: model.source, inputShape: info.inputShape, outputShape: info.outputShape, parameterCount: info.parameterCount, task: info.task },
+      seconds: Number(args.seconds ?? 10), warmupSeconds: Number(args.warmup ?? 2), connections: Number(args.connections ?? 16),
+      pipelining: Number(args.pipelining ?? 1), rowsPerRequest, bodyBytes: Buffer.byteLength(body),
+      maxBatch: Number(args.maxBatch ?? 256), batchWindowMs: Number(args.windowMs ?? 2),
+      node: process.version, rayonThreads: process.env.RAYON_NUM_THREADS ?? 'default', rssAtStartMiB: rssAtStart,
+    }
+    const ferronetProbe = await probe(server.url, rows)
+    const result = await load(child, server.url, body, args)
+    const metrics = await server.registry.getMetricsAsJSON()
+    const hist = (name) => {
+      const values = metrics.find((m) => m.name === name)?.values ?? []
+      const sum = values.find((v) => v.metricName === `${name}_sum`)?.value ?? 0
+      const count = values.find((v) => v.metricName === `${name}_count`)?.value ?? 0
+      return { sum, count }
+    }
+    const batch = hist('ferronet_batch_rows')
+    await server.close()
+    out.ferronet = {
+      ...result,
+      rowsPerSec: +((result.requests * rowsPerRequest) / result.seconds).toFixed(1),
+      rssMiB: { before: rssBefore, after: rssMiB() },
+      // Over warm-up + run + probe.
+      batches: { nativeCalls: batch.count, meanRowsPerCall: batch.count ? +(batch.sum / batch.count).toFixed(2) : null },
+    }
+
+    // --- onnxruntime-node
+    if (!args.onnx) {
+      out.onnx = { skipped: 'no --onnx FILE given' }
+    } else {
+      const rssBeforeOnnx = rssMiB()
+      const ort = (await import('onnxruntime-node')).default ?? (await import('onnxruntime-node'))
+      const { fastify } = await import('fastify')
+      const sessionOptions = args.ortThreads ? { intraOpNumThreads: Number(args.ortThreads), interOpNumThreads: 1 } : {}
+      const session = await ort.InferenceSession.create(String(args.onnx), sessionOptions)
+      const inputName = session.inputNames[0]
+      const outputName = session.outputNames[0]
+      const served = {
+        version: 1, inputShape: info.inputShape, inputDim: info.inputDim, outputDim: info.outputDim,
+        task: info.task, outputKind: info.outputKind, classNames: undefined,
+        predict() { throw new Error('not used') },
+      }
+      const app = fastify({ bodyLimit: 64 * MiB })
+      app.post('/predict', async (request, reply) => {
+        let parsed
+        try {
+          parsed = protocol.parseJsonBody(request.body, served, Math.max(1024, rowsPerRequest), protocol.parseQuery(request.query))
+        } catch (error) {
+          return reply.code(error.status ?? 400).send({ error: { code: error.code, message: error.message } })
+        }
+        const tensor = new ort.Tensor('float32', parsed.inputs, [parsed.rows, ...info.inputShape])
+        const results = await session.run({ [inputName]: tensor })
+        const data = results[outputName].data
+        return protocol.formatPredictions(served, data instanceof Float32Array ? data : Float32Array.from(data), parsed)
+      })
+      await app.listen({ port: 0, host: '127.0.0.1' })
+      const url = `http://127.0.0.1:${app.server.address().port}`
+      const onnxProbe = await probe(url, rows)
+      const onnxResult = await load(child, url, body, args)
+      await app.close()
+      await session.release?.()
+      out.onnx = {
+        file: String(args.onnx),
+        inputName, outputName, sessionOptions,
+        agreesWithFerronet: compare(ferronetProbe, onnxProbe),
+        ...onnxResult,
+        rowsPerSec: +((onnxResult.requests * rowsPerRequest) / onnxResult.seconds).toFixed(1),
+        rssMiB: { before: rssBeforeOnnx, after: rssMiB() },
+      }
+    }
+    out.maxRssMiB = +(process.resourceUsage().maxRSS / 1024).toFixed(1)
+  } finally {
+    child.kill()
+  }
+  process.stdout.write(`${JSON.stringify(out, null, 2)}\n`)
+}

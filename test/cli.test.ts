@@ -95,7 +95,14 @@ describe('ferronet CLI', () => {
       [['train', '--lr=-1'], /optimizer\.lr/],
       [['train', '--batch-size', '0'], /batchSize/],
       [['train', '--bogus'], /bogus/],
-      [['fly'], /unknown command "fly"/],
+      [['fly'], /unknown command 'fly'/],
+      [['train', '--epochs', '0'], /--epochs.*>= 1/],
+      [['train', '--threads', '-1'], /--threads/],
+      [['train', '--resume', 'x.safetensors', '--lr', '0.1'], /--lr.*--resume/],
+      [['predict', 'a.png'], /--model/],
+      [['export', '--model', 'm.safetensors'], /--output/],
+      [['serve', '--model', 'm.safetensors', '--port', '70000'], /--port/],
+      [['predict', '--model', 'm.safetensors', '--preprocess', 'blur'], /--preprocess/],
       [['bench', '--threads', '0'], /--threads/],
       [['train', '--model', 'resnet'], /--model.*"resnet"/],
       [['train', '--optimizer', 'adagrad'], /--optimizer.*"adagrad"/],
@@ -113,5 +120,118 @@ describe('ferronet CLI', () => {
     const { code, stderr } = await ferronet('train', '--data', '/nonexistent/mnist')
     expect(code).toBe(1)
     expect(stderr).toMatch(/\/nonexistent\/mnist/)
+  })
+})
+
+describe('ferronet CLI: train → save → predict → export → serve', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ferronet-cli-files-'))
+  const model = join(dir, 'digits.safetensors')
+  const checkpoint = join(dir, 'run.ckpt.safetensors')
+  const images = fileURLToPath(new URL('../examples/images/', import.meta.url))
+  const digitImages = ['digit-2.png', 'digit-3.jpg', 'digit-7.png', 'digit-9.jpg'].map((f) => join(images, f))
+
+  it('train --save --checkpoint writes a model file and a checkpoint; --resume continues it', async () => {
+    const { code, stdout, stderr } = await ferronet('train', '--epochs', '2', '--hidden', '64', '--threads', '1', '--save', model, '--checkpoint', checkpoint, '--json')
+    expect(code, stderr).toBe(0)
+    const summary = JSON.parse(stdout.trim().split('\n').at(-1)!)
+    expect(summary.saved).toBe(model)
+    const net = await Net.load(model)
+    expect(net.metadata).toMatchObject({ classNames: JSON.stringify([...'0123456789']), 'input.preprocess': 'mnist' })
+    const resumed = await ferronet('train', '--resume', checkpoint, '--epochs', '1', '--threads', '1', '--json')
+    expect(resumed.code, resumed.stderr).toBe(0)
+    const after = JSON.parse(resumed.stdout.trim().split('\n').at(-1)!)
+    expect(after.model).toBe(`resumed ${checkpoint}`)
+    expect(after.testAccuracy).toBeGreaterThan(summary.testAccuracy - 0.02)
+  })
+
+  it('predict FILES reads PNG and JPEG through sharp and names the digits', async () => {
+    const { code, stdout, stderr } = await ferronet('predict', '--model', model, ...digitImages, '--json')
+    expect(code, stderr).toBe(0)
+    const result = JSON.parse(stdout)
+    expect(result.predictions.map((p: { label: string }) => p.label)).toEqual(['2', '3', '7', '9'])
+    for (const p of result.predictions) {
+      expect(p.top).toHaveLength(3)
+      expect(p.probability).toBeGreaterThan(0.3)
+    }
+    const text = await ferronet('predict', '--model', model, digitImages[2]!)
+    expect(text.stdout).toMatch(/digit-7\.png: 7 \(\d+\.\d%\)\s+top 3: 7/)
+    // One unreadable file: reported by name, the others still predicted, exit code 1.
+    const mixed = await ferronet('predict', '--model', model, digitImages[0]!, join(dir, 'missing.png'), '--json')
+    expect(mixed.code).toBe(1)
+    const m = JSON.parse(mixed.stdout)
+    expect(m.predictions[0].label).toBe('2')
+    expect(m.predictions[1].error.message).toContain('missing.png')
+  })
+
+  it('predict --data DIR prints the accuracy on the test split', async () => {
+    const fashion = '/usr/share/datasets/fashion-mnist'
+    if (!existsSync(join(fashion, 't10k-images-idx3-ubyte.gz'))) return
+    const { code, stdout } = await ferronet('predict', '--model', model, '--data', fashion, '--json')
+    expect(code).toBe(0)
+    const r = JSON.parse(stdout)
+    expect(r.samples).toBe(10000)
+    expect(r.classes).toHaveLength(10000)
+    expect(r.accuracy).toBeGreaterThanOrEqual(0)
+    expect(r.accuracy).toBeLessThan(0.5) // a digits model on clothes: a real number, not a constant
+  })
+
+  it('a bad or hostile model file is exit code 1 with a message naming it, never a stack trace', async () => {
+    const bogus = join(dir, 'bogus.safetensors')
+    writeFileSync(bogus, 'definitely not a model')
+    for (const args of [['predict', '--model', bogus, digitImages[0]!], ['export', '--model', bogus, '-o', join(dir, 'x.onnx')], ['serve', '--model', bogus, '--port', '0'], ['predict', '--model', join(dir, 'nope.safetensors'), digitImages[0]!]]) {
+      const { code, stderr } = await ferronet(...args)
+      expect(code, args.join(' ')).toBe(1)
+      expect(stderr).toMatch(/^ferronet: .*(bogus|nope)\.safetensors/)
+      expect(stderr).not.toMatch(/\n\s+at /)
+    }
+  })
+
+  it('export writes ONNX that ONNX Runtime runs to the same outputs', async () => {
+    const onnxFile = join(dir, 'digits.onnx')
+    const { code, stdout, stderr } = await ferronet('export', '--model', model, '-o', onnxFile)
+    expect(code, stderr).toBe(0)
+    expect(stdout).toMatch(/opset 17/)
+    const ort = await import('onnxruntime-node')
+    const session = await ort.InferenceSession.create(onnxFile)
+    const net = await Net.load(model)
+    const x = new Float32Array(3 * 784).map((_, i) => ((i * 37) % 255) / 255)
+    const result = await session.run({ [session.inputNames[0]!]: new ort.Tensor('float32', x, [3, 784]) })
+    const y = result[session.outputNames[0]!]!.data as Float32Array
+    const ref = net.predict(x)
+    for (let i = 0; i < ref.length; i++) expect(Math.abs(y[i]! - ref[i]!)).toBeLessThan(1e-5 * Math.max(1, Math.abs(ref[i]!)))
+  })
+
+  it('serve answers an image and JSON rows, counts them in /metrics, reloads on SIGHUP and stops on SIGTERM', async () => {
+    const { spawn } = await import('node:child_process')
+    const child = spawn(process.execPath, [cli, 'serve', '--model', model, '--port', '0', '--quiet'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let stderr = ''
+    const url = await new Promise<string>((resolve, reject) => {
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString()
+        const m = /at (http:\/\/[^\s]+)/.exec(stderr)
+        if (m) resolve(m[1]!)
+      })
+      child.on('exit', (c) => reject(new Error(`serve exited ${c}: ${stderr}`)))
+    })
+    const { readFile } = await import('node:fs/promises')
+    const png = await readFile(digitImages[2]!)
+    const image = await (await fetch(`${url}/predict`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: png })).json()
+    expect(image.predictions[0].label).toBe('7')
+    const rows = await (await fetch(`${url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ inputs: [new Array(784).fill(0)] }) })).json()
+    expect(rows.predictions).toHaveLength(1)
+    const bad = await fetch(`${url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ inputs: [[1, 2]] }) })
+    expect(bad.status).toBe(400)
+    const metrics = await (await fetch(`${url}/metrics`)).text()
+    expect(metrics).toMatch(/ferronet_predicted_class/)
+    child.kill('SIGHUP')
+    await new Promise<void>((resolve) => {
+      const check = () => (/reloaded .* model version 2/.test(stderr) ? resolve() : setTimeout(check, 50))
+      check()
+    })
+    const model2 = await (await fetch(`${url}/model`)).json()
+    expect(model2.version).toBe(2)
+    const exit = new Promise<number | null>((resolve) => child.on('exit', resolve))
+    child.kill('SIGTERM')
+    expect(await exit).toBe(0)
   })
 })

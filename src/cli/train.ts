@@ -1,0 +1,238 @@
+/** `ferronet train`: train a preset or a saved spec on MNIST-format data; save, checkpoint, resume. */
+
+import { readFileSync } from 'node:fs'
+import { basename } from 'node:path'
+import { Dataset } from '../dataset.js'
+import { AbortError, FerronetError, OptionError } from '../errors.js'
+import * as mnist from '../mnist/index.js'
+import * as models from '../models.js'
+import { Net } from '../net.js'
+import { Trainer, type OptimizerOptions, type Progress, type ScheduleOptions } from '../trainer.js'
+import { DIGIT_CLASSES, FASHION_CLASSES, META, choiceFlag, numberFlag, version } from './common.js'
+
+export const OPTIMIZERS = ['adam', 'adamw', 'sgd', 'rmsprop'] as const
+export const SCHEDULES = ['none', 'cosine', 'step', 'exponential', 'one_cycle'] as const
+
+/** The flags as commander hands them over (strings). */
+export interface TrainFlags {
+  data?: string
+  model?: string
+  optimizer?: string
+  schedule?: string
+  weightDecay?: string
+  epochs?: string
+  batchSize?: string
+  lr?: string
+  hidden?: string
+  seed?: string
+  threads?: string
+  save?: string
+  checkpoint?: string
+  resume?: string
+  preprocess?: string
+  json: boolean
+}
+
+interface TrainArgs {
+  data: string | undefined
+  model: string
+  optimizer: (typeof OPTIMIZERS)[number]
+  schedule: (typeof SCHEDULES)[number]
+  weightDecay: number | undefined
+  epochs: number
+  batchSize: number
+  lr: number
+  hidden: number
+  seed: number
+  threads: number
+  save: string | undefined
+  checkpoint: string | undefined
+  resume: string | undefined
+  preprocess: 'mnist' | 'resize' | undefined
+  json: boolean
+}
+
+export function parseTrainFlags(values: TrainFlags): TrainArgs {
+  const model = values.model ?? 'mlp'
+  if (!(model in models.PRESETS) && !model.endsWith('.json')) {
+    throw new OptionError('--model', `must be ${Object.keys(models.PRESETS).join(', ')} or a spec file FILE.json, got ${JSON.stringify(model)}`)
+  }
+  if (values.hidden !== undefined && model !== 'mlp') throw new OptionError('--hidden', `applies to --model mlp only, not ${model}`)
+  const optimizer = choiceFlag('--optimizer', values.optimizer, OPTIMIZERS)
+  const weightDecay = values.weightDecay === undefined ? undefined : numberFlag('--weight-decay', values.weightDecay, 0, false)
+  if (weightDecay !== undefined && weightDecay < 0) throw new OptionError('--weight-decay', `must be >= 0, got ${weightDecay}`)
+  if (values.resume !== undefined) {
+    for (const [flag, v] of [['--model', values.model], ['--optimizer', values.optimizer], ['--lr', values.lr], ['--schedule', values.schedule], ['--hidden', values.hidden], ['--weight-decay', values.weightDecay], ['--batch-size', values.batchSize], ['--seed', values.seed]] as const) {
+      if (v !== undefined) throw new OptionError(flag, 'cannot be combined with --resume: the checkpoint holds the model and the trainer settings')
+    }
+  }
+  const epochs = numberFlag('--epochs', values.epochs, 10, true)
+  if (epochs < 1) throw new OptionError('--epochs', `must be >= 1, got ${epochs}`)
+  return {
+    data: values.data,
+    model,
+    optimizer,
+    schedule: choiceFlag('--schedule', values.schedule, SCHEDULES),
+    weightDecay,
+    epochs,
+    batchSize: numberFlag('--batch-size', values.batchSize, 64, true),
+    lr: numberFlag('--lr', values.lr, optimizer === 'sgd' || optimizer === 'rmsprop' ? 1e-2 : 1e-3, false),
+    hidden: numberFlag('--hidden', values.hidden, 500, true),
+    seed: numberFlag('--seed', values.seed, 0, true),
+    threads: numberFlag('--threads', values.threads, 0, true, 0, 1024),
+    save: values.save,
+    checkpoint: values.checkpoint,
+    resume: values.resume,
+    preprocess: values.preprocess === undefined ? undefined : choiceFlag('--preprocess', values.preprocess, ['mnist', 'resize'] as const),
+    json: values.json ?? false,
+  }
+}
+
+/** What a saved model says about its data: class names and how images become inputs. */
+function describeData(dir: string | undefined, preprocess: TrainArgs['preprocess']): Record<string, string> {
+  const fashion = dir !== undefined && /fashion/i.test(basename(dir.replace(/\/+$/, '')))
+  return {
+    [META.classNames]: JSON.stringify(fashion ? FASHION_CLASSES : DIGIT_CLASSES),
+    // MNIST digits are cropped and centred by mass; other 28×28 images are resized as they are.
+    [META.preprocess]: preprocess ?? (fashion ? 'resize' : 'mnist'),
+    [META.dataset]: dir ?? 'mnist package digits',
+  }
+}
+
+async function loadData(dir: string | undefined): Promise<{ name: string; train: Dataset; test: Dataset }> {
+  if (dir !== undefined) {
+    const [train, test] = await Promise.all([mnist.load(dir, 'train'), mnist.load(dir, 'test')])
+    return { name: dir, train, test }
+  }
+  const digits = await mnist.loadDigits()
+  const [train, test] = digits.split(8000, { seed: 0 })
+  return { name: 'mnist package digits (8000/2000 split, seed 0)', train, test }
+}
+
+export async function trainCommand(flags: TrainFlags): Promise<void> {
+  const args = parseTrainFlags(flags)
+  const log = args.json ? () => {} : (line: string) => process.stdout.write(line + '\n')
+  const { name, train, test } = await loadData(args.data)
+  if (args.batchSize < 1) throw new OptionError('batchSize', `must be >= 1, got ${args.batchSize}`)
+  const stepsPerEpoch = Math.ceil(train.size / args.batchSize)
+  const schedule = scheduleFor(args.schedule, args.lr, args.epochs * stepsPerEpoch)
+  const optimizer = { type: args.optimizer, lr: args.lr, ...(args.weightDecay !== undefined ? { weightDecay: args.weightDecay } : {}) } as OptimizerOptions
+  // --resume: the checkpoint's net and trainer (its settings), continued for --epochs more epochs.
+  const trainer = args.resume !== undefined
+    ? await Trainer.resume(args.resume)
+    : new Trainer(buildModel(args, train.inputDim), { optimizer, ...(schedule ? { schedule } : {}), batchSize: args.batchSize, threads: args.threads, seed: args.seed })
+  const net = trainer.net
+  if (args.resume !== undefined) log(`resumed ${args.resume}`)
+  const metadata = describeData(args.data, args.preprocess)
+  const describeNet = args.model === 'mlp' ? `${train.inputDim}→${args.hidden}→10` : `${args.model} [${net.inputShape.join(', ')}]→[${net.outputShape.join(', ')}]`
+  log(`ferronet ${version()}: ${name}: ${train.size} train / ${test.size} test samples, ` +
+    `net ${describeNet} (${net.parameterCount} parameters), ${args.optimizer} lr ${args.lr}${schedule ? ` ${args.schedule} schedule` : ''}, batch ${args.batchSize}, ${trainer.threads} threads`)
+
+  // Ctrl-C stops within one batch and still reports what was trained.
+  const controller = new AbortController()
+  const onSigint = () => controller.abort()
+  process.once('SIGINT', onSigint)
+
+  const live = !args.json && process.stdout.isTTY
+  const onProgress = live
+    ? (p: Progress) => {
+        if (!p.epochEnd) process.stdout.write(`\repoch ${p.epoch}/${p.lastEpoch}  ${p.batch}/${p.batches}  loss ${p.loss.toFixed(4)}  acc ${(p.accuracy ?? NaN).toFixed(4)}  ${Math.round(p.samplesPerSecond)} samples/s`)
+      }
+    : undefined
+
+  const epochSeconds: number[] = []
+  const testAccuracyPerEpoch: number[] = []
+  let trainLoss = NaN
+  let trainAccuracy = NaN
+  let aborted = false
+  for (let epoch = 1; epoch <= args.epochs; epoch++) {
+    try {
+      const { epochs } = await trainer.fit(train, { epochs: 1, signal: controller.signal, onProgress, progressEvery: live ? 50 : 0 })
+      const stats = epochs[0]!
+      epochSeconds.push(stats.seconds)
+      trainLoss = stats.loss
+      trainAccuracy = stats.accuracy ?? NaN
+    } catch (error) {
+      if (!(error instanceof AbortError)) throw error
+      aborted = true
+      if (live) process.stdout.write('\n')
+      log('interrupted: stopping after the last finished batch')
+      break
+    }
+    // Complete or absent, never half: written atomically after every epoch.
+    if (args.checkpoint !== undefined) await trainer.save(args.checkpoint)
+    const evaluation = await trainer.evaluate(test)
+    testAccuracyPerEpoch.push(evaluation.accuracy ?? NaN)
+    if (live) process.stdout.write('\r\x1b[K')
+    log(`epoch ${String(epoch).padStart(String(args.epochs).length)}/${args.epochs}  ` +
+      `loss ${trainLoss.toFixed(4)}  train acc ${trainAccuracy.toFixed(4)}  ` +
+      `test loss ${evaluation.loss.toFixed(4)}  test acc ${(evaluation.accuracy ?? NaN).toFixed(4)}  ` +
+      `${epochSeconds.at(-1)!.toFixed(2)} s  ${Math.round(train.size / epochSeconds.at(-1)!)} samples/s`)
+  }
+  process.removeListener('SIGINT', onSigint)
+
+  const final = await trainer.evaluate(test)
+  if (args.save !== undefined) {
+    await net.save(args.save, { metadata })
+    log(`saved ${args.save}`)
+  }
+  const totalSeconds = epochSeconds.reduce((a, b) => a + b, 0)
+  const samplesPerSecond = totalSeconds > 0 ? (train.size * epochSeconds.length) / totalSeconds : 0
+  const summary = {
+    data: name,
+    trainSamples: train.size,
+    testSamples: test.size,
+    epochs: epochSeconds.length,
+    aborted,
+    model: args.resume !== undefined ? `resumed ${args.resume}` : args.model,
+    ...(args.model === 'mlp' ? { hidden: args.hidden } : {}),
+    parameters: net.parameterCount,
+    optimizer: args.optimizer,
+    schedule: args.schedule,
+    weightDecay: args.weightDecay ?? (args.optimizer === 'adamw' ? 0.01 : 0),
+    batchSize: args.batchSize,
+    lr: args.lr,
+    seed: args.seed,
+    threads: trainer.threads,
+    trainLoss,
+    trainAccuracy,
+    testLoss: final.loss,
+    testAccuracy: final.accuracy,
+    testAccuracyPerEpoch,
+    epochSeconds,
+    samplesPerSecond,
+    ...(args.save !== undefined ? { saved: args.save } : {}),
+    ...(args.checkpoint !== undefined ? { checkpoint: args.checkpoint } : {}),
+  }
+  if (args.json) process.stdout.write(JSON.stringify(summary) + '\n')
+  else log(`test accuracy ${(final.accuracy ?? NaN).toFixed(4)} after ${summary.epochs} epochs, ${samplesPerSecond.toFixed(0)} samples/s`)
+}
+
+function buildModel(args: TrainArgs, inputDim: number): Net {
+  if (args.model === 'mlp') return models.mlp({ inputs: inputDim, hidden: args.hidden, seed: args.seed })
+  if (args.model === 'lenet' || args.model === 'cnn') return models.PRESETS[args.model]({ seed: args.seed })
+  let text: string
+  try {
+    text = readFileSync(args.model, 'utf8')
+  } catch (error) {
+    throw new FerronetError('ERR_NOT_FOUND', `--model ${args.model}: cannot read the spec file (${(error as Error).message})`)
+  }
+  return Net.fromSpec(text, { seed: args.seed })
+}
+
+/** A schedule spanning the whole run of `total` optimizer steps. */
+function scheduleFor(kind: TrainArgs['schedule'], lr: number, total: number): ScheduleOptions | undefined {
+  switch (kind) {
+    case 'none':
+      return undefined
+    case 'cosine':
+      return { type: 'cosine', totalSteps: total }
+    case 'step':
+      return { type: 'step', stepSize: Math.max(1, Math.ceil(total / 3)), gamma: 0.1 }
+    case 'exponential':
+      return { type: 'exponential', gamma: Math.min(1, 0.01 ** (1 / total)) }
+    case 'one_cycle':
+      return { type: 'one_cycle', maxLr: lr, totalSteps: total }
+  }
+}
+

@@ -23,9 +23,14 @@ must agree to 1e-5.
 import json
 import pathlib
 
+import sys
+
 import safetensors.torch
 import torch
 from torch import nn
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "python"))
+import ferronet_torch  # noqa: E402  (python/ferronet_torch.py: the spec in the header rebuilds the module)
 
 OUT = pathlib.Path("test/fixtures/model-files")
 
@@ -52,6 +57,9 @@ def main():
         model.eval()
         with torch.no_grad():
             from_ferronet = model(xin)
+            # The file alone rebuilds the same module (python/ferronet_torch.py).
+            rebuilt = ferronet_torch.load(str(OUT / f"ferronet-{name}.safetensors"))(xin)
+        assert torch.equal(rebuilt, from_ferronet), f"{name}: ferronet_torch.load differs from the hand-built nn.Sequential"
         # PyTorch -> ferronet
         torch.manual_seed(3)
         model = make()

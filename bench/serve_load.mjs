@@ -15,7 +15,7 @@
 //   --seconds N (10)  --connections C (16)  --pipelining P (1)  --rows R (1 row per request)
 //   --warmup S (2 s at the same load, not measured)
 // Server:
-//   --max-batch N (256)  --window-ms X (2)  --ort-threads N (onnxruntime's intra-op threads; default: its own)
+//   --max-batch N (256)  --window-ms X (0)  --ort-threads N (onnxruntime's intra-op threads; default: its own)
 //
 // Prints one JSON line on stdout, `{"kind": "serve", ...}` (bench/run.mjs's serve section
 // reads it; a short summary goes to stderr): per side requests/s, p50/p90/p99 latency
@@ -225,7 +225,7 @@ async function main() {
       load: model.load,
       port: 0,
       maxBatch: Number(args.maxBatch ?? 256),
-      batchWindowMs: Number(args.windowMs ?? 2),
+      batchWindowMs: Number(args.windowMs ?? 0),
       maxBatchRows: Math.max(1024, rowsPerRequest),
       maxBodyBytes: 64 * MiB,
     })
@@ -248,7 +248,7 @@ async function main() {
         },
         seconds: Number(args.seconds ?? 10), warmupSeconds: Number(args.warmup ?? 2), connections: Number(args.connections ?? 16),
         pipelining: Number(args.pipelining ?? 1), rowsPerRequest, bodyBytes: Buffer.byteLength(body),
-        maxBatch: Number(args.maxBatch ?? 256), batchWindowMs: Number(args.windowMs ?? 2),
+        maxBatch: Number(args.maxBatch ?? 256), batchWindowMs: Number(args.windowMs ?? 0),
         node: process.version, rayonThreads: process.env.RAYON_NUM_THREADS ?? 'default', rssAtStartMiB: rssAtStart,
         rssSampleIntervalMs: intervalMs,
       }

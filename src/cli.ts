@@ -89,7 +89,7 @@ Example:
     .option('--port <n>', 'port (default 8080; 0 = any free port)')
     .option('--host <h>', 'address to listen on (default 127.0.0.1)')
     .option('--max-batch <n>', 'rows per native predict call (default 256)')
-    .option('--batch-window-ms <x>', 'how long a request waits for others to batch with (default 2)')
+    .option('--batch-window-ms <x>', 'how long a request may wait for others to batch with, ms (default 0: whatever arrived while the last native call ran)')
     .option('--max-body-bytes <n>', 'largest request body (default 4 MiB)')
     .addOption(new Option('--preprocess <p>', 'mnist or resize, for image bodies').choices(['mnist', 'resize']))
     .option('--quiet', 'no request log', false)

@@ -21,7 +21,7 @@ export async function serveCommand(args: ServeArgs, log: (line: string) => void)
   // Flags first: a bad value is reported before the model file is read.
   const port = numberFlag('--port', args.port, 8080, true, 0, 65535)
   const maxBatch = numberFlag('--max-batch', args.maxBatch, 256, true, 1)
-  const batchWindowMs = numberFlag('--batch-window-ms', args.batchWindowMs, 2, false, 0, 1000)
+  const batchWindowMs = numberFlag('--batch-window-ms', args.batchWindowMs, 0, false, 0, 1000)
   const maxBodyBytes = numberFlag('--max-body-bytes', args.maxBodyBytes, 4 << 20, true, 1024)
   const load = async () => {
     const net = await Net.load(args.model)

@@ -151,12 +151,7 @@ pub(crate) fn apply_weights(
         values.push((t, v));
     }
     if !missing.is_empty() {
-        return Err(fail(format!(
-            "lacks {} tensor(s) the model has: {}{}",
-            missing.len(),
-            missing.iter().take(8).map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "),
-            if missing.len() > 8 { ", …" } else { "" }
-        )));
+        return Err(fail(format!("lacks {} tensor(s) the model has: {}", missing.len(), name_list(&missing))));
     }
     if options.strict {
         let unexpected: Vec<&String> = contents
@@ -166,10 +161,9 @@ pub(crate) fn apply_weights(
             .collect();
         if !unexpected.is_empty() {
             return Err(fail(format!(
-                "has {} tensor(s) the model does not: {}{} (a different architecture?)",
+                "has {} tensor(s) the model does not: {} (a different architecture?)",
                 unexpected.len(),
-                unexpected.iter().take(8).map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "),
-                if unexpected.len() > 8 { ", …" } else { "" }
+                name_list(&unexpected)
             )));
         }
     }
@@ -177,4 +171,10 @@ pub(crate) fn apply_weights(
         model.set_param(t, &v).map_err(|e| fail(e.to_string()))?;
     }
     Ok(())
+}
+
+/// "`a`, `b`, …": the first eight names, for messages.
+fn name_list<S: AsRef<str>>(names: &[S]) -> String {
+    let shown: Vec<String> = names.iter().take(8).map(|n| format!("`{}`", n.as_ref())).collect();
+    format!("{}{}", shown.join(", "), if names.len() > 8 { ", …" } else { "" })
 }

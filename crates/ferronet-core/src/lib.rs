@@ -31,7 +31,7 @@ pub mod model {
 pub use data::{DataView, Inputs, Labels, Targets};
 pub use error::{Error, Result};
 pub use graph::spec::GraphSpec;
-pub use graph::{LayerSpec, Model};
+pub use graph::{Explanation, LayerSpec, Model};
 pub use loss::LossConfig;
 pub use ops::Mode;
 pub use optim::{Adam, AdamConfig, AdamW, AdamWConfig, Optimizer, OptimizerConfig, Rmsprop, RmspropConfig, Schedule, ScheduleConfig, Sgd, SgdConfig};

@@ -306,6 +306,20 @@ impl Trainer {
         self.extras.grad_norm
     }
 
+    /// Sets the learning rate of the following steps (a reduce-on-plateau callback's
+    /// job). A trainer with a schedule refuses: the schedule sets the rate every step.
+    pub fn set_lr(&mut self, lr: f64) -> Result<()> {
+        if self.extras.schedule.is_some() {
+            return Err(Error::config("lr", "this trainer has a schedule, which sets the learning rate at every step"));
+        }
+        if !lr.is_finite() || lr <= 0.0 {
+            return Err(Error::config("lr", format!("must be a finite number > 0, got {lr}")));
+        }
+        self.optimizer.set_lr(lr as f32);
+        self.extras.lr = lr;
+        Ok(())
+    }
+
     /// Steps a Plateau schedule on a validation loss (call once per epoch, after
     /// `fit_epoch`); from then on `fit_epoch` no longer steps it on its training loss.
     /// Other schedules ignore it.

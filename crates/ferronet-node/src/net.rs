@@ -190,3 +190,47 @@ impl NativeNet {
         Ok(try_lock(&self.model)?.set_frozen(&prefix, frozen) as u32)
     }
 }
+
+/// What `NativeNet.explain` returns, in PyTorch's order.
+#[napi(object)]
+pub struct NativeExplanation {
+    /// Output 0, [rows, ...outputShape].
+    pub outputs: Float32Array,
+    /// ∂L/∂input, [rows, ...inputShape].
+    pub input_gradient: Float32Array,
+    /// The node's per-sample output shape, when a node was asked for.
+    pub node_shape: Option<Vec<u32>>,
+    /// The node's output [rows, ...nodeShape].
+    pub activation: Option<Float32Array>,
+    /// ∂L/∂ the node's output.
+    pub activation_gradient: Option<Float32Array>,
+}
+
+#[napi]
+impl NativeNet {
+    /// Eval-mode forward of `inputs`, then backward of `outputGradient` (∂L/∂output):
+    /// the input's gradient and, for `node`, its output and gradient. On an unfused copy
+    /// of the net, so every node keeps its own output; the net itself is not changed.
+    #[napi(catch_unwind)]
+    pub fn explain(&self, inputs: Float32Array, output_gradient: Float32Array, node: Option<String>) -> Result<NativeExplanation> {
+        guard("explain", || {
+            let model = try_lock(&self.model)?;
+            let rows = inputs.len() / model.input_dim().max(1);
+            let mut copy = Model::from_spec_unfused(model.spec().clone(), model.seed()).map_err(to_js)?;
+            copy.assign_from(&model).map_err(to_js)?;
+            drop(model);
+            let e = copy.explain(rows, &inputs, &output_gradient, node.as_deref()).map_err(to_js)?;
+            let (node_shape, activation, activation_gradient) = match e.node {
+                Some((shape, a, g)) => (Some(dims(&shape)), Some(Float32Array::new(a)), Some(Float32Array::new(g))),
+                None => (None, None, None),
+            };
+            Ok(NativeExplanation {
+                outputs: Float32Array::new(e.outputs),
+                input_gradient: Float32Array::new(e.input_grad),
+                node_shape,
+                activation,
+                activation_gradient,
+            })
+        })
+    }
+}

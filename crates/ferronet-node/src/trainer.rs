@@ -63,6 +63,35 @@ impl NativeTrainer {
         self.threads as u32
     }
 
+    /// The learning rate of the last step (before any step: of the first).
+    #[napi(getter)]
+    pub fn learning_rate(&self) -> f64 {
+        self.trainer.lock().unwrap_or_else(|p| p.into_inner()).lr()
+    }
+
+    /// Sets the learning rate of the following steps (refused with a schedule).
+    #[napi(catch_unwind)]
+    pub fn set_learning_rate(&self, lr: f64) -> Result<()> {
+        if self.running.load(Ordering::SeqCst) {
+            return Err(coded("ERR_BUSY", "the trainer is running a fit() or evaluate(); await it first"));
+        }
+        self.trainer.lock().unwrap_or_else(|p| p.into_inner()).set_lr(lr).map_err(to_js)
+    }
+
+    /// Feeds a Plateau schedule the epoch's validation loss (from then on it follows
+    /// these instead of the training loss); other schedules ignore it.
+    #[napi(catch_unwind)]
+    pub fn report_validation_loss(&self, loss: f64) -> Result<()> {
+        if self.running.load(Ordering::SeqCst) {
+            return Err(coded("ERR_BUSY", "the trainer is running a fit() or evaluate(); await it first"));
+        }
+        if !loss.is_finite() {
+            return Err(coded("ERR_INVALID_OPTION", format!("invalid option `loss`: must be finite, got {loss}")));
+        }
+        self.trainer.lock().unwrap_or_else(|p| p.into_inner()).report_validation_loss(loss);
+        Ok(())
+    }
+
     /// Trains `options.epochs` epochs; resolves with one stats object per epoch.
     #[napi(ts_return_type = "Promise<NativeEpochStats[]>")]
     pub fn fit(

@@ -146,6 +146,17 @@ pub enum LayerSpec {
     Relu,
 }
 
+/// What `Model::explain` returns, all in PyTorch's order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Explanation {
+    /// Output 0, [rows, ...output shape].
+    pub outputs: Vec<f32>,
+    /// ∂L/∂input, [rows, ...input shape].
+    pub input_grad: Vec<f32>,
+    /// For the node asked: its per-sample shape, its output and ∂L/∂ of it.
+    pub node: Option<(Vec<usize>, Vec<f32>, Vec<f32>)>,
+}
+
 /// A copy of one parameter tensor in PyTorch's layout and naming.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Param {
@@ -176,6 +187,17 @@ impl Model {
 
     /// Compiles `spec`, initialising the parameters from `seed`.
     pub fn from_spec(spec: GraphSpec, seed: u64) -> Result<Model> {
+        Model::compile(spec, seed, true)
+    }
+
+    /// `from_spec` without ReLU fusion: every node keeps its own output value and
+    /// gradient (what explanations read at a named node); the same tensors in the
+    /// same order, so `assign_from` a fused model of the spec works.
+    pub fn from_spec_unfused(spec: GraphSpec, seed: u64) -> Result<Model> {
+        Model::compile(spec, seed, false)
+    }
+
+    fn compile(spec: GraphSpec, seed: u64, fuse: bool) -> Result<Model> {
         if spec.inputs.len() != 1 {
             return Err(Error::config(
                 "spec.inputs",
@@ -242,7 +264,7 @@ impl Model {
             }
             // ReLU fusion: the producer's op takes the ReLU over; the ReLU's name
             // becomes another name of the producer's output.
-            if n.op == "ReLU" && ids.len() == 1 && (n.config.is_null() || n.config == serde_json::json!({})) {
+            if fuse && n.op == "ReLU" && ids.len() == 1 && (n.config.is_null() || n.config == serde_json::json!({})) {
                 let v = ids[0];
                 if let Some(p) = values[v].producer {
                     let single_use = reads.get(n.inputs[0].as_str()) == Some(&1);
@@ -777,6 +799,60 @@ impl Model {
         let v = &self.values[self.inputs[0]];
         let start = self.capacity * v.offset;
         Some(&self.grads[start..start + rows * v.size])
+    }
+
+    /// Eval-mode forward of `rows` samples (`inputs` in PyTorch's order), then a backward
+    /// pass of `output_grad` (∂L/∂output 0, PyTorch's order): returns output 0, ∂L/∂input
+    /// and, for `node`, that node's output and ∂L/∂ of it (its per-sample logical shape
+    /// first), all in PyTorch's order. For saliency maps, integrated gradients and
+    /// Grad-CAM. Use an unfused model (`from_spec_unfused`) to read a node that a fused
+    /// plan merges into its producer. Leaves the mode as it was and turns BatchNorm
+    /// folding off (a folded plan has no BatchNorm backward). Parameter gradients are
+    /// overwritten.
+    pub fn explain(&mut self, rows: usize, inputs: &[f32], output_grad: &[f32], node: Option<&str>) -> Result<Explanation> {
+        let (din, dout) = (self.input_dim(), self.output_dim());
+        if rows == 0 || inputs.len() != rows * din {
+            return Err(Error::shape("explain inputs", format!("rows × {din} values"), inputs.len()));
+        }
+        if output_grad.len() != rows * dout {
+            return Err(Error::shape("explain output gradient", format!("{} values ({rows} × {dout})", rows * dout), output_grad.len()));
+        }
+        let value = match node {
+            None => None,
+            Some(name) => match self.values.iter().position(|v| v.name == name) {
+                Some(v) => Some(v),
+                None => {
+                    return Err(Error::config(
+                        "node",
+                        format!(
+                            "{name:?} is not a node of this model (nodes: {})",
+                            self.values.iter().skip(self.inputs.len()).map(|v| v.name.as_str()).collect::<Vec<_>>().join(", ")
+                        ),
+                    ))
+                }
+            },
+        };
+        let mode = self.mode;
+        self.set_eval_folding(false);
+        self.set_input_grad(true);
+        self.set_mode(Mode::Eval);
+        self.set_input(rows, inputs);
+        self.forward(rows);
+        let outputs = self.output_logical(rows);
+        self.set_output_grad(rows, output_grad);
+        self.backward(rows);
+        let input_grad = self.input_grad_logical(rows).unwrap_or_default();
+        let node = value.map(|v| {
+            let val = &self.values[v];
+            let start = self.capacity * val.offset;
+            let n = rows * val.size;
+            let (mut a, mut g) = (vec![0.0; n], vec![0.0; n]);
+            layout::to_logical(&val.shape, &self.acts[start..start + n], &mut a);
+            layout::to_logical(&val.shape, &self.grads[start..start + n], &mut g);
+            (val.shape.clone(), a, g)
+        });
+        self.set_mode(mode);
+        Ok(Explanation { outputs, input_grad, node })
     }
 
     /// Copies of the parameter tensors (trainable and buffers) in PyTorch's layout.

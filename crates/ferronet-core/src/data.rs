@@ -37,31 +37,53 @@ impl Inputs<'_> {
 
     /// Sample `r` of width `dim` as f32 into `dst` (u8 → v/255): the one place inputs
     /// become what the network sees, for training, evaluation and prediction alike.
-    pub fn copy_row(&self, r: usize, dim: usize, dst: &mut [f32]) {
+    ///
+    /// Returns whether every value was finite: the check rides on the copy (one
+    /// compare per value, vectorised with it), so data written with NaN after it was
+    /// validated is caught before it reaches the weights.
+    pub fn copy_row(&self, r: usize, dim: usize, dst: &mut [f32]) -> bool {
         match self {
             Inputs::U8(x) => {
                 for (d, &v) in dst.iter_mut().zip(&x[r * dim..(r + 1) * dim]) {
                     *d = v as f32 / 255.0;
                 }
+                true
             }
-            Inputs::F32(x) => dst.copy_from_slice(&x[r * dim..(r + 1) * dim]),
+            Inputs::F32(x) => copy_checked(&x[r * dim..(r + 1) * dim], dst),
         }
     }
 
     /// Sample `r`, given as [C, H, W], into `dst` as [H, W, C] (the stored layout).
-    pub fn copy_row_channels_last(&self, r: usize, [c, h, w]: [usize; 3], dst: &mut [f32]) {
+    /// Returns whether every value was finite.
+    pub fn copy_row_channels_last(&self, r: usize, [c, h, w]: [usize; 3], dst: &mut [f32]) -> bool {
         let dim = c * h * w;
         let hw = h * w;
+        let mut bad = false;
         for ch in 0..c {
             for p in 0..hw {
                 let i = r * dim + ch * hw + p;
                 dst[p * c + ch] = match self {
                     Inputs::U8(x) => x[i] as f32 / 255.0,
-                    Inputs::F32(x) => x[i],
+                    Inputs::F32(x) => {
+                        let v = x[i];
+                        bad |= v - v != 0.0;
+                        v
+                    }
                 };
             }
         }
+        !bad
     }
+}
+
+/// `dst = src`, and whether every value is finite (v − v is NaN exactly for NaN and ±∞).
+fn copy_checked(src: &[f32], dst: &mut [f32]) -> bool {
+    let mut bad = false;
+    for (d, &v) in dst.iter_mut().zip(src) {
+        *d = v;
+        bad |= v - v != 0.0;
+    }
+    !bad
 }
 
 /// Class ids, one per sample: bytes (MNIST's IDX labels, read in place) or u32
@@ -173,7 +195,8 @@ impl<'a> DataView<'a> {
 
     /// Copy samples `rows` into out[rows.len() × dim] as f32 (u8 → v/255). With `chw`,
     /// each sample is given as [C, H, W] and stored channels-last, [H, W, C].
-    pub fn gather(&self, rows: &[usize], out: &mut [f32], chw: Option<[usize; 3]>) {
+    /// Returns the position in `rows` of the first sample holding NaN or ±∞, if any.
+    pub fn gather(&self, rows: &[usize], out: &mut [f32], chw: Option<[usize; 3]>) -> Option<usize> {
         assert_eq!(out.len(), rows.len() * self.dim, "gather: output size");
         // Inside a training team the rows are split across its threads: otherwise the
         // other thread would idle through this serial part of every step.
@@ -184,13 +207,17 @@ impl<'a> DataView<'a> {
         };
         let out = SharedRows(out.as_mut_ptr());
         let per = rows.len().div_ceil(parts.max(1));
+        let first_bad = std::sync::atomic::AtomicUsize::new(usize::MAX);
         let copy_rows = |part: usize| {
             for i in (part * per)..((part + 1) * per).min(rows.len()) {
                 // Safety: row i of a [rows, dim] buffer; parts own disjoint rows.
                 let dst = unsafe { std::slice::from_raw_parts_mut(out.row(i, self.dim), self.dim) };
-                match chw {
+                let finite = match chw {
                     None => self.inputs.copy_row(rows[i], self.dim, dst),
                     Some([c, h, w]) => self.inputs.copy_row_channels_last(rows[i], [c, h, w], dst),
+                };
+                if !finite {
+                    first_bad.fetch_min(i, std::sync::atomic::Ordering::Relaxed);
                 }
             }
         };
@@ -199,6 +226,8 @@ impl<'a> DataView<'a> {
         } else {
             copy_rows(0);
         }
+        let bad = first_bad.into_inner();
+        (bad != usize::MAX).then_some(bad)
     }
 
     /// Asks the CPU to start loading `rows` into cache (into L2), so that a later
@@ -224,17 +253,29 @@ impl<'a> DataView<'a> {
     }
 
     /// Targets of `rows`, into `out`.
-    pub fn gather_targets(&self, rows: &[usize], out: &mut TargetBuffer) {
+    /// Copies the targets of `rows`, checking each again (class ids below `classes`,
+    /// float targets finite): the arrays are read in place and may have been changed
+    /// since `check_data` validated them. Returns the first bad one as an error.
+    pub fn gather_targets(&self, rows: &[usize], out: &mut TargetBuffer, classes: usize) -> crate::error::Result<()> {
         out.classes.clear();
         out.values.clear();
         match self.targets {
-            Targets::Classes(l) => out.classes.extend(rows.iter().map(|&r| l.get(r))),
+            Targets::Classes(l) => {
+                out.classes.extend(rows.iter().map(|&r| l.get(r)));
+                if let Some(k) = out.classes.iter().position(|&c| c as usize >= classes) {
+                    return Err(crate::error::Error::LabelOutOfRange { index: rows[k], label: out.classes[k], classes });
+                }
+            }
             Targets::Values { data, dim } => {
                 for &r in rows {
                     out.values.extend_from_slice(&data[r * dim..(r + 1) * dim]);
                 }
+                if let Some(k) = out.values.iter().position(|v| !v.is_finite()) {
+                    return Err(crate::error::Error::NonFiniteData { what: "target".into(), sample: rows[k / dim], epoch: 0, batch: 0 });
+                }
             }
         }
+        Ok(())
     }
 
     /// Floats per target sample (1 for class labels).

@@ -34,6 +34,11 @@ pub enum Error {
         classes: usize,
     },
 
+    /// An input or target holding NaN or ±∞ (found as the batch was gathered, before
+    /// anything was trained on it); epoch and batch are 0 outside a fit.
+    #[error("the {what} of sample {sample} holds NaN or ±Infinity (epoch {epoch}, batch {batch}); nothing was trained on this batch: check the data, or whether it was changed after it was given to ferronet")]
+    NonFiniteData { what: String, sample: usize, epoch: usize, batch: usize },
+
     /// Training diverged: the loss is NaN or infinite.
     #[error("loss became {value} at epoch {epoch}, batch {batch}: lower the learning rate or check the inputs for NaN/Inf")]
     NonFiniteLoss {

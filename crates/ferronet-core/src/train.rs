@@ -370,8 +370,8 @@ impl Trainer {
                 control.check()?;
                 let rows = &order[b * config.batch_size..((b + 1) * config.batch_size).min(n)];
                 let chw = model.input_chw();
-                data.gather(rows, model.input_buffer(rows.len()), chw);
-                data.gather_targets(rows, targets);
+                let classes = model.output_dim();
+                gathered(data.gather(rows, model.input_buffer(rows.len()), chw), data.gather_targets(rows, targets, classes), rows, epoch, b + 1)?;
                 let epoch_end = b + 1 == batches;
                 let report = epoch_end || (config.progress_every > 0 && (b + 1) % config.progress_every == 0);
                 let batch = step(model, optimizer, loss, group, refs, extras, rows.len(), targets, epoch, b + 1, report)?;
@@ -427,8 +427,8 @@ impl Trainer {
         model.set_mode(Mode::Train);
         let rows: Vec<usize> = (0..data.len()).collect();
         let chw = model.input_chw();
-        data.gather(&rows, model.input_buffer(rows.len()), chw);
-        data.gather_targets(&rows, &mut self.targets);
+        let classes = model.output_dim();
+        gathered(data.gather(&rows, model.input_buffer(rows.len()), chw), data.gather_targets(&rows, &mut self.targets, classes), &rows, self.epochs_done + 1, 1)?;
         let group = self.config.group.as_deref();
         let batch = step(
             model,
@@ -444,6 +444,18 @@ impl Trainer {
             true,
         )?;
         Ok(batch.loss_sum / rows.len().max(1) as f64)
+    }
+}
+
+/// The result of gathering a batch: a sample with NaN/±∞ inputs, or a bad target,
+/// becomes an error naming the sample, the epoch and the batch.
+fn gathered(bad_input: Option<usize>, targets: Result<()>, rows: &[usize], epoch: usize, batch: usize) -> Result<()> {
+    if let Some(i) = bad_input {
+        return Err(Error::NonFiniteData { what: "input".into(), sample: rows[i], epoch, batch });
+    }
+    match targets {
+        Err(Error::NonFiniteData { what, sample, .. }) => Err(Error::NonFiniteData { what, sample, epoch, batch }),
+        other => other,
     }
 }
 
@@ -546,8 +558,7 @@ pub fn evaluate(
         rows.clear();
         rows.extend(start..(start + batch_size).min(n));
         let chw = model.input_chw();
-        data.gather(&rows, model.input_buffer(rows.len()), chw);
-        data.gather_targets(&rows, &mut targets);
+        gathered(data.gather(&rows, model.input_buffer(rows.len()), chw), data.gather_targets(&rows, &mut targets, dim), &rows, 0, start / batch_size + 1)?;
         let out = model.forward(rows.len());
         let batch = loss.compute(out, rows.len(), dim, batch_targets(&targets, loss.target_kind()), None);
         total.add(&batch);

@@ -270,3 +270,38 @@ fn plateau_reduces_at_epoch_ends() {
     assert_eq!(lrs, [base, base, base * 0.5, base * 0.25]);
     assert_eq!(trainer.optimizer().lr() as f64, base * 0.25);
 }
+
+/// NaN written into the features after they were handed over, or a label changed to
+/// one out of range: the batch that holds it fails with a typed error naming the
+/// sample, epoch and batch, before anything is trained on it.
+#[test]
+fn non_finite_inputs_and_bad_labels_are_caught_per_batch_before_training() {
+    let (x, y) = clusters(64);
+    let mut xf: Vec<f32> = x.iter().map(|&v| v as f32 / 255.0).collect();
+    xf[37 * 6 + 2] = f32::NAN;
+    let data = DataView::new(Inputs::F32(&xf), &y, 6).unwrap();
+    let mut model = Model::sequential(6, &SPECS, 1).unwrap();
+    let before = model.params();
+    let mut trainer = Trainer::new(&OptimizerConfig::Adam(AdamConfig::default()), 1).unwrap();
+    let fit = FitConfig { batch_size: 16, shuffle: false, progress_every: 0 };
+    let err = trainer.fit_epoch(&mut model, &data, &fit, &mut |_| {}, &TrainControl::new()).unwrap_err();
+    match &err {
+        Error::NonFiniteData { what, sample, epoch, batch } => {
+            assert_eq!((what.as_str(), *sample, *epoch, *batch), ("input", 37, 1, 3));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(err.to_string().contains("sample 37 holds NaN"), "{err}");
+    // Batches 1 and 2 trained; nothing after the bad one, and no weight is NaN.
+    assert_ne!(before, model.params());
+    assert!(model.params().iter().all(|p| p.data.iter().all(|v| v.is_finite())));
+    // trainBatch's path checks the same way.
+    let e = trainer.train_batch(&mut model, &xf[36 * 6..38 * 6], ferronet_core::Targets::Classes(ferronet_core::Labels::U8(&y[36..38]))).unwrap_err();
+    assert!(matches!(e, Error::NonFiniteData { sample: 1, .. }), "{e:?}");
+    // A label out of range in a batch (the array changed after the check) is an error, not a panic.
+    let bad = [0u8, 1, 7];
+    let view = DataView::new(Inputs::U8(&x[..18]), &bad, 6).unwrap();
+    let mut buf = ferronet_core::data::TargetBuffer::default();
+    let e = view.gather_targets(&[0, 1, 2], &mut buf, 3).unwrap_err();
+    assert!(matches!(e, Error::LabelOutOfRange { index: 2, label: 7, classes: 3 }), "{e:?}");
+}

@@ -15,6 +15,7 @@ pub fn code_of(e: &CoreError) -> &'static str {
         CoreError::NonFiniteLoss { .. } => "ERR_NON_FINITE_LOSS",
         CoreError::Aborted { .. } => "ABORT_ERR",
         CoreError::ModelFile { .. } => "ERR_MODEL_FILE",
+        CoreError::NonFiniteData { .. } => "ERR_NON_FINITE_DATA",
     }
 }
 
@@ -25,7 +26,8 @@ pub fn to_js(e: CoreError) -> Error {
         | CoreError::Shape { .. }
         | CoreError::TargetWidth { .. }
         | CoreError::Graph { .. }
-        | CoreError::LabelOutOfRange { .. } => Status::InvalidArg,
+        | CoreError::LabelOutOfRange { .. }
+        | CoreError::NonFiniteData { .. } => Status::InvalidArg,
         CoreError::NonFiniteLoss { .. } | CoreError::ModelFile { .. } => Status::GenericFailure,
     };
     Error::new(status, format!("{}: {e}", code_of(&e)))
@@ -35,13 +37,35 @@ pub fn coded(code: &str, message: impl std::fmt::Display) -> Error {
     Error::new(Status::GenericFailure, format!("{code}: {message}"))
 }
 
+/// Where the last panic happened (any thread): the hook records it instead of
+/// printing Rust's panic dump on the user's stderr; the guard puts it in the error.
+static LAST_PANIC_AT: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// Installed when the addon loads: a panic becomes a typed JS error (see `guard`), so
+/// the default hook's stderr dump would only be noise in the user's terminal. Set
+/// `FERRONET_DEBUG_PANICS=1` to see the dumps.
+pub fn install_panic_hook() {
+    if std::env::var_os("FERRONET_DEBUG_PANICS").is_some() {
+        return;
+    }
+    std::panic::set_hook(Box::new(|info| {
+        if let Some(l) = info.location() {
+            *LAST_PANIC_AT.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("{}:{}", l.file(), l.line()));
+        }
+    }));
+}
+
 fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
+    let text = if let Some(s) = payload.downcast_ref::<&str>() {
         s.to_string()
     } else if let Some(s) = payload.downcast_ref::<String>() {
         s.clone()
     } else {
         "unknown panic payload".to_string()
+    };
+    match LAST_PANIC_AT.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        Some(at) => format!("{text} (at {at})"),
+        None => text,
     }
 }
 

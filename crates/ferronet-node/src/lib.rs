@@ -12,3 +12,8 @@ mod files;
 mod net;
 mod options;
 mod trainer;
+
+#[napi_derive::module_init]
+fn init() {
+    error::install_panic_hook();
+}

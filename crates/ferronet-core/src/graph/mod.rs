@@ -1022,10 +1022,11 @@ impl Model {
             let n = chunk.min(rows - start);
             let buf = self.input_buffer(n);
             for (r, row) in buf.chunks_mut(dim).enumerate() {
-                match chw {
+                // Prediction passes NaN through, as PyTorch does: the outputs say so.
+                let _finite = match chw {
                     None => inputs.copy_row(start + r, dim, row),
                     Some(chw) => inputs.copy_row_channels_last(start + r, chw, row),
-                }
+                };
             }
             let y = self.forward(n);
             layout::to_logical(&out_shape, y, &mut out[start * outputs..(start + n) * outputs]);

@@ -1,0 +1,51 @@
+/**
+ * Bad data met during training: NaN written into a dataset after it was made, a
+ * label changed mid-fit. Each is a typed error naming the sample, epoch and batch,
+ * raised before the batch trains; the weights stay finite; no panic dump on stderr.
+ */
+
+import { spawnSync } from 'node:child_process'
+import { describe, expect, it } from 'vitest'
+
+import { Dataset, NativeError, Net, Trainer, mnist } from '../src/index.js'
+
+describe('bad data during training', () => {
+  it('NaN written into a dataset after it was created stops fit at that batch, naming the sample', async () => {
+    const digits = (await mnist.loadDigits()).subset(0, 640)
+    const inputs = Float32Array.from(digits.inputs as Uint8Array, (v) => v / 255)
+    const data = Dataset.fromArrays({ inputs, labels: digits.labels!, sampleShape: [784], numClasses: 10 })
+    inputs[200 * 784 + 300] = Number.NaN // after fromArrays validated it
+    const net = Net.sequential(784, [Net.dense(32), Net.relu(), Net.dense(10)], { seed: 1 })
+    const trainer = new Trainer(net, { batchSize: 64, threads: 1 })
+    const error = await trainer.fit(data, { epochs: 1, shuffle: false }).then(() => undefined, (e: unknown) => e)
+    expect(error).toBeInstanceOf(NativeError)
+    expect((error as NativeError).code).toBe('ERR_NON_FINITE_DATA')
+    expect((error as Error).message).toMatch(/input of sample 200 holds NaN.*epoch 1, batch 4/)
+    for (const p of net.parameters()) expect(p.data.every(Number.isFinite)).toBe(true)
+    // Through trainBatch too.
+    const batch = inputs.slice(199 * 784, 201 * 784)
+    expect(() => trainer.trainBatch(batch, new Uint32Array([1, 2]))).toThrow(/sample 1 holds NaN/)
+  })
+
+  it('a label changed to one out of range during fit is a typed error, with no panic dump on stderr', () => {
+    // In a child process, so that its stderr can be read whole.
+    const script = `
+      import { Dataset, Net, Trainer } from './dist/index.js'
+      const n = 4000
+      const inputs = new Float32Array(n * 8).map((_, i) => Math.sin(i))
+      const labels = new Uint8Array(n).map((_, i) => i % 3)
+      const data = Dataset.fromArrays({ inputs, labels, sampleShape: [8], numClasses: 3 })
+      const net = Net.sequential(8, [Net.dense(64), Net.relu(), Net.dense(3)])
+      const trainer = new Trainer(net, { batchSize: 8, threads: 1 })
+      let changed = false
+      const run = trainer.fit(data, { epochs: 20, progressEvery: 1, onProgress: () => { if (!changed) { labels[n - 1] = 200; changed = true } } })
+      run.then(() => console.log(JSON.stringify({ ok: true, changed })), (e) => console.log(JSON.stringify({ code: e.code, message: e.message, name: e.name })))
+    `
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: new URL('..', import.meta.url).pathname, encoding: 'utf8', timeout: 120_000 })
+    expect(r.status, r.stderr).toBe(0)
+    const out = JSON.parse(r.stdout.trim().split('\n').at(-1)!)
+    expect(out.code).toBe('ERR_LABEL_OUT_OF_RANGE')
+    expect(out.message).toMatch(/label 200 of sample 3999 is out of range for a network with 3 outputs/)
+    expect(r.stderr).not.toMatch(/panicked|RUST_BACKTRACE|stack backtrace/)
+  })
+})

@@ -48,4 +48,18 @@ describe('bad data during training', () => {
     expect(out.message).toMatch(/label 200 of sample 3999 is out of range for a network with 3 outputs/)
     expect(r.stderr).not.toMatch(/panicked|RUST_BACKTRACE|stack backtrace/)
   })
+
+  it('a net too large for memory is a typed error before any work, not an abort of Node', () => {
+    let error: unknown
+    try {
+      Net.sequential(784, [Net.dense(1e8)])
+    } catch (e) {
+      error = e
+    }
+    expect(error).toBeInstanceOf(NativeError)
+    expect((error as NativeError).code).toBe('ERR_OUT_OF_MEMORY')
+    expect((error as Error).message).toMatch(/could not allocate 292\.1 GiB for parameter 0\.weight/)
+    // The process is alive and builds the next net.
+    expect(Net.sequential(784, [Net.dense(10)]).parameterCount).toBe(7850)
+  })
 })

@@ -52,6 +52,11 @@ pub enum Error {
     #[error("{path}: {message}")]
     ModelFile { path: String, message: String },
 
+    /// A model (or its batch buffers) larger than this machine can allocate: an error
+    /// before any work, instead of the abort Rust's allocator would end the process with.
+    #[error("could not allocate {gib:.1} GiB for {what}: the model is too large for this machine's memory")]
+    OutOfMemory { what: String, gib: f64 },
+
     /// The caller asked training to stop (AbortSignal); `steps` optimizer steps were done.
     #[error("training was aborted after {steps} steps")]
     Aborted { steps: usize },
@@ -77,6 +82,15 @@ impl Error {
             path: path.display().to_string(),
             message: message.into(),
         }
+    }
+    /// Tries to allocate `n` zeroed floats for `what`.
+    pub fn try_zeros(n: usize, what: &str) -> Result<Vec<f32>> {
+        let fail = || Error::OutOfMemory { what: what.to_string(), gib: n as f64 * 4.0 / (1u64 << 30) as f64 };
+        let mut v: Vec<f32> = Vec::new();
+        n.checked_mul(4).filter(|&b| b <= isize::MAX as usize).ok_or_else(fail)?;
+        v.try_reserve_exact(n).map_err(|_| fail())?;
+        v.resize(n, 0.0);
+        Ok(v)
     }
     pub fn shape(what: &str, expected: impl ToString, got: impl ToString) -> Self {
         Error::Shape {

@@ -49,9 +49,20 @@ impl ParamStore {
         self.tensors.len() - 1
     }
 
+    /// Makes room for one more tensor of `len` floats (and its alignment), or says
+    /// how much memory it needed.
+    pub(crate) fn reserve(&mut self, len: usize, name: &str) -> crate::error::Result<()> {
+        let need = len.checked_add(ALIGN).unwrap_or(usize::MAX);
+        self.values.try_reserve(need).map_err(|_| crate::error::Error::OutOfMemory {
+            what: format!("parameter {name}"),
+            gib: (self.values.len() as f64 + len as f64) * 4.0 / (1u64 << 30) as f64,
+        })
+    }
+
     /// Sizes the gradients once every tensor is in.
-    pub(crate) fn finish(&mut self) {
-        self.grads = vec![0.0; self.values.len()];
+    pub(crate) fn finish(&mut self) -> crate::error::Result<()> {
+        self.grads = crate::error::Error::try_zeros(self.values.len(), "the parameters' gradients")?;
+        Ok(())
     }
 
     pub fn tensors(&self) -> &[TensorInfo] {

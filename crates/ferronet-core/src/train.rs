@@ -348,6 +348,7 @@ impl Trainer {
         if n == 0 {
             return Err(Error::shape("training data", "at least one sample", 0));
         }
+        model.reserve(config.batch_size.min(n), true)?;
         model.set_mode(Mode::Train);
         let epoch = self.epochs_done + 1;
         self.order.clear();
@@ -424,6 +425,7 @@ impl Trainer {
     pub fn train_batch(&mut self, model: &mut Model, inputs: &[f32], targets: Targets) -> Result<f64> {
         let data = DataView::with_targets(crate::data::Inputs::F32(inputs), targets, model.input_dim())?;
         check_data(model, &data, &self.config.loss)?;
+        model.reserve(data.len(), true)?;
         model.set_mode(Mode::Train);
         let rows: Vec<usize> = (0..data.len()).collect();
         let chw = model.input_chw();
@@ -547,6 +549,7 @@ pub fn evaluate(
         return Err(Error::config("batchSize", "must be >= 1"));
     }
     let batch_size = batch_size.min(model.inference_chunk());
+    model.reserve(batch_size.min(data.len()), false)?;
     model.set_mode(Mode::Eval);
     let n = data.len();
     let mut total = LossSum::default();

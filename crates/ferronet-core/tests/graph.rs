@@ -197,3 +197,21 @@ fn batchnorm_folds_into_the_op_before_it_at_evaluation() {
     }
     assert_ne!(folded, vec![0.0; rows * 3]);
 }
+
+/// A model larger than memory is an error naming what could not be allocated, not
+/// the abort of Rust's allocator (which would end the Node process).
+#[test]
+fn a_model_too_large_for_memory_is_an_error_not_an_abort() {
+    let huge = spec(json!([{ "name": "fc", "op": "Linear", "inputs": ["input"], "config": { "outFeatures": 100_000_000 } }]), &["fc"], &[784]);
+    match Model::from_json(&huge, 0) {
+        Err(Error::OutOfMemory { what, gib }) => {
+            assert!(what.contains("fc.weight"), "{what}");
+            assert!(gib > 290.0, "{gib}");
+        }
+        other => panic!("expected OutOfMemory, got {:?}", other.map(|_| ())),
+    }
+    // A batch whose activations cannot be allocated: the same, before any work.
+    let mut m = Model::from_json(&spec(json!([{ "name": "fc", "op": "Linear", "inputs": ["input"], "config": { "outFeatures": 4 } }]), &["fc"], &[784]), 0).unwrap();
+    assert!(matches!(m.reserve(1usize << 40, true), Err(Error::OutOfMemory { .. })));
+    assert!(m.reserve(64, true).is_ok());
+}

@@ -16,6 +16,7 @@ pub fn code_of(e: &CoreError) -> &'static str {
         CoreError::Aborted { .. } => "ABORT_ERR",
         CoreError::ModelFile { .. } => "ERR_MODEL_FILE",
         CoreError::NonFiniteData { .. } => "ERR_NON_FINITE_DATA",
+        CoreError::OutOfMemory { .. } => "ERR_OUT_OF_MEMORY",
     }
 }
 
@@ -28,7 +29,7 @@ pub fn to_js(e: CoreError) -> Error {
         | CoreError::Graph { .. }
         | CoreError::LabelOutOfRange { .. }
         | CoreError::NonFiniteData { .. } => Status::InvalidArg,
-        CoreError::NonFiniteLoss { .. } | CoreError::ModelFile { .. } => Status::GenericFailure,
+        CoreError::NonFiniteLoss { .. } | CoreError::ModelFile { .. } | CoreError::OutOfMemory { .. } => Status::GenericFailure,
     };
     Error::new(status, format!("{}: {e}", code_of(&e)))
 }

@@ -280,7 +280,9 @@ impl Model {
             let node_id = nodes.len();
             let mut tensors = Vec::new();
             for (index, decl) in op.params().into_iter().enumerate() {
-                let mut torch = vec![0.0; decl.len()];
+                let name = format!("{}.{}", n.name, decl.name);
+                store.reserve(decl.len(), &name)?;
+                let mut torch = Error::try_zeros(decl.len(), &format!("parameter {name}"))?;
                 decl.init.fill(&mut torch, &mut init_rng);
                 let t = store.push(TensorInfo {
                     name: format!("{}.{}", n.name, decl.name),
@@ -325,7 +327,7 @@ impl Model {
                 fused_relu: false,
             });
         }
-        store.finish();
+        store.finish()?;
         let mut outputs = Vec::new();
         for o in &spec.outputs {
             match by_name.get(o) {
@@ -516,6 +518,29 @@ impl Model {
     }
 
     /// Sizes the arena for `rows` samples (only when it grows) and re-points the plans.
+    /// Allocates the activation (and gradient) arena for batches of `rows`, or says how
+    /// much memory it needed: called before any work, so that a too-large batch or
+    /// model is an error instead of an abort mid-step.
+    pub fn reserve(&mut self, rows: usize, with_grads: bool) -> Result<()> {
+        let per_sample: usize = self.values.iter().map(|v| v.size).sum();
+        let n = rows.max(self.capacity).checked_mul(per_sample).unwrap_or(usize::MAX);
+        if rows > self.capacity {
+            self.acts = Error::try_zeros(n, &format!("the activations of a batch of {rows}"))?;
+            if !self.grads.is_empty() || with_grads {
+                self.grads = Error::try_zeros(n, &format!("the gradients of a batch of {rows}"))?;
+            }
+            self.capacity = rows;
+            for node in self.nodes.iter_mut() {
+                node.op.prepare(rows);
+            }
+            self.planned = false;
+        } else if with_grads && self.grads.is_empty() {
+            self.grads = Error::try_zeros(n, &format!("the gradients of a batch of {}", self.capacity))?;
+            self.planned = false;
+        }
+        Ok(())
+    }
+
     fn ensure_capacity(&mut self, rows: usize, with_grads: bool) {
         let per_sample: usize = self.values.iter().map(|v| v.size).sum();
         if rows > self.capacity {
@@ -1018,6 +1043,10 @@ impl Model {
         let chw = self.input_chw();
         let out_shape = self.output_shape().to_vec();
         let chunk = self.inference_chunk();
+        if let Err(e) = self.reserve(chunk.min(rows), false) {
+            self.mode = mode;
+            return Err(e);
+        }
         for start in (0..rows).step_by(chunk) {
             let n = chunk.min(rows - start);
             let buf = self.input_buffer(n);

@@ -98,7 +98,20 @@ interface DatasetParts {
 const trusted: unique symbol = Symbol('ferronet.Dataset.trusted')
 
 /**
- * A labelled classification dataset held in memory.
+ * A dataset held in memory: `size` samples of shape {@link Dataset.sampleShape}, each
+ * with a class label (classification) or float targets (regression, multi-label).
+ *
+ * ```ts
+ * import { Dataset, mnist } from 'ferronet'
+ *
+ * const digits = await mnist.loadDigits()                  // 10,000 × [28, 28] uint8, 10 classes
+ * const [train, test] = digits.split(0.8, { seed: 1 })     // 8,000 / 2,000, shuffled copies
+ * console.log(train.size, train.sampleShape, train.classCounts())
+ *
+ * const xor = Dataset.fromArrays({
+ *   inputs: Float32Array.of(0, 0, 0, 1, 1, 0, 1, 1), sampleShape: [2], labels: [0, 1, 1, 0],
+ * })
+ * ```
  *
  * Build one with {@link Dataset.fromArrays} (which validates its arguments) or get one
  * from a loader such as `mnist.load`. Derived datasets ({@link Dataset.subset},
@@ -155,6 +168,13 @@ export class Dataset {
 
   /**
    * Builds a dataset from arrays, checking that they fit together.
+   *
+   * ```ts
+   * // 3 samples of 4 features, classes 0..2
+   * const ds = Dataset.fromArrays({ inputs: new Float32Array(12), labels: [0, 2, 1], numClasses: 3 })
+   * // regression: 2 float targets per sample
+   * const reg = Dataset.fromArrays({ inputs: features, targets: new Float32Array(rows * 2), targetShape: [2] })
+   * ```
    *
    * @param arrays - Inputs, labels and optionally the sample shape and class count.
    * @returns A dataset that references `inputs` (and `labels` when it is a `Uint8Array`).

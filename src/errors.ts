@@ -3,8 +3,28 @@
  * (file, field or shape) so a caller can act on it without reading a stack trace.
  */
 
-/** Base class of every error ferronet throws on purpose. `code` is stable; match on it. */
+/**
+ * Base class of every error ferronet throws on purpose. `code` is stable; match on it
+ * (or on the subclass) rather than on the message.
+ *
+ * ```ts
+ * try {
+ *   await Net.load('model.safetensors')
+ * } catch (error) {
+ *   if (error instanceof ModelFileError) console.error(`bad model file ${error.path}: ${error.message}`)
+ *   else throw error
+ * }
+ * ```
+ */
 export class FerronetError extends Error {
+  /**
+   * A stable machine-readable code: `ERR_INVALID_OPTION` ({@link OptionError}),
+   * `ERR_SHAPE` ({@link ShapeError}), `ERR_IDX_<reason>` ({@link IdxFormatError}),
+   * `ERR_IMAGE` ({@link ImageError}), `ERR_MODEL_FILE` ({@link ModelFileError}),
+   * `ABORT_ERR` ({@link AbortError}), `ERR_ONNX_UNSUPPORTED` ({@link OnnxExportError}),
+   * native codes such as `ERR_BUSY` ({@link NativeError}), and a few of this class
+   * itself (`ERR_NATIVE_LOAD`, `ERR_MISSING_DEPENDENCY`, `ERR_DEMO_DATA_MISSING`, …).
+   */
   readonly code: string
   constructor(code: string, message: string, options?: { cause?: unknown }) {
     super(message, options)
@@ -33,21 +53,30 @@ export class ShapeError extends FerronetError {
   }
 }
 
-/** Why an IDX file was rejected. */
+/** Why an IDX file was rejected; see {@link IdxFormatError}. */
 export type IdxErrorReason =
+  /** The file (or the directory of `mnist.load`) does not exist. */
   | 'NOT_FOUND'
+  /** Not an IDX file of the expected kind: the magic number is not that of images (`0x00000803`) or labels (`0x00000801`), or the element type is not unsigned byte. */
   | 'BAD_MAGIC'
+  /** The file is shorter than its header (or its data) says. */
   | 'TRUNCATED'
+  /** The file is longer than its header says. */
   | 'TRAILING_BYTES'
+  /** The images and labels files hold different numbers of samples. */
   | 'COUNT_MISMATCH'
+  /** A label above 9. */
   | 'LABEL_OUT_OF_RANGE'
+  /** A `.gz` file that does not decompress. */
   | 'CORRUPT_GZIP'
+  /** The header declares no dimensions, an empty inner dimension, or more data than can be read (over 4 GiB). */
   | 'BAD_DIMENSIONS'
 
 /** An IDX (MNIST-format) file that cannot be read as images or labels. */
 export class IdxFormatError extends FerronetError {
   /** Path of the offending file (or a caller-supplied name for in-memory buffers). */
   readonly file: string
+  /** What is wrong with the file; the `code` is `ERR_IDX_` followed by it (`ERR_IDX_TRUNCATED`). */
   readonly reason: IdxErrorReason
   constructor(file: string, reason: IdxErrorReason, message: string, options?: { cause?: unknown }) {
     super(`ERR_IDX_${reason}`, `${file}: ${message}`, options)

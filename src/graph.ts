@@ -13,27 +13,47 @@ export const SPEC_VERSION = 1
 
 /** A graph input of the spec. */
 export interface InputSpec {
+  /** The input's name, which nodes list in their `inputs` (`"input"` for {@link Net.sequential}). */
   readonly name: string
   /** Per sample, PyTorch order (`[C, H, W]`, `[T, F]`, `[F]`), batch left out. */
   readonly shape: readonly number[]
 }
 
-/** A node of the spec. */
+/** A node of the spec: one layer applied to earlier inputs or nodes. */
 export interface NodeSpec {
+  /** Unique name (`"0"`, `"conv1"`, dotted for scopes: `"block1.conv"`); its tensors are `<name>.weight`, …. */
   readonly name: string
+  /** The layer's op, e.g. `"Conv2d"` (see {@link OpName}). */
   readonly op: LayerSpec['op']
+  /** Names of the inputs or nodes it reads, each listed before it; two or more for `Add` and `Concat`. */
   readonly inputs: readonly string[]
+  /** The op's options (the {@link LayerSpec} fields but `op`); left out when all are defaults. */
   readonly config?: Readonly<Record<string, unknown>>
   /** Parameter group of this node's tensors. */
   readonly group?: string
 }
 
-/** The versioned JSON model spec. */
+/**
+ * The versioned JSON model spec (docs/graph-spec.md): what {@link Net.spec} returns,
+ * {@link Net.fromSpec} takes and model files carry in their header.
+ *
+ * ```json
+ * {"format": "ferronet-graph", "version": 1,
+ *  "inputs": [{"name": "input", "shape": [784]}],
+ *  "nodes": [{"name": "0", "op": "Linear", "inputs": ["input"], "config": {"outFeatures": 10}}],
+ *  "outputs": ["0"]}
+ * ```
+ */
 export interface ModelSpec {
+  /** Always `"ferronet-graph"`. */
   readonly format: typeof SPEC_FORMAT
+  /** The spec version, `1`. */
   readonly version: typeof SPEC_VERSION
+  /** The graph inputs (one for {@link Net.sequential}). */
   readonly inputs: readonly InputSpec[]
+  /** The nodes, each after the nodes it reads (topological order). */
   readonly nodes: readonly NodeSpec[]
+  /** Names of the nodes (or inputs) the network outputs; {@link Net.predict} returns the first. */
   readonly outputs: readonly string[]
 }
 
@@ -75,6 +95,7 @@ export class SymbolicTensor {
     return this.producer?.layer.op ?? 'input'
   }
 
+  /** `name [shape]`, e.g. `"conv1 [8, 28, 28]"` (the op for unnamed tensors). */
   toString(): string {
     return `${this.givenName ?? this.op} ${fmt(this.shape)}`
   }

@@ -183,6 +183,11 @@ export async function imageInput(source: ImageSource, inputShape: readonly numbe
  * values, row `i` from `sources[i]`, ready for `Net.predict`. The options are
  * those of {@link imageInput}.
  *
+ * ```ts
+ * const x = await imageInputs(['a.png', 'b.jpg'], net.inputShape)   // 2 × inputDim values
+ * const classes = net.predictClasses(x)                              // Uint32Array(2)
+ * ```
+ *
  * @throws {@link ImageError} for the first image that fails (naming it), after the
  *   images being decoded at that moment finish; {@link OptionError} for bad options or
  *   an empty `sources`.

@@ -8,49 +8,160 @@
 import { OptionError, ShapeError } from './errors.js'
 import { describe } from './validate.js'
 
-/** A size given as one number or a pair `[h, w]`. */
+/** A size given as one number (the same for height and width) or a pair `[h, w]`, in pixels. */
 export type Size2 = number | readonly [number, number]
 
-/** `nn.Linear` on the last dimension: weight `[outFeatures, in]`, bias `[outFeatures]`. */
-export interface LinearSpec { readonly op: 'Linear'; readonly outFeatures: number; readonly bias?: boolean }
-/** `nn.Conv2d` on `[C, H, W]`: weight `[outChannels, C / groups, kh, kw]`. */
-export interface Conv2dSpec {
-  readonly op: 'Conv2d'
-  readonly outChannels: number
-  readonly kernelSize: Size2
-  readonly stride?: Size2
-  readonly padding?: Size2
-  readonly dilation?: Size2
-  readonly groups?: number
+/** `nn.Linear` on the last dimension: weight `[outFeatures, in]`, bias `[outFeatures]`. Built by {@link Net.dense}. */
+export interface LinearSpec {
+  /** The op name in the spec. */
+  readonly op: 'Linear'
+  /** Output features, an integer >= 1; the input features come from the input shape. */
+  readonly outFeatures: number
+  /** Whether the layer adds a bias (default `true`). */
   readonly bias?: boolean
 }
-/** `nn.MaxPool2d` (stride defaults to the kernel size). */
-export interface MaxPool2dSpec { readonly op: 'MaxPool2d'; readonly kernelSize: Size2; readonly stride?: Size2; readonly padding?: Size2 }
-/** `nn.AvgPool2d` (count_include_pad = true). */
-export interface AvgPool2dSpec { readonly op: 'AvgPool2d'; readonly kernelSize: Size2; readonly stride?: Size2; readonly padding?: Size2 }
-/** `nn.AdaptiveAvgPool2d`. */
-export interface AdaptiveAvgPool2dSpec { readonly op: 'AdaptiveAvgPool2d'; readonly outputSize: Size2 }
-/** `nn.BatchNorm1d` on `[F]` or `[C, L]`. */
-export interface BatchNorm1dSpec { readonly op: 'BatchNorm1d'; readonly eps?: number; readonly momentum?: number; readonly affine?: boolean }
-/** `nn.BatchNorm2d` on `[C, H, W]`. */
-export interface BatchNorm2dSpec { readonly op: 'BatchNorm2d'; readonly eps?: number; readonly momentum?: number; readonly affine?: boolean }
-/** `nn.Dropout`: inverted scaling in training, the identity in evaluation. */
-export interface DropoutSpec { readonly op: 'Dropout'; readonly p?: number }
-/** `nn.Flatten()` (start_dim 1): `[C, H, W]` → `[C·H·W]`. */
-export interface FlattenSpec { readonly op: 'Flatten' }
-export interface ReluSpec { readonly op: 'ReLU' }
-export interface SigmoidSpec { readonly op: 'Sigmoid' }
-export interface TanhSpec { readonly op: 'Tanh' }
-export interface SiluSpec { readonly op: 'SiLU' }
-export interface LeakyReluSpec { readonly op: 'LeakyReLU'; readonly negativeSlope?: number }
-export interface GeluSpec { readonly op: 'GELU'; readonly approximate?: 'none' | 'tanh' }
-/** `dim` counts as in PyTorch, the batch being dim 0 (default -1). */
-export interface SoftmaxSpec { readonly op: 'Softmax'; readonly dim?: number }
-export interface LogSoftmaxSpec { readonly op: 'LogSoftmax'; readonly dim?: number }
-/** Element-wise sum of two or more inputs of one shape. */
-export interface AddSpec { readonly op: 'Add' }
-/** `torch.cat` along `dim` (default 1; the batch is dim 0). */
-export interface ConcatSpec { readonly op: 'Concat'; readonly dim?: number }
+/** `nn.Conv2d` on `[C, H, W]`: weight `[outChannels, C / groups, kh, kw]`, output `[outChannels, H', W']` (PyTorch's formula). Built by {@link Net.conv2d}. */
+export interface Conv2dSpec {
+  /** The op name in the spec. */
+  readonly op: 'Conv2d'
+  /** Output channels, an integer >= 1 divisible by `groups`. */
+  readonly outChannels: number
+  /** Kernel height and width in pixels. */
+  readonly kernelSize: Size2
+  /** Step between windows in pixels (default `1`). */
+  readonly stride?: Size2
+  /** Zero padding added on each side in pixels (default `0`). */
+  readonly padding?: Size2
+  /** Spacing between kernel taps (default `1`). */
+  readonly dilation?: Size2
+  /** Blocked connections between input and output channels (default `1`); both channel counts must divide by it. */
+  readonly groups?: number
+  /** Whether the layer adds a bias `[outChannels]` (default `true`). */
+  readonly bias?: boolean
+}
+/** `nn.MaxPool2d` on `[C, H, W]`. Built by {@link Net.maxPool2d}. */
+export interface MaxPool2dSpec {
+  /** The op name in the spec. */
+  readonly op: 'MaxPool2d'
+  /** Window height and width in pixels. */
+  readonly kernelSize: Size2
+  /** Step between windows in pixels (default: the kernel size). */
+  readonly stride?: Size2
+  /** Implicit padding on each side (default `0`), at most half the kernel size. */
+  readonly padding?: Size2
+}
+/** `nn.AvgPool2d` on `[C, H, W]` (count_include_pad = true). Built by {@link Net.avgPool2d}. */
+export interface AvgPool2dSpec {
+  /** The op name in the spec. */
+  readonly op: 'AvgPool2d'
+  /** Window height and width in pixels. */
+  readonly kernelSize: Size2
+  /** Step between windows in pixels (default: the kernel size). */
+  readonly stride?: Size2
+  /** Zero padding on each side (default `0`), counted in the average; at most half the kernel size. */
+  readonly padding?: Size2
+}
+/** `nn.AdaptiveAvgPool2d`: `[C, H, W]` → `[C, outH, outW]`. Built by {@link Net.adaptiveAvgPool2d}. */
+export interface AdaptiveAvgPool2dSpec {
+  /** The op name in the spec. */
+  readonly op: 'AdaptiveAvgPool2d'
+  /** Output height and width in pixels (`1` for global average pooling). */
+  readonly outputSize: Size2
+}
+/** `nn.BatchNorm1d` on `[F]` or `[C, L]`: weight and bias `[F]` (or `[C]`), buffers `running_mean`, `running_var` of that size (no `num_batches_tracked`). Built by {@link Net.batchNorm1d}. */
+export interface BatchNorm1dSpec {
+  /** The op name in the spec. */
+  readonly op: 'BatchNorm1d'
+  /** Added to the variance, > 0 (default `1e-5`). */
+  readonly eps?: number
+  /** Weight of the new batch in the running statistics, in `[0, 1]` (default `0.1`). */
+  readonly momentum?: number
+  /** Whether it has a learned scale and shift (default `true`). */
+  readonly affine?: boolean
+}
+/** `nn.BatchNorm2d` on `[C, H, W]`, per channel: weight and bias `[C]`, running statistics as buffers. Built by {@link Net.batchNorm2d}. */
+export interface BatchNorm2dSpec {
+  /** The op name in the spec. */
+  readonly op: 'BatchNorm2d'
+  /** Added to the variance, > 0 (default `1e-5`). */
+  readonly eps?: number
+  /** Weight of the new batch in the running statistics, in `[0, 1]` (default `0.1`). */
+  readonly momentum?: number
+  /** Whether it has a learned scale and shift (default `true`). */
+  readonly affine?: boolean
+}
+/** `nn.Dropout`: zeroes each value with probability `p` and scales the rest by 1/(1-p) in training, the identity in evaluation. Built by {@link Net.dropout}. */
+export interface DropoutSpec {
+  /** The op name in the spec. */
+  readonly op: 'Dropout'
+  /** Probability of zeroing a value, in `[0, 1)` (default `0.5`). */
+  readonly p?: number
+}
+/** `nn.Flatten()` (start_dim 1): `[C, H, W]` → `[C·H·W]`. Built by {@link Net.flatten}. */
+export interface FlattenSpec {
+  /** The op name in the spec. */
+  readonly op: 'Flatten'
+}
+/** `nn.ReLU()`: max(x, 0), element-wise. Built by {@link Net.relu}. */
+export interface ReluSpec {
+  /** The op name in the spec. */
+  readonly op: 'ReLU'
+}
+/** `nn.Sigmoid()`, element-wise. Built by {@link Net.sigmoid}. */
+export interface SigmoidSpec {
+  /** The op name in the spec. */
+  readonly op: 'Sigmoid'
+}
+/** `nn.Tanh()`, element-wise. Built by {@link Net.tanh}. */
+export interface TanhSpec {
+  /** The op name in the spec. */
+  readonly op: 'Tanh'
+}
+/** `nn.SiLU()`: x · sigmoid(x), element-wise. Built by {@link Net.silu}. */
+export interface SiluSpec {
+  /** The op name in the spec. */
+  readonly op: 'SiLU'
+}
+/** `nn.LeakyReLU`: x for x >= 0, `negativeSlope` · x below, element-wise. Built by {@link Net.leakyRelu}. */
+export interface LeakyReluSpec {
+  /** The op name in the spec. */
+  readonly op: 'LeakyReLU'
+  /** Slope for negative inputs, a finite number (default `0.01`). */
+  readonly negativeSlope?: number
+}
+/** `nn.GELU`, element-wise. Built by {@link Net.gelu}. */
+export interface GeluSpec {
+  /** The op name in the spec. */
+  readonly op: 'GELU'
+  /** `'none'` (default): the exact x · Φ(x) with the error function; `'tanh'`: the tanh approximation. */
+  readonly approximate?: 'none' | 'tanh'
+}
+/** `nn.Softmax(dim)`: probabilities along `dim`. Built by {@link Net.softmax}. */
+export interface SoftmaxSpec {
+  /** The op name in the spec. */
+  readonly op: 'Softmax'
+  /** Dimension, counted as in PyTorch with the batch as dim 0 (default `-1`, the last); the batch dim itself is refused. */
+  readonly dim?: number
+}
+/** `nn.LogSoftmax(dim)`: log-probabilities along `dim`. Built by {@link Net.logSoftmax}. */
+export interface LogSoftmaxSpec {
+  /** The op name in the spec. */
+  readonly op: 'LogSoftmax'
+  /** Dimension, counted as in PyTorch with the batch as dim 0 (default `-1`, the last); the batch dim itself is refused. */
+  readonly dim?: number
+}
+/** Element-wise sum of two or more inputs of one shape (functional API only). Built by {@link Net.add}. */
+export interface AddSpec {
+  /** The op name in the spec. */
+  readonly op: 'Add'
+}
+/** `torch.cat` of two or more inputs along `dim`; the other dims must be equal (functional API only). Built by {@link Net.concat}. */
+export interface ConcatSpec {
+  /** The op name in the spec. */
+  readonly op: 'Concat'
+  /** Dimension, counted with the batch as dim 0 (default `1`: channels or features). */
+  readonly dim?: number
+}
 
 /** One layer: a node of the model spec without its name and inputs. */
 export type LayerSpec =

@@ -31,8 +31,11 @@ export interface NetOptions {
 
 /** A named tensor in PyTorch layout: `"0.weight"` of a Linear is `[out, in]`, of a Conv2d `[out, in/groups, kh, kw]`. */
 export interface Parameter {
+  /** The `state_dict` name: node name, a dot, the tensor (`"0.weight"`, `"conv1.bias"`, `"3.running_mean"`). */
   readonly name: string
+  /** The tensor's shape, PyTorch layout (`[out, in]` for a Linear weight). */
   readonly shape: readonly number[]
+  /** The values, row-major over {@link Parameter.shape}: a copy, writing to it changes nothing (use {@link Net.setParameter}). */
   readonly data: Float32Array
   /** False for buffers (BatchNorm's `running_mean`, `running_var`): saved, never trained. */
   readonly trainable: boolean
@@ -70,6 +73,38 @@ function build<T extends LayerSpec>(op: T['op'], path: string, config: Record<st
   return makeLayer(normalizeLayer(op, config, path) as T)
 }
 
+/**
+ * A neural network: a graph of layers (the versioned JSON {@link ModelSpec}) compiled
+ * by the Rust core, which holds the weights (f32). Shapes are per sample, in PyTorch
+ * order (`[C, H, W]` for images), the batch dimension left out; inputs and outputs
+ * are flat row-major `Float32Array`s of `rows × inputDim` / `rows × outputDim` values.
+ *
+ * Build one with {@link Net.sequential} (a chain), the functional API
+ * ({@link Net.input}, `layer.apply`, {@link Net.graph}), a saved spec
+ * ({@link Net.fromSpec}), a preset (`models.mlp()`, `models.lenet()`, `models.cnn()`) or
+ * a file ({@link Net.load}). Train it with a {@link Trainer}; predict with
+ * {@link Net.predict} / {@link Net.predictClasses}; save it with {@link Net.save}
+ * (safetensors, loadable by PyTorch) or export it with {@link Net.exportOnnx}.
+ *
+ * Layer builders (`Net.dense`, `Net.conv2d`, …) return plain {@link LayerSpec} objects
+ * named after their PyTorch modules; they are validated when built, and shapes are
+ * checked when the net is built, before any native call. Every builder throws an
+ * {@link OptionError} naming the field (`conv2d.stride`, `dropout.p`) for a bad option.
+ *
+ * ```ts
+ * import { Net, Trainer, mnist } from 'ferronet'
+ *
+ * const net = Net.sequential([1, 28, 28], [
+ *   Net.conv2d(8, 3, { padding: 1 }), Net.relu(), Net.maxPool2d(2),
+ *   Net.flatten(), Net.dense(10),
+ * ], { seed: 0 })
+ * const digits = await mnist.loadDigits()                 // 10,000 × [28, 28] pixels
+ * const [train, test] = digits.split(8000, { shuffle: false })
+ * await new Trainer(net).fit(train, { epochs: 1 })
+ * const classes = net.predictClasses(test)               // Uint32Array(2000)
+ * await net.save('digits.safetensors')
+ * ```
+ */
 export class Net {
   /** @internal */
   readonly native: NativeNet
@@ -112,7 +147,11 @@ export class Net {
     return Net.compile(sequentialSpec(shape, layers), seed)
   }
 
-  /** A graph input of the functional API, of per-sample shape `shape` (`[1, 28, 28]`, or a feature count). */
+  /**
+   * A graph input of the functional API, of per-sample shape `shape` (`[1, 28, 28]`, or a
+   * feature count). Named `"input"` (`"input1"`, … for more) unless `options.name` is given.
+   * @throws {@link OptionError} (`shape`, `name`) for a shape that is not positive integers or a bad name.
+   */
   static input(shape: number | readonly number[], options: { name?: string } = {}): SymbolicTensor {
     return input(shape, options)
   }
@@ -126,6 +165,9 @@ export class Net {
    * const y = Net.add().apply([Net.relu().apply(h), h])
    * const net = Net.graph({ inputs: x, outputs: Net.dense(10).apply(Net.flatten().apply(y)) }, { seed: 0 })
    * ```
+   * Unnamed nodes are named after their op and a counter (`conv2d1`, `relu1`, …).
+   * @throws {@link OptionError} when `inputs` or `outputs` is missing, two tensors share a
+   *   name, or the outputs depend on an input not listed in `inputs`.
    */
   static graph(io: { inputs: SymbolicTensor | readonly SymbolicTensor[]; outputs: SymbolicTensor | readonly SymbolicTensor[] }, options: NetOptions = {}): Net {
     const o = Net.checkIo(io)
@@ -140,7 +182,17 @@ export class Net {
     return o as never
   }
 
-  /** Builds a network from a saved spec (an object or its JSON text), validating it first. */
+  /**
+   * Builds a network from a saved spec (an object or its JSON text, e.g. `JSON.stringify(net.spec)`),
+   * validating it first; the weights are freshly initialised from `options.seed`
+   * (load them with {@link Net.loadWeights}, or use {@link Net.load} for a saved file).
+   *
+   * ```ts
+   * const copy = Net.fromSpec(JSON.stringify(net.spec), { seed: 1 })
+   * ```
+   * @throws {@link OptionError} naming the spec field at fault (`spec.nodes[conv1].config.kernelSize`),
+   *   {@link ShapeError} naming the node whose input shape does not fit.
+   */
   static fromSpec(spec: ModelSpec | string | object, options: NetOptions = {}): Net {
     const seed = checkSeed(options, 'options')
     const checked = checkSpec(spec)
@@ -210,15 +262,19 @@ export class Net {
   static flatten(): Layer<FlattenSpec> {
     return build('Flatten', 'flatten', {})
   }
+  /** `nn.ReLU()`: max(x, 0), element-wise, any shape. */
   static relu(): Layer<ReluSpec> {
     return build('ReLU', 'relu', {})
   }
+  /** `nn.Sigmoid()`: 1 / (1 + e^-x), element-wise, any shape. */
   static sigmoid(): Layer<SigmoidSpec> {
     return build('Sigmoid', 'sigmoid', {})
   }
+  /** `nn.Tanh()`, element-wise, any shape. */
   static tanh(): Layer<TanhSpec> {
     return build('Tanh', 'tanh', {})
   }
+  /** `nn.SiLU()` (swish): x · sigmoid(x), element-wise, any shape. */
   static silu(): Layer<SiluSpec> {
     return build('SiLU', 'silu', {})
   }
@@ -285,15 +341,27 @@ export class Net {
   }
 
   /**
-   * Outputs for a batch, row-major `[rows, outputDim]`. Synchronous: meant for
-   * batches up to a few thousand rows. Throws `ERR_BUSY` while a `fit` runs on this net.
+   * Outputs for a batch, row-major `[rows, outputDim]` (logits for a classifier, in
+   * evaluation mode: dropout off, BatchNorm on its running statistics). `inputs` holds
+   * `rows × inputDim` values in NCHW order; a `Uint8Array` is scaled by 1/255 as in
+   * training. Synchronous: meant for batches up to a few thousand rows.
+   *
+   * ```ts
+   * const logits = net.predict(await mnistImage('seven.png'))   // Float32Array(10)
+   * ```
+   * @throws {@link ShapeError} when the input length is not a positive multiple of
+   *   {@link Net.inputDim} (or a dataset's sample shape does not fit); {@link OptionError}
+   *   for another input type; {@link NativeError} `ERR_BUSY` while a `fit` runs on this net.
    */
   predict(inputs: PredictInput): Float32Array {
     const data = this.checkInputs(inputs)
     return callNative(() => (data instanceof Uint8Array ? this.native.predictPixels(data) : this.native.predict(data)))
   }
 
-  /** The most likely class of each row (argmax of the outputs). */
+  /**
+   * The most likely class of each row (argmax of the outputs; the first on ties), one per row.
+   * @throws the errors of {@link Net.predict}.
+   */
   predictClasses(inputs: PredictInput): Uint32Array {
     const logits = this.predict(inputs)
     const classes = this.outputDim
@@ -317,6 +385,9 @@ export class Net {
    * ```ts
    * await net.save('digits.safetensors', { metadata: { classNames: JSON.stringify(names) } })
    * ```
+   * @throws {@link OptionError} for a bad path or metadata (a reserved key, a value
+   *   that is not a string); {@link ModelFileError} naming the file when it cannot be
+   *   written; {@link NativeError} `ERR_BUSY` while a `fit` runs on this net.
    */
   async save(path: string, options: SaveOptions = {}): Promise<void> {
     const file = filePath('path', path)
@@ -330,7 +401,13 @@ export class Net {
    * `state_dict` name: one saved by PyTorch (`safetensors.torch.save_file(model.state_dict(), path)`)
    * for the same architecture, or one of ours. All or nothing: on any error (a
    * missing tensor, a wrong shape or dtype, a non-finite value; with `strict`, a
-   * tensor this net does not have) the network is unchanged.
+   * tensor this net does not have) the network is unchanged. `strict` defaults to `true`.
+   *
+   * ```ts
+   * const net = Net.fromSpec(spec)
+   * await net.loadWeights('from-pytorch.safetensors')
+   * ```
+   * @throws {@link ModelFileError} naming the file and the tensor at fault.
    */
   async loadWeights(path: string, options: { strict?: boolean } = {}): Promise<void> {
     const file = filePath('path', path)
@@ -370,7 +447,7 @@ export class Net {
     return params
   }
 
-  /** Gradients of the last training step of the trainable tensors, by name. */
+  /** Gradients of the last training step of the trainable tensors, by name (copies, same shapes as the tensors). */
   gradients(): Parameter[] {
     return callNative(() => this.native.gradients())
   }
@@ -381,7 +458,11 @@ export class Net {
     return this.infoCache!
   }
 
-  /** Overwrites every tensor (weights and buffers), in {@link Net.parameters} order; lengths must match. Nothing is written unless all fit. */
+  /**
+   * Overwrites every tensor (weights and buffers), in {@link Net.parameters} order; lengths must match. Nothing is written unless all fit.
+   * @throws {@link ShapeError} naming the tensor whose length differs (or when the count
+   *   of tensors differs); {@link OptionError} naming the first non-finite value.
+   */
   setParameters(values: readonly (Float32Array | Parameter)[]): void {
     const info = this.info()
     if (!Array.isArray(values) || values.length !== info.length) {
@@ -391,7 +472,11 @@ export class Net {
     arrays.forEach((data, i) => callNative(() => this.native.setParameter(i, data)))
   }
 
-  /** Overwrites the tensor called `name` (e.g. `"0.weight"`), PyTorch layout. */
+  /**
+   * Overwrites the tensor called `name` (e.g. `"0.weight"`), PyTorch layout, row-major.
+   * @throws {@link OptionError} (`name`) for a name this net does not have, or naming a
+   *   non-finite value; {@link ShapeError} when the length differs from the tensor's.
+   */
   setParameter(name: string, values: Float32Array): void {
     const info = this.info()
     const index = info.findIndex((p) => p.name === name)
@@ -402,13 +487,22 @@ export class Net {
 
   /**
    * Stops optimizers from updating the tensors of `prefix`: a node name (`"0"`), a
-   * dotted scope (`"block1"`), a tensor name (`"0.weight"`) or `""` for all. Returns how many.
+   * dotted scope (`"block1"`), a tensor name (`"0.weight"`) or `""` for all. Returns how many
+   * tensors it matched. Frozen tensors still take part in the forward and backward pass.
+   *
+   * ```ts
+   * net.freeze('0')         // the first layer's weight and bias
+   * ```
+   * @throws {@link OptionError} (`prefix`) when it matches no tensor of this net.
    */
   freeze(prefix: string): number {
     return this.setFrozen(prefix, true)
   }
 
-  /** Undoes {@link Net.freeze} for `prefix`. */
+  /**
+   * Undoes {@link Net.freeze} for `prefix`; returns how many tensors it matched.
+   * @throws {@link OptionError} (`prefix`) when it matches no tensor of this net.
+   */
   unfreeze(prefix: string): number {
     return this.setFrozen(prefix, false)
   }

@@ -40,6 +40,7 @@ export type { ClassScore, PredictResponse, RowPrediction } from './serve/protoco
 
 /** A net with metadata, as a {@link ServeOptions.load} function may return it. */
 export interface LoadedModel {
+  /** The network to serve. */
   readonly net: Net
   /** Names of the output classes (overrides {@link ServeOptions.classNames} for this model). */
   readonly classNames?: readonly string[]
@@ -88,16 +89,23 @@ export interface ModelInfo {
   readonly version: number
   /** When it was loaded (ISO 8601). */
   readonly loadedAt: string
+  /** What the outputs mean, {@link ServeOptions.task} resolved. */
   readonly task: 'classification' | 'regression'
   /** What the outputs are: `logits` (softmax applied for probabilities), `probabilities` (a final Softmax) or `log-probabilities` (a final LogSoftmax). */
   readonly outputKind: 'logits' | 'probabilities' | 'log-probabilities'
+  /** Per-sample input shape, PyTorch order ({@link Net.inputShape}). */
   readonly inputShape: readonly number[]
+  /** Per-sample output shape ({@link Net.outputShape}). */
   readonly outputShape: readonly number[]
   /** Values per input row: the product of `inputShape`. */
   readonly inputDim: number
+  /** Values per output row: the product of `outputShape`. */
   readonly outputDim: number
+  /** Trainable scalars of the net ({@link Net.parameterCount}). */
   readonly parameterCount: number
+  /** Names of the classes, one per output, or `null` when none were given. */
   readonly classNames: readonly string[] | null
+  /** The net's model spec ({@link Net.spec}). */
   readonly spec: ModelSpec
 }
 

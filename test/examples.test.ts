@@ -1,17 +1,39 @@
 /**
- * The examples in examples/ run as a user runs them (node, against dist/) and beat the
- * trivial predictor on held-out real digits.
+ * The examples in examples/ run as a user runs them and do what their header says.
+ * The .mjs ones run with node against dist/; the .ts ones run from src/ through tsx
+ * (`node --import tsx`, what `npx tsx` does), small: 1 epoch, a subset where the script
+ * takes `--limit`, 1 thread, files into a temporary folder; each prints its figures as
+ * one JSON object on its last line.
  */
 
-import { execFileSync } from 'node:child_process'
-import { describe, expect, it } from 'vitest'
+import { spawnSync } from 'node:child_process'
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
 
-function run(script: string, ...args: string[]): Record<string, number> {
-  const out = execFileSync(process.execPath, [`examples/${script}`, ...args, '--json'], { encoding: 'utf8' })
-  return JSON.parse(out.trim().split('\n').at(-1)!)
+import { Net, mnist } from '../src/index.js'
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Json = Record<string, any>
+
+function run(script: string, ...args: string[]): Json {
+  const node = script.endsWith('.ts') ? ['--import', 'tsx'] : []
+  const r = spawnSync(process.execPath, [...node, `examples/${script}`, ...args, '--json'], { encoding: 'utf8', maxBuffer: 1 << 24 })
+  expect(r.status, `${script} ${args.join(' ')} exited with ${r.status}:\n${r.stderr}\n${r.stdout}`).toBe(0)
+  return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Json
 }
 
+const out = mkdtempSync(join(tmpdir(), 'ferronet-examples-'))
+afterAll(() => rmSync(out, { recursive: true, force: true }))
+const small = ['--epochs', '1', '--threads', '1', '--seed', '0']
+
 describe('examples', () => {
+  it('the .ts examples type-check against src/ (tsx runs them without checking)', () => {
+    const r = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'examples/tsconfig.json'], { encoding: 'utf8' })
+    expect(r.status, r.stdout + r.stderr).toBe(0)
+  })
+
   it('regression.mjs: held-out MSE well below predicting the mean', () => {
     const r = run('regression.mjs', '--epochs', '3')
     expect(r.testMse).toBeLessThan(r.baselineMse! * 0.5)
@@ -21,5 +43,89 @@ describe('examples', () => {
   it('multilabel.mjs: per-label accuracy well above the majority answers', () => {
     const r = run('multilabel.mjs', '--epochs', '2')
     expect(r.testLabelAccuracy).toBeGreaterThan(Math.max(0.9, r.baselineLabelAccuracy! + 0.2))
+  })
+
+  const model = join(out, 'mnist-mlp.safetensors')
+
+  it('train-and-save.ts: beats chance on the held-out digits and writes a model that loads back', async () => {
+    const r = run('train-and-save.ts', ...small, '--out', out)
+    expect(r.model).toBe(model)
+    expect(r.epochs).toBe(1)
+    expect(r.threads).toBe(1)
+    expect(r.trainSamples).toBe(8000)
+    expect(r.testSamples).toBe(2000)
+    expect(r.testAccuracy).toBeGreaterThan(0.8) // chance: 0.1
+    expect(r.reloadedSame).toBe(true)
+    expect(statSync(model).size).toBe(r.bytes)
+    const net = await Net.load(model)
+    expect(net.parameterCount).toBe(r.parameters)
+    expect(JSON.parse(net.metadata.classNames!)).toEqual([...'0123456789'])
+    expect(net.metadata['input.preprocess']).toBe('mnist')
+  })
+
+  it('predict-image.ts: reads each example image as the digit its name says', () => {
+    const images = readdirSync('examples/images').filter((f) => /^digit-\d\.(png|jpg)$/.test(f))
+    expect(images.length).toBeGreaterThanOrEqual(4)
+    const r = run('predict-image.ts', '--model', model, '--top', '3')
+    expect(r.predictions).toHaveLength(images.length)
+    for (const p of r.predictions) {
+      expect(p.class, p.file).toBe(p.expected)
+      expect(p.label).toBe(String(p.expected))
+      expect(p.top).toHaveLength(3)
+      expect(p.top[0].probability).toBe(p.probability)
+      expect(p.probability).toBeGreaterThan(0.5)
+    }
+    expect(r.correct).toBe(images.length)
+  })
+
+  it('resume.ts: the resumed run has the uninterrupted run\'s losses and weights exactly', () => {
+    const r = run('resume.ts', '--before', '1', '--epochs', '1', '--limit', '2000', '--threads', '1', '--out', out)
+    expect(r.uninterrupted).toHaveLength(2)
+    expect(r.interrupted).toEqual(r.uninterrupted)
+    expect(r.lossesEqual).toBe(true)
+    expect(r.weightsEqual).toBe(true)
+    expect(r.maxWeightDiff).toBe(0)
+    expect(r.uninterrupted[1]).toBeLessThan(r.uninterrupted[0])
+    expect(existsSync(r.checkpoint)).toBe(true)
+  })
+
+  it('export-onnx.ts: ONNX Runtime gives net.predict\'s outputs within 1e-5', () => {
+    const r = run('export-onnx.ts', ...small, '--limit', '1000', '--rows', '500', '--out', out)
+    expect(r.onnx).toBe(join(out, 'model.onnx'))
+    expect(statSync(r.onnx).size).toBe(r.bytes)
+    expect(r.opset).toBe(17)
+    expect(r.rows).toBe(500)
+    expect(r.maxError).toBeLessThanOrEqual(1e-5)
+    expect(r.sameClasses).toBe(500)
+    expect(r.accuracy).toBeGreaterThan(0.1)
+  })
+
+  it('cnn.ts: LeNet-5 beats chance on Fashion-MNIST (or the digits) and is saved', () => {
+    const fashion = existsSync('/usr/share/datasets/fashion-mnist')
+    const r = run('cnn.ts', ...small, '--limit', '6000', '--out', out)
+    expect(r.dataset).toBe(fashion ? 'Fashion-MNIST' : 'mnist package digits')
+    expect(r.model).toBe('lenet')
+    expect(r.trainSamples).toBe(6000)
+    expect(r.testSamples).toBe(1200)
+    expect(r.perEpoch).toHaveLength(1)
+    expect(r.testAccuracy).toBeGreaterThan(0.5) // chance: 0.1; 0.65 measured
+    expect(r.perClass).toHaveLength(10)
+    expect(existsSync(r.saved)).toBe(true)
+  })
+
+  it('serve.ts: the server answers the image and the JSON row as the model does', async () => {
+    // A fresh folder: the script trains its fallback model there first.
+    const dir = join(out, 'serve')
+    const r = run('serve.ts', ...small, '--out', dir)
+    expect(r.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
+    expect(r.image.status).toBe(200)
+    expect(r.image.response.predictions[0].class).toBe(7) // examples/images/digit-7.png
+    expect(r.image.response.predictions[0].top).toHaveLength(3)
+    expect(r.row.status).toBe(200)
+    const net = await Net.load(join(dir, 'mnist-mlp.safetensors'))
+    const [, test] = (await mnist.loadDigits()).split(8000, { seed: 0 })
+    expect(r.row.label).toBe(test.labels![0])
+    expect(r.row.response.predictions[0].class).toBe(net.predictClasses(test.subset(0, 1))[0])
+    expect(r.health.status).toBe('ok')
   })
 })

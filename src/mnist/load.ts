@@ -64,6 +64,12 @@ async function findFile(dir: string, split: MnistSplit, kind: 'images' | 'labels
  * `t10k-labels-idx1-ubyte`), each raw or gzipped (`.gz`); the dotted variant
  * `train-images.idx3-ubyte` is accepted too. MNIST and Fashion-MNIST use the same names.
  *
+ * ```ts
+ * import { mnist } from 'ferronet'
+ * const train = await mnist.load('/usr/share/datasets/fashion-mnist', 'train')   // 60,000 × [28, 28]
+ * const test = await mnist.load('/usr/share/datasets/fashion-mnist', 'test')     // 10,000 × [28, 28]
+ * ```
+ *
  * @param dir - Directory of the files.
  * @param split - `'train'` (the `train-*` files) or `'test'` (the `t10k-*` files).
  * @returns A dataset of `uint8` pixels with `sampleShape` `[rows, cols]` and 10 classes.
@@ -140,6 +146,11 @@ export async function loadFiles(imagesPath: string, labelsPath: string): Promise
  * package's order is kept). Every prefix is thus nearly class-balanced, so an unshuffled
  * `split` or `subset` still gives usable training and test sets. Per class there are
  * 1001, 1127, 991, 1032, 980, 863, 1014, 1070, 944 and 978 samples.
+ *
+ * ```ts
+ * const digits = await mnist.loadDigits()
+ * const [train, test] = digits.split(8000, { shuffle: false })   // both nearly balanced
+ * ```
  *
  * @returns A dataset of `uint8` pixels with `sampleShape` `[28, 28]` and 10 classes.
  * @throws {@link FerronetError} `ERR_DEMO_DATA_MISSING` when the `mnist` package is

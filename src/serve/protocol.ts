@@ -159,6 +159,7 @@ export interface ClassScore {
   readonly class: number
   /** Class name, when the server has class names. */
   readonly label?: string
+  /** Its probability, in `[0, 1]` (softmax of the outputs, unless the net ends in Softmax/LogSoftmax). */
   readonly probability: number
 }
 
@@ -166,6 +167,7 @@ export interface ClassScore {
 export interface RowPrediction {
   /** The most likely class (argmax of the outputs). */
   readonly class?: number
+  /** Its name, when the server has class names. */
   readonly label?: string
   /** Its probability (softmax of the outputs). */
   readonly probability?: number

@@ -12,6 +12,15 @@ use rand::Rng as _;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
+/// Set when the process is exiting: every running fit/evaluate stops before its next
+/// batch (an exit otherwise waits for the thread that runs it to finish the whole fit).
+static STOP_ALL: AtomicBool = AtomicBool::new(false);
+
+/// Stops every run in this process before its next batch, for good (process exit).
+pub fn stop_all() {
+    STOP_ALL.store(true, Ordering::SeqCst);
+}
+
 /// Shared between a running fit/evaluate and whoever may stop it (another thread).
 /// Stopping is checked before every batch, so at most the batch in progress
 /// completes after `request_stop`.
@@ -44,7 +53,7 @@ impl TrainControl {
     }
 
     fn check(&self) -> Result<()> {
-        if self.stop.load(Ordering::SeqCst) {
+        if self.stop.load(Ordering::SeqCst) || STOP_ALL.load(Ordering::Relaxed) {
             return Err(Error::Aborted {
                 steps: self.steps(),
             });

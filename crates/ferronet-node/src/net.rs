@@ -51,6 +51,9 @@ pub struct NativeNet {
     parameter_count: u32,
     /// The `__metadata__` of the file this net was loaded from (empty otherwise).
     pub(crate) file_metadata: std::collections::HashMap<String, String>,
+    /// Set while some trainer's fit() or evaluate() runs on this net: a second one is
+    /// refused at once (ERR_BUSY), never left waiting on a libuv thread.
+    pub(crate) busy: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl NativeNet {
@@ -64,6 +67,7 @@ impl NativeNet {
             parameter_count: model.param_count() as u32,
             model: Arc::new(Mutex::new(model)),
             file_metadata,
+            busy: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         }
     }
 }

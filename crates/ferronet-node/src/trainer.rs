@@ -34,13 +34,15 @@ pub struct NativeTrainer {
     threads: usize,
     control: Arc<TrainControl>,
     pub(crate) running: Arc<AtomicBool>,
+    /// The net's busy flag (shared by every trainer of the net).
+    net_busy: Arc<AtomicBool>,
 }
 
 #[napi]
 impl NativeTrainer {
     /// `options.threads` = 0 uses every thread of the shared pool.
     #[napi(constructor, catch_unwind)]
-    pub fn new(net: &NativeNet, options: NativeTrainerOptions) -> Result<Self> {
+    pub fn new(env: Env, net: &NativeNet, options: NativeTrainerOptions) -> Result<Self> {
         let config = trainer_config(&options)?;
         let trainer = Trainer::with_config(config).map_err(to_js)?;
         let pool = ferronet_core::team::pool().current_num_threads();
@@ -48,12 +50,20 @@ impl NativeTrainer {
             0 => pool,
             n => n.min(pool),
         };
+        let control = Arc::new(TrainControl::new());
+        // process.exit(), worker.terminate() and an uncaught exception tear the
+        // environment down: stop a running fit within a batch instead of letting the
+        // teardown wait for the rest of it.
+        env.add_env_cleanup_hook(control.clone(), |c| {
+            c.request_stop();
+        })?;
         Ok(NativeTrainer {
             model: net.model.clone(),
             trainer: Arc::new(Mutex::new(trainer)),
             threads,
-            control: Arc::new(TrainControl::new()),
+            control,
             running: Arc::new(AtomicBool::new(false)),
+            net_busy: net.busy.clone(),
         })
     }
 
@@ -115,6 +125,7 @@ impl NativeTrainer {
             threads: self.threads,
             control: self.control.clone(),
             running: self.running.clone(),
+            net_busy: self.net_busy.clone(),
             data,
             config: FitConfig {
                 batch_size: options.batch_size as usize,
@@ -143,6 +154,7 @@ impl NativeTrainer {
             threads: self.threads,
             control: self.control.clone(),
             running: self.running.clone(),
+            net_busy: self.net_busy.clone(),
             data,
             batch_size: batch_size as usize,
         }))
@@ -191,6 +203,13 @@ impl NativeTrainer {
                 "this trainer is already running fit() or evaluate(); await it first",
             ));
         }
+        if self.net_busy.swap(true, Ordering::SeqCst) {
+            self.running.store(false, Ordering::SeqCst);
+            return Err(coded(
+                "ERR_BUSY",
+                "the network is being trained or evaluated by another trainer's fit() or evaluate(); await it first",
+            ));
+        }
         self.control.reset();
         Ok(())
     }
@@ -202,6 +221,7 @@ pub struct FitTask {
     threads: usize,
     control: Arc<TrainControl>,
     running: Arc<AtomicBool>,
+    net_busy: Arc<AtomicBool>,
     data: NativeData,
     config: FitConfig,
     epochs: usize,
@@ -247,6 +267,7 @@ impl Task for FitTask {
 
     fn finally(self, _env: Env) -> Result<()> {
         self.running.store(false, Ordering::SeqCst);
+        self.net_busy.store(false, Ordering::SeqCst);
         Ok(())
     }
 }
@@ -257,6 +278,7 @@ pub struct EvalTask {
     threads: usize,
     control: Arc<TrainControl>,
     running: Arc<AtomicBool>,
+    net_busy: Arc<AtomicBool>,
     data: NativeData,
     batch_size: usize,
 }
@@ -285,6 +307,7 @@ impl Task for EvalTask {
 
     fn finally(self, _env: Env) -> Result<()> {
         self.running.store(false, Ordering::SeqCst);
+        self.net_busy.store(false, Ordering::SeqCst);
         Ok(())
     }
 }

@@ -12,6 +12,7 @@ import { Command, CommanderError, Option } from 'commander'
 import { FerronetError, OptionError } from './errors.js'
 import { benchCommand, type BenchFlags } from './cli/bench.js'
 import { version } from './cli/common.js'
+import { EXPLAIN_METHODS, explainCommand, type ExplainArgs } from './cli/explain.js'
 import { exportCommand, type ExportArgs } from './cli/export.js'
 import { predictCommand, type PredictArgs } from './cli/predict.js'
 import { serveCommand, type ServeArgs } from './cli/serve.js'
@@ -31,6 +32,7 @@ Examples:
   ferronet train                                         # the MLP on 10,000 real digits
   ferronet train --data /usr/share/datasets/fashion-mnist --model cnn --epochs 5 --save cnn.safetensors
   ferronet predict --model cnn.safetensors examples/images/digit-7.png
+  ferronet explain --model cnn.safetensors examples/images/digit-7.png -o heat.png --method gradcam
   ferronet export --model cnn.safetensors -o cnn.onnx
   ferronet serve --model cnn.safetensors --port 8080`)
 
@@ -72,6 +74,29 @@ Examples:
   ferronet predict --model digits.safetensors examples/images/digit-7.png examples/images/digit-3.jpg
   ferronet predict --model fashion.safetensors --data /usr/share/datasets/fashion-mnist --json`)
     .action(async (files: string[], flags: PredictArgs) => setCode(await predictCommand(files, flags, out)))
+
+  p.command('explain')
+    .description('explain a prediction: a heat map (PNG) of the pixels the class score depends on — saliency, SmoothGrad, Integrated Gradients or Grad-CAM')
+    .argument('<image>', 'an image file (PNG, JPEG, WebP, …), preprocessed as `predict` does')
+    .requiredOption('--model <file>', 'a model file saved by ferronet (train --save, net.save)')
+    .requiredOption('-o, --output <file>', 'the PNG to write (atomically)')
+    .addOption(new Option('--method <m>', 'saliency (default): |∂score/∂pixel|; smoothgrad: its mean over noisy copies; integrated-gradients: from a black image, Gauss–Legendre; gradcam: the last conv layer\'s feature maps weighted by their gradients (convolutional models)').choices([...EXPLAIN_METHODS]))
+    .option('--class <k>', 'the class to explain (default: the predicted one)')
+    .option('--layer <node>', 'gradcam: the node whose feature maps are used (default: the last Conv2d)')
+    .option('--steps <n>', 'integrated-gradients: quadrature points (default 50)')
+    .option('--samples <n>', 'smoothgrad: noisy copies (default 25)')
+    .option('--seed <n>', 'smoothgrad: seed of the noise (default 0)')
+    .option('--colormap <c>', 'jet (default), inferno, viridis or hot')
+    .option('--size <px>', 'height of the picture in pixels (default 280)')
+    .option('--side-by-side', 'three panels: the image, the map, the overlay', false)
+    .addOption(new Option('--preprocess <p>', 'mnist or resize (default: what the model file says, else by input shape)').choices(['mnist', 'resize']))
+    .option('--json', 'print one JSON object', false)
+    .addHelpText('after', `
+Examples:
+  ferronet explain --model digits.safetensors examples/images/digit-7.png -o heat.png
+  ferronet explain --model cnn.safetensors examples/images/digit-7.png -o cam.png --method gradcam --side-by-side
+  ferronet explain --model cnn.safetensors examples/images/digit-3.jpg -o ig.png --method integrated-gradients --class 8 --json`)
+    .action(async (file: string, flags: ExplainArgs) => explainCommand(file, flags, out))
 
   p.command('export')
     .description('export a model file to ONNX (opset 17 by default, dynamic batch dimension)')

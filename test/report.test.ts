@@ -397,7 +397,9 @@ describe('ferronet report', () => {
     expectSelfContained(html)
     expect(html).toContain('<title>Digits &lt;MLP&gt;</title>')
     expect(section(html, 'confusion')).toContain('>seven</text>')
-    expect(section(html, 'saliency')).toContain('No saliency function was given')
+    // The CLI computes the saliency maps with src/explain.ts: image pairs, no warning.
+    expect(section(html, 'saliency')).not.toContain('No saliency function was given')
+    expect((section(html, 'saliency').match(/<img /g) ?? []).length).toBeGreaterThanOrEqual(12)
     // The same test split as the library's report on it.
     const accuracy = evaluateClasses(mlp, test, DIGITS).accuracy
     expect(html).toContain(`Accuracy ${(100 * accuracy).toFixed(2)}% on 2,000 test samples`)

@@ -218,7 +218,7 @@ export interface EpochResult extends Metrics, ValidationMetrics {
 export interface FitResult {
   /** The finished epochs (an epoch a callback stopped midway is not among them). */
   epochs: EpochResult[]
-  /** Whether a callback stopped the fit before its last epoch (not an error). */
+  /** Whether a callback called `stop()` (not an error; at the last epoch too). */
   stopped: boolean
   /** The reason the callback gave, when stopped. */
   stopReason?: string

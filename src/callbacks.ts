@@ -310,7 +310,7 @@ export interface ReduceLrOnPlateauOptions {
   patience?: number
   /** Improvement smaller than this does not count, default `1e-4`. */
   minDelta?: number
-  /** Epochs to wait after a reduction before counting again, default `0`. */
+  /** Epochs after a reduction whose lack of improvement does not count, default `0`. */
   cooldown?: number
   /** The lr never goes below this, default `0`. */
   minLr?: number
@@ -360,18 +360,19 @@ export function reduceLrOnPlateau(opts: ReduceLrOnPlateauOptions = {}): ReduceLr
     },
     onEpochEnd(info) {
       const current = metricOf(w, monitor, info.metrics)
+      const better = best === undefined || improves(current, best, mode, minDelta)
+      if (better) {
+        best = current
+        wait = 0
+      } else {
+        wait++
+      }
+      // Epochs in the cooldown after a reduction do not count (as in PyTorch).
       if (cooling > 0) {
         cooling--
         wait = 0
       }
-      if (best === undefined || improves(current, best, mode, minDelta)) {
-        best = current
-        wait = 0
-        return
-      }
-      if (cooling > 0) return
-      wait++
-      if (wait < patience) return
+      if (better || wait < Math.max(1, patience)) return
       const lr = info.trainer.learningRate
       // The optimizer keeps the rate in f32.
       if (!(lr > Math.fround(minLr))) return

@@ -572,7 +572,8 @@ export class Trainer {
           if (plateauOnValidation && Number.isFinite(v.loss)) callNative(() => this.handle.reportValidationLoss(v.loss))
         }
         // In the log's order: epoch, training metrics, validation metrics, lr, speed, gradNorm, seconds.
-        const result = Object.fromEntries(EPOCH_KEYS.filter((k) => k in stats!).map((k) => [k, (stats as unknown as Record<string, number>)[k]])) as unknown as EpochResult
+        const keys = [...EPOCH_KEYS.filter((k) => k in stats!), ...Object.keys(stats).filter((k) => !(EPOCH_KEYS as readonly string[]).includes(k))]
+        const result = Object.fromEntries(keys.map((k) => [k, (stats as unknown as Record<string, number>)[k]])) as unknown as EpochResult
         history.push(result)
         log?.write(logLine('epoch', EPOCH_KEYS, result as unknown as Record<string, unknown>))
         await this.hooks(callbacks, 'onEpochEnd', () => ({ epoch: result.epoch, lastEpoch, metrics: result, history, trainer: this, stop }))

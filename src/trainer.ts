@@ -3,12 +3,14 @@
  * into the Rust core, off the JS thread; the event loop keeps running.
  */
 
+import { CALLBACK_HOOKS, type Callback, type MetricName } from './callbacks.js'
 import { Dataset } from './dataset.js'
-import { AbortError, ModelFileError, OptionError, ShapeError } from './errors.js'
+import { AbortError, ModelFileError, NativeError, OptionError, ShapeError } from './errors.js'
 import { fmt } from './layers.js'
+import { BATCH_KEYS, EPOCH_KEYS, MetricsLog, logLine } from './metrics-log.js'
 import { asFileError, onFile } from './model-file.js'
 import { Net } from './net.js'
-import { awaitNative, callNative, native, type NativeData, type NativeTrainer, type NativeTrainerOptions } from './native.js'
+import { awaitNative, callNative, native, type NativeData, type NativeEvalStats, type NativeProgress, type NativeTrainer, type NativeTrainerOptions } from './native.js'
 import { boolean, describe, filePath, integerInRange, nonNegativeNumber, oneOf, positiveNumber, unitInterval } from './validate.js'
 
 /** Adam, exactly as `torch.optim.Adam` (L2 weight decay added to the gradient). */
@@ -85,7 +87,8 @@ export type LossType = LossOptions['type']
 
 /**
  * A learning-rate schedule, stepped after every optimizer step (`plateau`: after every
- * epoch, on the epoch's training loss). Step counts are optimizer steps.
+ * epoch, on the epoch's training loss, or on the validation loss when `fit` has
+ * validation data). Step counts are optimizer steps.
  */
 export type ScheduleOptions =
   /** `StepLR`: lr × gamma every `stepSize` steps (gamma default 0.1). */
@@ -96,7 +99,7 @@ export type ScheduleOptions =
   | { type: 'cosine'; totalSteps: number; minLr?: number; warmupSteps?: number }
   /** `OneCycleLR` (cosine annealing). */
   | { type: 'one_cycle'; maxLr: number; totalSteps: number; pctStart?: number; divFactor?: number; finalDivFactor?: number }
-  /** `ReduceLROnPlateau` (mode min) on the training loss, per epoch. */
+  /** `ReduceLROnPlateau` (mode min) per epoch, on the validation loss when `fit` validates, else on the training loss. */
   | { type: 'plateau'; factor?: number; patience?: number; threshold?: number; cooldown?: number; minLr?: number }
 
 /** Options of the {@link Trainer} constructor. */
@@ -158,29 +161,72 @@ export interface FitOptions {
   epochs?: number
   /** Called at the end of every epoch, and every `progressEvery` batches if set. */
   onProgress?: (progress: Progress) => void
-  /** Also report every this many batches (default: only at epoch ends). */
+  /** Also report (`onProgress`, callbacks' `onBatchEnd`) every this many batches (default: only at epoch ends). */
   progressEvery?: number
   /** Stops training within one batch; `fit` then rejects with an {@link AbortError} and the net keeps the weights of the last finished step. */
   signal?: AbortSignal
   /** Reshuffle the samples each epoch, default `true`. */
   shuffle?: boolean
+  /**
+   * Hold out this fraction (in (0, 1)) of `data` for validation. The data is shuffled
+   * with the trainer's seed and the last `round(fraction × size)` samples of that order
+   * are held out, the rest trained on. (Keras holds out the last part without
+   * shuffling; shuffling first keeps sorted data from giving a one-class validation
+   * set.) The same seed gives the same split, so a resumed run validates on the same
+   * samples. Not with `validationData`.
+   */
+  validationSplit?: number
+  /** Validation data. After every epoch the net is evaluated on it in eval mode (dropout off, batch-norm running statistics) and the epoch reports `valLoss` and `valAccuracy` (or `valMse`, `valMae`). */
+  validationData?: Dataset
+  /** Objects with `onTrainBegin`, `onEpochEnd`, `onBatchEnd`, `onTrainEnd` hooks; see {@link Callback} and the built-in `callbacks`. */
+  callbacks?: readonly Callback[]
+  /**
+   * Append the metrics to this JSON Lines file (see the `metrics-log` module for the
+   * format): a `run` line, an `epoch` line per epoch and a `batch` line every
+   * `logEvery` batches. `{ path, model }` also names the model in the `run` line.
+   * A file that cannot be opened rejects before training; a write error later is
+   * reported once (a process warning and {@link FitResult.logError}) and training goes on.
+   */
+  log?: string | { path: string; model?: string }
+  /** With `log`, also write a `batch` line every this many batches (default `0`: epoch lines only). */
+  logEvery?: number
+}
+
+/** Metrics on the validation data (with `validationData` or `validationSplit`). */
+export interface ValidationMetrics {
+  valLoss?: number
+  valAccuracy?: number
+  valMse?: number
+  valMae?: number
 }
 
 /** Statistics of one training epoch. */
-export interface EpochResult extends Metrics {
+export interface EpochResult extends Metrics, ValidationMetrics {
   epoch: number
   /** Mean training loss over the epoch. */
   loss: number
+  /** Seconds of training (validation not included). */
   seconds: number
   samplesPerSecond: number
   /** Learning rate of the epoch's last step. */
   lr: number
+  /** Global gradient norm of the epoch's last step (before clipping). */
   gradNorm?: number
 }
 
 /** What {@link Trainer.fit} resolves with. */
 export interface FitResult {
+  /** The finished epochs (an epoch a callback stopped midway is not among them). */
   epochs: EpochResult[]
+  /** Whether a callback called `stop()` (not an error; at the last epoch too). */
+  stopped: boolean
+  /** The reason the callback gave, when stopped. */
+  stopReason?: string
+  /** Samples trained on, and held out for validation (0 without). */
+  trainSamples: number
+  validationSamples: number
+  /** The metrics log's first write error (`path: message`), when writing it failed. */
+  logError?: string
 }
 
 /** What {@link Trainer.evaluate} resolves with. */
@@ -191,8 +237,11 @@ export interface EvaluateResult extends Metrics {
 }
 
 const TRAINER_KEYS = ['optimizer', 'loss', 'schedule', 'clipNorm', 'group', 'batchSize', 'threads', 'seed'] as const
-const FIT_KEYS = ['epochs', 'onProgress', 'progressEvery', 'signal', 'shuffle'] as const
+const FIT_KEYS = ['epochs', 'onProgress', 'progressEvery', 'signal', 'shuffle', 'validationSplit', 'validationData', 'callbacks', 'log', 'logEvery'] as const
 const CLASS_LOSSES: readonly LossType[] = ['cross_entropy']
+/** Losses whose metric is accuracy; the others report mse and mae. */
+const ACCURACY_LOSSES: readonly LossType[] = ['cross_entropy', 'bce_with_logits']
+const MAX_INT = 2 ** 31 - 1
 
 function checkKeys(where: string, o: unknown, keys: readonly string[]): Record<string, unknown> {
   if (o === undefined) return {}
@@ -218,6 +267,12 @@ export class Trainer {
   private readonly handle: NativeTrainer
   /** The options as given (seed resolved): written into checkpoints to rebuild this trainer. */
   private readonly savedOptions: TrainerOptions
+  /** Epochs finished over this trainer's life (a resumed trainer's include the checkpoint's). */
+  private epochCount = 0
+  /** Whether a plateau schedule has been fed validation losses (then it no longer steps on training losses). */
+  private plateauOnValidation = false
+  /** `training` while a fit runs outside its callbacks' awaited hooks: other calls are refused (ERR_BUSY). */
+  private state: 'idle' | 'training' | 'callbacks' = 'idle'
 
   constructor(net: Net, options: TrainerOptions = {}) {
     const o = checkKeys('', options, TRAINER_KEYS) as TrainerOptions
@@ -262,6 +317,7 @@ export class Trainer {
    */
   async save(path: string): Promise<void> {
     const file = filePath('path', path)
+    this.checkIdle('save')
     await onFile(file, () => this.handle.save(file, { 'trainer.options': JSON.stringify(this.savedOptions) }))
   }
 
@@ -300,7 +356,41 @@ export class Trainer {
       throw asFileError(file, 'holds trainer options this version rejects', error)
     }
     callNative(() => trainer.handle.restore(checkpoint))
+    // The core's state (epochs done, plateau fed on validation losses) as the checkpoint header says it.
+    try {
+      const state = JSON.parse(checkpoint.metadata['ferronet.trainer'] ?? '{}') as { epochsDone?: unknown; plateauExternal?: unknown }
+      if (typeof state.epochsDone === 'number' && Number.isInteger(state.epochsDone) && state.epochsDone >= 0) trainer.epochCount = state.epochsDone
+      trainer.plateauOnValidation = state.plateauExternal === true
+    } catch {
+      // Only the epoch numbers reported before the first epoch depend on it; the first report corrects them.
+    }
     return trainer
+  }
+
+  /** Epochs finished over this trainer's life (a resumed trainer counts the checkpoint's). */
+  get epochsDone(): number {
+    return this.epochCount
+  }
+
+  /** The learning rate of the last step (before any step: of the first). */
+  get learningRate(): number {
+    return this.handle.learningRate
+  }
+
+  /**
+   * Sets the learning rate of the following steps (between fits, or from a callback's
+   * `onEpochEnd`). Refused for a trainer with a `schedule`, which sets the rate at every step.
+   * @throws {@link OptionError} (`lr`) for a schedule or a rate that is not a finite number > 0.
+   */
+  setLearningRate(lr: number): void {
+    if (this.schedule !== undefined) throw new OptionError('lr', `cannot be set: this trainer has a ${this.schedule.type} schedule, which sets the learning rate at every step`)
+    positiveNumber('lr', lr)
+    this.checkIdle('setLearningRate')
+    callNative(() => this.handle.setLearningRate(lr))
+  }
+
+  private checkIdle(what: string): void {
+    if (this.state === 'training') throw new NativeError('ERR_BUSY', `${what}: this trainer is running fit(); await it first (callbacks' onEpochEnd may use it)`)
   }
 
   /** Threads the trainer computes with. */
@@ -314,63 +404,260 @@ export class Trainer {
   }
 
   /**
-   * Trains for `options.epochs` epochs. Resolves with per-epoch statistics.
+   * Trains for `options.epochs` epochs. Resolves with per-epoch statistics (with
+   * validation metrics when `validationData` or `validationSplit` is given), and with
+   * `stopped: true` when a callback stopped it. Each epoch runs as one call into the
+   * core; validation, the metrics log and the callbacks' `onEpochEnd` run between epochs.
    * The dataset must not be modified until the promise settles (it is read in place).
+   *
+   * ```ts
+   * const { epochs, stopped } = await trainer.fit(train, {
+   *   epochs: 30,
+   *   validationSplit: 0.1,
+   *   callbacks: [callbacks.earlyStopping({ patience: 3 })],
+   *   log: 'metrics.jsonl',
+   * })
+   * ```
    */
   async fit(data: Dataset, options: FitOptions = {}): Promise<FitResult> {
     checkKeys('', options, FIT_KEYS)
-    const epochs = integerInRange('epochs', options.epochs ?? 1, 1, 2 ** 31 - 1)
-    const progressEvery = integerInRange('progressEvery', options.progressEvery ?? 0, 0, 2 ** 31 - 1)
+    const epochs = integerInRange('epochs', options.epochs ?? 1, 1, MAX_INT)
+    const progressEvery = integerInRange('progressEvery', options.progressEvery ?? 0, 0, MAX_INT)
+    const logEvery = integerInRange('logEvery', options.logEvery ?? 0, 0, MAX_INT)
     const shuffle = boolean('shuffle', options.shuffle ?? true)
     if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw new OptionError('onProgress', 'must be a function')
     if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new OptionError('signal', 'must be an AbortSignal')
-    const nativeData = this.toNative(data, 'fit')
+    const callbacks = checkCallbacks(options.callbacks)
+    const logTarget = checkLog(options.log)
+    if (logEvery > 0 && logTarget === undefined) throw new OptionError('logEvery', 'needs log (the metrics log file to write batch lines to)')
+    if (!(data instanceof Dataset)) this.toNative(data, 'fit')
+    const { train, validation } = this.validationOf(data, options.validationSplit, options.validationData)
+    const nativeData = this.toNative(train, 'fit')
+    const nativeValidation = validation && this.toNative(validation, 'validationData')
     if (options.signal?.aborted) throw new AbortError('training was aborted before it started')
+    if (this.state !== 'idle') throw new NativeError('ERR_BUSY', 'this trainer is already running fit(); await it first')
 
-    // A throwing progress callback stops training and becomes fit's rejection.
-    let callbackError: { error: unknown } | undefined
-    // Reports travel through a queue that may be drained after the task settles:
-    // fit resolves only once the last epoch-end report has been delivered, and no
-    // report is delivered after fit has settled.
-    let settled = false
-    let lastEpoch: number | undefined // known from the first report's epoch number
-    let finalReport: (() => void) | undefined
-    const finalReportSeen = new Promise<void>((resolve) => (finalReport = resolve))
+    const signal = options.signal
     const onProgress = options.onProgress
-    const report = onProgress
-      ? (p: Omit<Progress, 'lastEpoch'>) => {
+    const batchHooks = callbacks.filter((c) => typeof c.onBatchEnd === 'function')
+    const history: EpochResult[] = []
+    const batchesPerEpoch = Math.ceil(train.size / this.batchSize)
+    let firstEpoch = this.epochCount + 1
+    let lastEpoch = firstEpoch + epochs - 1
+    let stopReason: string | undefined
+    const stop = (reason?: unknown) => {
+      stopReason ??= typeof reason === 'string' && reason !== '' ? reason : 'stopped by a callback'
+    }
+    // Optimizer steps of this fit's finished epochs, and what ran when the signal fired.
+    let stepsBefore = 0
+    let running: 'fit' | 'evaluate' | undefined
+    let stepsAtRequest: number | undefined
+    const onAbort = () => {
+      const steps = this.handle.abort()
+      stepsAtRequest = stepsBefore + (running === 'fit' ? steps : 0)
+    }
+
+    this.state = 'training'
+    signal?.addEventListener('abort', onAbort, { once: true })
+    let log: MetricsLog | undefined
+    try {
+      log = logTarget && (await MetricsLog.open(logTarget.path))
+      const metrics = this.metricNames(validation !== undefined)
+      const begin = { trainer: this, firstEpoch, lastEpoch, trainSamples: train.size, validationSamples: validation?.size ?? 0, metrics }
+      log?.write({
+        kind: 'run',
+        started: new Date().toISOString(),
+        model: logTarget!.model ?? `net [${this.net.inputShape.join(', ')}]→[${this.net.outputShape.join(', ')}]`,
+        spec: this.net.spec,
+        options: this.runOptions(epochs, shuffle, options.validationSplit, validation !== undefined, logEvery),
+        trainSamples: train.size,
+        validationSamples: validation?.size ?? 0,
+      })
+      await this.hooks(callbacks, 'onTrainBegin', () => begin)
+
+      const plateauOnValidation = validation !== undefined && this.schedule?.type === 'plateau'
+      if (plateauOnValidation && !this.plateauOnValidation) {
+        // The core steps a plateau schedule on the training loss until it is first fed a
+        // validation loss; feeding it one no loss can beat first makes the first epoch's
+        // validation loss its first reference, as for a schedule fed only validation losses.
+        callNative(() => this.handle.reportValidationLoss(Number.MAX_VALUE))
+        this.plateauOnValidation = true
+      }
+
+      const nativeEvery = gcd(progressEvery, logEvery)
+      for (let e = 0; e < epochs && stopReason === undefined; e++) {
+        if (signal?.aborted) throw new AbortError(`training was aborted after ${stepsBefore} steps`, stepsBefore)
+        let callbackError: { error: unknown } | undefined
+        let settled = false
+        let epochEnd: Progress | undefined
+        let finalReport: (() => void) | undefined
+        const finalReportSeen = new Promise<void>((resolve) => (finalReport = resolve))
+        let stoppedMidEpoch = false
+        // Reports travel through a queue that may be drained after the task settles: the
+        // epoch ends only once its epoch-end report has been delivered, and no report is
+        // delivered after that.
+        const report = (raw: NativeProgress) => {
           if (callbackError || settled) return
-          lastEpoch ??= p.epoch + epochs - 1
+          if (e === 0 && raw.epoch !== firstEpoch) {
+            // The epoch count was unknown (a checkpoint without it): the core's is right.
+            firstEpoch = raw.epoch
+            lastEpoch = firstEpoch + epochs - 1
+          }
+          const p = clean({ ...raw, lastEpoch }) as Progress
+          const onBatch = progressEvery > 0 && p.batch % progressEvery === 0
           try {
-            onProgress(clean({ ...p, lastEpoch }))
+            if (p.epochEnd) epochEnd = p
+            if (onProgress && (p.epochEnd || onBatch)) onProgress(p)
+            if (log && logEvery > 0 && p.batch % logEvery === 0) log.write(logLine('batch', BATCH_KEYS, p as unknown as Record<string, unknown>))
+            if (onBatch && stopReason === undefined) {
+              const info = { epoch: p.epoch, lastEpoch, batch: p.batch, batches: p.batches, metrics: p, history, trainer: this, stop }
+              for (const c of batchHooks) {
+                const r = c.onBatchEnd!(info) as unknown
+                if (isThenable(r)) r.then(undefined, (error: unknown) => {
+                  if (callbackError || settled) return
+                  callbackError = { error }
+                  this.handle.abort()
+                })
+                if (stopReason !== undefined) {
+                  stoppedMidEpoch = !p.epochEnd
+                  if (stoppedMidEpoch) this.handle.abort()
+                  break
+                }
+              }
+            }
           } catch (error) {
             callbackError = { error }
             this.handle.abort()
           }
-          if (p.epochEnd && p.epoch === lastEpoch) finalReport!()
+          if (p.epochEnd) finalReport!()
         }
-      : undefined
-    let stepsAtRequest: number | undefined
-    const onAbort = () => {
-      stepsAtRequest = this.handle.abort()
-    }
-    options.signal?.addEventListener('abort', onAbort, { once: true })
-    try {
-      const stats = await awaitNative(
-        callNative(() => this.handle.fit(nativeData, { epochs, batchSize: this.batchSize, shuffle, progressEvery }, report)),
-      )
-      // Bounded wait: a report lost by the addon must not hang fit.
-      if (report && !callbackError) await Promise.race([finalReportSeen, delay(5000)])
-      if (callbackError) throw callbackError.error
-      return { epochs: stats.map((s) => clean(s) as EpochResult) }
-    } catch (error) {
-      if (callbackError) throw callbackError.error
-      if (error instanceof AbortError && stepsAtRequest !== undefined) error.stepsAtRequest = stepsAtRequest
-      throw error
+
+        let stats: EpochResult | undefined
+        try {
+          running = 'fit'
+          const [s] = await awaitNative(
+            callNative(() => this.handle.fit(nativeData, { epochs: 1, batchSize: this.batchSize, shuffle, progressEvery: nativeEvery }, report)),
+          )
+          // Bounded wait: a report lost by the addon must not hang fit.
+          if (!callbackError) await Promise.race([finalReportSeen, delay(5000)])
+          if (callbackError) throw callbackError.error
+          stats = clean({ ...s!, gradNorm: epochEnd?.gradNorm }) as EpochResult
+        } catch (error) {
+          if (callbackError) throw callbackError.error
+          if (error instanceof AbortError) {
+            // A callback's stop() mid-epoch is not an error (the signal's abort is).
+            if (stoppedMidEpoch && !signal?.aborted) break
+            throw withSteps(error, stepsBefore, stepsAtRequest, true)
+          }
+          throw error
+        } finally {
+          settled = true
+          running = undefined
+        }
+        this.epochCount = stats.epoch
+        stepsBefore += batchesPerEpoch
+
+        if (nativeValidation) {
+          let v: NativeEvalStats
+          try {
+            running = 'evaluate'
+            v = await awaitNative(callNative(() => this.handle.evaluate(nativeValidation, 1000)))
+          } catch (error) {
+            if (error instanceof AbortError) throw withSteps(error, stepsBefore, stepsAtRequest, false)
+            throw error
+          } finally {
+            running = undefined
+          }
+          stats = clean({ ...stats, valLoss: v.loss, valAccuracy: v.accuracy, valMse: v.mse, valMae: v.mae })
+          if (plateauOnValidation && Number.isFinite(v.loss)) callNative(() => this.handle.reportValidationLoss(v.loss))
+        }
+        // In the log's order: epoch, training metrics, validation metrics, lr, speed, gradNorm, seconds.
+        const keys = [...EPOCH_KEYS.filter((k) => k in stats!), ...Object.keys(stats).filter((k) => !(EPOCH_KEYS as readonly string[]).includes(k))]
+        const result = Object.fromEntries(keys.map((k) => [k, (stats as unknown as Record<string, number>)[k]])) as unknown as EpochResult
+        history.push(result)
+        log?.write(logLine('epoch', EPOCH_KEYS, result as unknown as Record<string, unknown>))
+        await this.hooks(callbacks, 'onEpochEnd', () => ({ epoch: result.epoch, lastEpoch, metrics: result, history, trainer: this, stop }))
+      }
+
+      await this.hooks(callbacks, 'onTrainEnd', () => ({
+        epoch: history.at(-1)?.epoch ?? firstEpoch - 1,
+        history,
+        trainer: this,
+        stopped: stopReason !== undefined,
+        ...(stopReason !== undefined ? { stopReason } : {}),
+      }))
+      await log?.close()
+      const logError = log?.error
+      log = undefined
+      return {
+        epochs: history,
+        stopped: stopReason !== undefined,
+        ...(stopReason !== undefined ? { stopReason } : {}),
+        trainSamples: train.size,
+        validationSamples: validation?.size ?? 0,
+        ...(logError !== undefined ? { logError } : {}),
+      }
     } finally {
-      settled = true
-      options.signal?.removeEventListener('abort', onAbort)
+      this.state = 'idle'
+      signal?.removeEventListener('abort', onAbort)
+      await log?.close()
     }
+  }
+
+  /** Runs one hook of every callback in order, awaiting each; the trainer may be used meanwhile. */
+  private async hooks<K extends 'onTrainBegin' | 'onEpochEnd' | 'onTrainEnd'>(callbacks: readonly Callback[], hook: K, info: () => Parameters<NonNullable<Callback[K]>>[0]): Promise<void> {
+    const withHook = callbacks.filter((c) => typeof c[hook] === 'function')
+    if (withHook.length === 0) return
+    const i = info()
+    this.state = 'callbacks'
+    try {
+      for (const c of withHook) await (c[hook] as (info: unknown) => unknown).call(c, i)
+    } finally {
+      this.state = 'training'
+    }
+  }
+
+  /** The training and validation parts of `data`. */
+  private validationOf(data: Dataset, split: unknown, validationData: unknown): { train: Dataset; validation?: Dataset } {
+    if (split !== undefined && validationData !== undefined) throw new OptionError('validationSplit', 'cannot be combined with validationData: give one')
+    if (validationData !== undefined) {
+      if (!(validationData instanceof Dataset)) throw new OptionError('validationData', `must be a Dataset, got ${describe(validationData)}`)
+      return { train: data, validation: validationData }
+    }
+    if (split === undefined) return { train: data }
+    if (typeof split !== 'number' || !(split > 0 && split < 1)) throw new OptionError('validationSplit', `must be a fraction in (0, 1), got ${describe(split)}`)
+    const held = Math.round(split * data.size)
+    if (held < 1 || held >= data.size) {
+      throw new OptionError('validationSplit', `${split} of ${data.size} samples holds out ${held}: both parts need at least one sample`)
+    }
+    const [train, validation] = data.split(data.size - held, { seed: this.savedOptions.seed ?? 0 })
+    return { train, validation }
+  }
+
+  /** The metrics each epoch reports. */
+  private metricNames(validation: boolean): MetricName[] {
+    const train: MetricName[] = ACCURACY_LOSSES.includes(this.loss?.type ?? 'cross_entropy') ? ['loss', 'accuracy'] : ['loss', 'mse', 'mae']
+    if (!validation) return train
+    return [...train, ...train.map((m) => `val${m[0]!.toUpperCase()}${m.slice(1)}` as MetricName)]
+  }
+
+  /** The `options` of the metrics log's run line: the trainer's (defaults filled in) and the fit's. */
+  private runOptions(epochs: number, shuffle: boolean, validationSplit: unknown, validation: boolean, logEvery: number): Record<string, unknown> {
+    const o = this.savedOptions
+    return JSON.parse(JSON.stringify({
+      optimizer: this.optimizer,
+      loss: this.loss ?? { type: 'cross_entropy' },
+      ...(this.schedule ? { schedule: this.schedule } : {}),
+      ...(o.clipNorm !== undefined ? { clipNorm: o.clipNorm } : {}),
+      ...(o.group !== undefined ? { group: o.group } : {}),
+      batchSize: this.batchSize,
+      threads: this.threads,
+      seed: o.seed,
+      epochs,
+      shuffle,
+      ...(validationSplit !== undefined ? { validationSplit } : validation ? { validationData: true } : {}),
+      ...(logEvery > 0 ? { logEvery } : {}),
+    })) as Record<string, unknown>
   }
 
   /** Mean loss and the loss's metrics over `data`, computed off the JS thread (dropout off). */
@@ -378,6 +665,7 @@ export class Trainer {
     checkKeys('', options, ['batchSize'])
     const batchSize = integerInRange('batchSize', options.batchSize ?? 1000, 1, 2 ** 31 - 1)
     const nativeData = this.toNative(data, 'evaluate')
+    this.checkIdle('evaluate')
     return clean(await awaitNative(callNative(() => this.handle.evaluate(nativeData, batchSize)))) as EvaluateResult
   }
 
@@ -445,6 +733,44 @@ function toU32(labels: ArrayLike<number>): Uint32Array {
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 2 ** 32 - 1) throw new OptionError(`labels[${i}]`, `must be an integer class index >= 0, got ${describe(v)}`)
     out[i] = v
   }
+  return out
+}
+
+function checkCallbacks(value: unknown): readonly Callback[] {
+  if (value === undefined) return []
+  if (!Array.isArray(value)) throw new OptionError('callbacks', `must be an array of callback objects, got ${describe(value)}`)
+  value.forEach((c: unknown, i) => {
+    if (typeof c !== 'object' || c === null) throw new OptionError(`callbacks[${i}]`, `must be an object with ${CALLBACK_HOOKS.join(', ')} methods, got ${describe(c)}`)
+    const hooks = CALLBACK_HOOKS.filter((h) => (c as Record<string, unknown>)[h] !== undefined)
+    if (hooks.length === 0) throw new OptionError(`callbacks[${i}]`, `has none of the hooks ${CALLBACK_HOOKS.join(', ')}`)
+    for (const h of hooks) if (typeof (c as Record<string, unknown>)[h] !== 'function') throw new OptionError(`callbacks[${i}].${h}`, `must be a function, got ${describe((c as Record<string, unknown>)[h])}`)
+  })
+  return [...(value as Callback[])]
+}
+
+function checkLog(value: unknown): { path: string; model?: string } | undefined {
+  if (value === undefined) return undefined
+  if (typeof value === 'string') return { path: filePath('log', value) }
+  const o = checkKeys('log', value, ['path', 'model'])
+  const path = filePath('log.path', o.path)
+  if (o.model !== undefined && typeof o.model !== 'string') throw new OptionError('log.model', `must be a string, got ${describe(o.model)}`)
+  return o.model === undefined ? { path } : { path, model: o.model as string }
+}
+
+function gcd(a: number, b: number): number {
+  while (b) [a, b] = [b, a % b]
+  return a
+}
+
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return typeof (v as { then?: unknown } | null)?.then === 'function'
+}
+
+/** The core counts the steps of one epoch's call; a fit's error counts the fit's. */
+function withSteps(error: AbortError, before: number, atRequest: number | undefined, inFit: boolean): AbortError {
+  const done = before + (inFit ? (error.stepsDone ?? 0) : 0)
+  const out = new AbortError(/after \d+ steps/.test(error.message) ? error.message.replace(/after \d+ steps/, `after ${done} steps`) : `${error.message} (after ${done} steps)`, done)
+  if (atRequest !== undefined) out.stepsAtRequest = atRequest
   return out
 }
 

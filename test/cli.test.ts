@@ -1,5 +1,5 @@
-import { execFile } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { execFile, spawnSync } from 'node:child_process'
+import { existsSync, readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { mkdtempSync, writeFileSync } from 'node:fs'
@@ -60,6 +60,7 @@ describe('ferronet CLI', () => {
     const { code, stdout } = await ferronet('train', '--help')
     expect(code).toBe(0)
     for (const word of ['--model', 'mlp', 'lenet', 'cnn', 'FILE.json', '--optimizer', '--schedule', '--weight-decay']) expect(stdout).toContain(word)
+    for (const word of ['--validation-split', '--early-stopping', '--log ', '--log-every', '--checkpoint-every', '--early-stopping 3 --log metrics.jsonl']) expect(stdout).toContain(word)
   })
 
   it('prints a readable line per epoch without --json', async () => {
@@ -68,6 +69,70 @@ describe('ferronet CLI', () => {
     expect(stdout).toMatch(/epoch 1\/2 .*test acc 0\.\d{4}/)
     expect(stdout).toMatch(/epoch 2\/2 /)
     expect(stdout).toMatch(/test accuracy 0\.\d{4} after 2 epochs/)
+    // Piped: no progress bar, no carriage returns or escape sequences.
+    expect(stdout).not.toMatch(/[\r\x1b]/)
+    expect(stdout.trim().split('\n')).toHaveLength(4)
+  })
+
+  // A pseudo-terminal through util-linux `script`: stdout is a TTY there.
+  const hasScript = spawnSync('script', ['--version']).status === 0
+  it.skipIf(!hasScript)('draws a live progress bar per epoch on a terminal, then the epoch lines', async () => {
+    const quote = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`
+    const command = [process.execPath, cli, 'train', '--epochs', '2', '--hidden', '32', '--threads', '1'].map(quote).join(' ')
+    const { stdout } = await run('script', ['-qec', command, '/dev/null'], { maxBuffer: 1 << 24 })
+    // cli-progress redraws the bar in place: back to column 1 (CSI 1 G), the bar, erase to the end.
+    expect(stdout).toMatch(/\x1b\[1Gepoch 1\/2 \[[=-]{24}\] \d+\/125 \| \d+ samples\/s \| ETA \S+ \| loss \d\.\d{4} acc \d\.\d{4}/)
+    expect(stdout).toMatch(/\x1b\[1Gepoch 2\/2 \[/)
+    expect(stdout.match(/\x1b\[1G/g)!.length).toBeGreaterThanOrEqual(4)
+    // The bar is cleared before each epoch's line, and the summary follows.
+    expect(stdout).toMatch(/\x1b\[2Kepoch 1\/2 {2}loss \d\.\d{4} {2}train acc/)
+    expect(stdout).toMatch(/test accuracy 0\.\d{4} after 2 epochs/)
+  })
+
+  it('--json prints a JSON line per epoch and the summary last; --validation-split, --log, --checkpoint-every', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ferronet-cli-watch-'))
+    const log = join(dir, 'metrics.jsonl')
+    const { code, stdout, stderr } = await ferronet('train', '--epochs', '3', '--hidden', '32', '--threads', '1', '--json',
+      '--validation-split', '0.2', '--log', log, '--log-every', '50', '--checkpoint', join(dir, 'run-{epoch}.ckpt.safetensors'), '--checkpoint-every', '2')
+    expect(code, stderr).toBe(0)
+    const lines = stdout.trim().split('\n').map((l) => JSON.parse(l))
+    expect(lines.map((l) => l.kind)).toEqual(['epoch', 'epoch', 'epoch', 'summary'])
+    const summary = lines.at(-1)
+    expect(summary).toMatchObject({ trainSamples: 6400, validationSamples: 1600, testSamples: 2000, epochs: 3, stopped: false, log })
+    lines.slice(0, 3).forEach((l, i) => {
+      expect(l).toMatchObject({ epoch: i + 1, epochs: 3 })
+      for (const k of ['loss', 'accuracy', 'valLoss', 'valAccuracy', 'testLoss', 'testAccuracy', 'lr', 'samplesPerSecond', 'seconds']) expect(typeof l[k], k).toBe('number')
+      expect(l.testAccuracy).toBe(summary.testAccuracyPerEpoch[i])
+    })
+    expect(summary.valLoss).toBe(lines[2].valLoss)
+    expect(summary.testAccuracy).toBeGreaterThan(0.85)
+    // The metrics log: a run line, batch lines at 50 and 100 of 100 batches, an epoch line each.
+    const records = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l))
+    expect(records[0]).toMatchObject({ kind: 'run', model: 'mlp', trainSamples: 6400, validationSamples: 1600 })
+    expect(records.slice(1).map((r) => `${r.kind} ${r.epoch}${r.batch ? `.${r.batch}` : ''}`)).toEqual(
+      [1, 2, 3].flatMap((e) => [`batch ${e}.50`, `batch ${e}.100`, `epoch ${e}`]))
+    expect(records.filter((r) => r.kind === 'epoch').map((r) => r.valLoss)).toEqual(lines.slice(0, 3).map((l) => l.valLoss))
+    // Checkpoints every 2 epochs: epoch 2 only.
+    expect(existsSync(join(dir, 'run-2.ckpt.safetensors'))).toBe(true)
+    expect(existsSync(join(dir, 'run-1.ckpt.safetensors')) || existsSync(join(dir, 'run-3.ckpt.safetensors'))).toBe(false)
+  })
+
+  it('--early-stopping stops when the validation loss stalls and restores the best epoch', async () => {
+    const { code, stdout, stderr } = await ferronet('train', '--epochs', '12', '--hidden', '32', '--threads', '1', '--lr', '0.05', '--early-stopping', '0', '--json')
+    expect(code, stderr).toBe(0)
+    const lines = stdout.trim().split('\n').map((l) => JSON.parse(l))
+    const summary = lines.at(-1)
+    expect(summary.validationSplit).toBe(0.1) // the default with --early-stopping
+    expect(summary.stopped).toBe(true)
+    expect(summary.stopReason).toMatch(/early stopping: valLoss did not improve/)
+    expect(summary.epochs).toBeLessThan(12)
+    expect(summary.earlyStopping).toMatchObject({ patience: 0, restored: true, bestEpoch: summary.epochs - 1 })
+    const epochs = lines.filter((l) => l.kind === 'epoch')
+    expect(epochs).toHaveLength(summary.epochs)
+    expect(summary.earlyStopping.best).toBe(epochs[summary.epochs - 2].valLoss)
+    // The restored weights are the best epoch's: the same test loss as after that epoch.
+    expect(summary.testLoss).toBe(epochs[summary.epochs - 2].testLoss)
+    expect(summary.testLoss).not.toBe(epochs.at(-1).testLoss)
   })
 
   it('bench prints one JSON object per line: peak, GEMM at the seed shapes, train', async () => {
@@ -109,6 +174,15 @@ describe('ferronet CLI', () => {
       [['train', '--schedule', 'linear'], /--schedule.*"linear"/],
       [['train', '--weight-decay', '-1'], /--weight-decay/],
       [['train', '--model', 'lenet', '--hidden', '10'], /--hidden/],
+      [['train', '--validation-split', '1'], /--validation-split.*\(0, 1\)/],
+      [['train', '--validation-split', '0'], /--validation-split/],
+      [['train', '--validation-split', 'half'], /--validation-split.*"half"/],
+      [['train', '--early-stopping', '-1'], /--early-stopping/],
+      [['train', '--early-stopping', '1.5'], /--early-stopping/],
+      [['train', '--log-every', '5'], /--log-every.*--log FILE/],
+      [['train', '--log', 'm.jsonl', '--log-every', '0'], /--log-every.*>= 1/],
+      [['train', '--checkpoint-every', '2'], /--checkpoint-every.*--checkpoint FILE/],
+      [['train', '--checkpoint', 'c.safetensors', '--checkpoint-every', '0'], /--checkpoint-every/],
     ] as const) {
       const { code, stderr } = await ferronet(...args)
       expect(code, args.join(' ')).toBe(2)

@@ -1,14 +1,20 @@
-/** `ferronet train`: train a preset or a saved spec on MNIST-format data; save, checkpoint, resume. */
+/**
+ * `ferronet train`: train a preset or a saved spec on MNIST-format data; validate, stop
+ * early, log the metrics, save, checkpoint, resume. On a terminal a live bar per epoch,
+ * else (CI, pipes) one line per epoch; `--json`: one JSON line per epoch, the summary last.
+ */
 
 import { readFileSync } from 'node:fs'
 import { basename } from 'node:path'
 import { Dataset } from '../dataset.js'
+import { checkpoint as checkpointCallback, earlyStopping as earlyStoppingCallback, type Callback, type EarlyStopping } from '../callbacks.js'
 import { AbortError, FerronetError, OptionError } from '../errors.js'
 import * as mnist from '../mnist/index.js'
 import * as models from '../models.js'
 import { Net } from '../net.js'
-import { Trainer, type OptimizerOptions, type Progress, type ScheduleOptions } from '../trainer.js'
+import { Trainer, type EpochResult, type OptimizerOptions, type ScheduleOptions } from '../trainer.js'
 import { DIGIT_CLASSES, FASHION_CLASSES, META, choiceFlag, numberFlag, version } from './common.js'
+import { liveView } from './progress.js'
 
 export const OPTIMIZERS = ['adam', 'adamw', 'sgd', 'rmsprop'] as const
 export const SCHEDULES = ['none', 'cosine', 'step', 'exponential', 'one_cycle'] as const
@@ -30,6 +36,11 @@ export interface TrainFlags {
   checkpoint?: string
   resume?: string
   preprocess?: string
+  validationSplit?: string
+  earlyStopping?: string
+  log?: string
+  logEvery?: string
+  checkpointEvery?: string
   json: boolean
 }
 
@@ -49,8 +60,17 @@ interface TrainArgs {
   checkpoint: string | undefined
   resume: string | undefined
   preprocess: 'mnist' | 'resize' | undefined
+  /** Fraction of the training data held out; with --early-stopping 0.1 unless given. */
+  validationSplit: number | undefined
+  earlyStopping: number | undefined
+  log: string | undefined
+  logEvery: number
+  checkpointEvery: number
   json: boolean
 }
+
+/** With --early-stopping and no --validation-split, this fraction is held out. */
+export const EARLY_STOPPING_SPLIT = 0.1
 
 export function parseTrainFlags(values: TrainFlags): TrainArgs {
   const model = values.model ?? 'mlp'
@@ -68,6 +88,15 @@ export function parseTrainFlags(values: TrainFlags): TrainArgs {
   }
   const epochs = numberFlag('--epochs', values.epochs, 10, true)
   if (epochs < 1) throw new OptionError('--epochs', `must be >= 1, got ${epochs}`)
+  let validationSplit = values.validationSplit === undefined ? undefined : numberFlag('--validation-split', values.validationSplit, 0, false)
+  if (validationSplit !== undefined && !(validationSplit > 0 && validationSplit < 1)) throw new OptionError('--validation-split', `must be a fraction in (0, 1), e.g. 0.1, got ${validationSplit}`)
+  const earlyStopping = values.earlyStopping === undefined ? undefined : numberFlag('--early-stopping', values.earlyStopping, 0, true, 0)
+  validationSplit ??= earlyStopping !== undefined ? EARLY_STOPPING_SPLIT : undefined
+  const logEvery = numberFlag('--log-every', values.logEvery, 0, true, 1)
+  if (values.logEvery !== undefined && values.log === undefined) throw new OptionError('--log-every', 'needs --log FILE (the metrics log to write batch lines to)')
+  const checkpointEvery = numberFlag('--checkpoint-every', values.checkpointEvery, 1, true, 1)
+  if (values.checkpointEvery !== undefined && values.checkpoint === undefined) throw new OptionError('--checkpoint-every', 'needs --checkpoint FILE (where to write the checkpoints)')
+  if (values.log !== undefined && values.log === '') throw new OptionError('--log', 'needs a file name')
   return {
     data: values.data,
     model,
@@ -84,6 +113,11 @@ export function parseTrainFlags(values: TrainFlags): TrainArgs {
     checkpoint: values.checkpoint,
     resume: values.resume,
     preprocess: values.preprocess === undefined ? undefined : choiceFlag('--preprocess', values.preprocess, ['mnist', 'resize'] as const),
+    validationSplit,
+    earlyStopping,
+    log: values.log,
+    logEvery,
+    checkpointEvery,
     json: values.json ?? false,
   }
 }
@@ -111,10 +145,12 @@ async function loadData(dir: string | undefined): Promise<{ name: string; train:
 
 export async function trainCommand(flags: TrainFlags): Promise<void> {
   const args = parseTrainFlags(flags)
-  const log = args.json ? () => {} : (line: string) => process.stdout.write(line + '\n')
+  const write = (line: string) => process.stdout.write(line + '\n')
+  const log = args.json ? () => {} : write
   const { name, train, test } = await loadData(args.data)
   if (args.batchSize < 1) throw new OptionError('batchSize', `must be >= 1, got ${args.batchSize}`)
-  const stepsPerEpoch = Math.ceil(train.size / args.batchSize)
+  const trainSize = args.validationSplit === undefined ? train.size : train.size - Math.round(args.validationSplit * train.size)
+  const stepsPerEpoch = Math.ceil(trainSize / args.batchSize)
   const schedule = scheduleFor(args.schedule, args.lr, args.epochs * stepsPerEpoch)
   const optimizer = { type: args.optimizer, lr: args.lr, ...(args.weightDecay !== undefined ? { weightDecay: args.weightDecay } : {}) } as OptimizerOptions
   // --resume: the checkpoint's net and trainer (its settings), continued for --epochs more epochs.
@@ -125,51 +161,72 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
   if (args.resume !== undefined) log(`resumed ${args.resume}`)
   const metadata = describeData(args.data, args.preprocess)
   const describeNet = args.model === 'mlp' ? `${train.inputDim}→${args.hidden}→10` : `${args.model} [${net.inputShape.join(', ')}]→[${net.outputShape.join(', ')}]`
-  log(`ferronet ${version()}: ${name}: ${train.size} train / ${test.size} test samples, ` +
-    `net ${describeNet} (${net.parameterCount} parameters), ${args.optimizer} lr ${args.lr}${schedule ? ` ${args.schedule} schedule` : ''}, batch ${args.batchSize}, ${trainer.threads} threads`)
 
   // Ctrl-C stops within one batch and still reports what was trained.
   const controller = new AbortController()
   const onSigint = () => controller.abort()
   process.once('SIGINT', onSigint)
 
-  const live = !args.json && process.stdout.isTTY
-  const onProgress = live
-    ? (p: Progress) => {
-        if (!p.epochEnd) process.stdout.write(`\repoch ${p.epoch}/${p.lastEpoch}  ${p.batch}/${p.batches}  loss ${p.loss.toFixed(4)}  acc ${(p.accuracy ?? NaN).toFixed(4)}  ${Math.round(p.samplesPerSecond)} samples/s`)
-      }
-    : undefined
-
+  // A live bar on a terminal; plain lines in CI and pipes; JSON lines with --json.
+  const view = !args.json && process.stdout.isTTY === true ? liveView(process.stdout) : undefined
   const epochSeconds: number[] = []
   const testAccuracyPerEpoch: number[] = []
-  let trainLoss = NaN
-  let trainAccuracy = NaN
+  let last: EpochResult | undefined
+  let validationSamples = 0
+  const callbacks: Callback[] = []
+  const early: EarlyStopping | undefined = args.earlyStopping === undefined ? undefined : earlyStoppingCallback({ monitor: 'valLoss', patience: args.earlyStopping, restoreBestWeights: true })
+  if (early) callbacks.push(early)
+  // Complete or absent, never half: written atomically every --checkpoint-every epochs.
+  if (args.checkpoint !== undefined) callbacks.push(checkpointCallback({ path: args.checkpoint, every: args.checkpointEvery }))
+  callbacks.push({
+    onTrainBegin(info) {
+      validationSamples = info.validationSamples
+      const samples = `${info.trainSamples} train / ${info.validationSamples ? `${info.validationSamples} validation / ` : ''}${test.size} test samples`
+      log(`ferronet ${version()}: ${name}: ${samples}, ` +
+        `net ${describeNet} (${net.parameterCount} parameters), ${args.optimizer} lr ${args.lr}${schedule ? ` ${args.schedule} schedule` : ''}, batch ${args.batchSize}, ${trainer.threads} threads`)
+    },
+    async onEpochEnd({ epoch, lastEpoch, metrics: m }) {
+      last = m
+      epochSeconds.push(m.seconds)
+      const evaluation = await trainer.evaluate(test)
+      testAccuracyPerEpoch.push(evaluation.accuracy ?? NaN)
+      view?.clear()
+      if (args.json) {
+        write(JSON.stringify({ kind: 'epoch', ...m, epochs: lastEpoch, testLoss: evaluation.loss, testAccuracy: evaluation.accuracy }))
+        return
+      }
+      const validation = m.valLoss === undefined ? '' : `val loss ${m.valLoss.toFixed(4)}  val acc ${(m.valAccuracy ?? NaN).toFixed(4)}  `
+      log(`epoch ${String(epoch).padStart(String(lastEpoch).length)}/${lastEpoch}  ` +
+        `loss ${m.loss.toFixed(4)}  train acc ${(m.accuracy ?? NaN).toFixed(4)}  ${validation}` +
+        `test loss ${evaluation.loss.toFixed(4)}  test acc ${(evaluation.accuracy ?? NaN).toFixed(4)}  ` +
+        `${m.seconds.toFixed(2)} s  ${Math.round(m.samplesPerSecond)} samples/s`)
+    },
+  })
+
   let aborted = false
-  for (let epoch = 1; epoch <= args.epochs; epoch++) {
-    try {
-      const { epochs } = await trainer.fit(train, { epochs: 1, signal: controller.signal, onProgress, progressEvery: live ? 50 : 0 })
-      const stats = epochs[0]!
-      epochSeconds.push(stats.seconds)
-      trainLoss = stats.loss
-      trainAccuracy = stats.accuracy ?? NaN
-    } catch (error) {
-      if (!(error instanceof AbortError)) throw error
-      aborted = true
-      if (live) process.stdout.write('\n')
-      log('interrupted: stopping after the last finished batch')
-      break
-    }
-    // Complete or absent, never half: written atomically after every epoch.
-    if (args.checkpoint !== undefined) await trainer.save(args.checkpoint)
-    const evaluation = await trainer.evaluate(test)
-    testAccuracyPerEpoch.push(evaluation.accuracy ?? NaN)
-    if (live) process.stdout.write('\r\x1b[K')
-    log(`epoch ${String(epoch).padStart(String(args.epochs).length)}/${args.epochs}  ` +
-      `loss ${trainLoss.toFixed(4)}  train acc ${trainAccuracy.toFixed(4)}  ` +
-      `test loss ${evaluation.loss.toFixed(4)}  test acc ${(evaluation.accuracy ?? NaN).toFixed(4)}  ` +
-      `${epochSeconds.at(-1)!.toFixed(2)} s  ${Math.round(train.size / epochSeconds.at(-1)!)} samples/s`)
+  let stopReason: string | undefined
+  let logError: string | undefined
+  try {
+    const batches = Math.ceil(trainSize / args.batchSize)
+    const result = await trainer.fit(train, {
+      epochs: args.epochs,
+      signal: controller.signal,
+      callbacks,
+      ...(args.validationSplit !== undefined ? { validationSplit: args.validationSplit } : {}),
+      ...(args.log !== undefined ? { log: { path: args.log, model: args.resume ?? args.model }, logEvery: args.logEvery } : {}),
+      ...(view ? { onProgress: (p) => view.update(p), progressEvery: Math.max(1, Math.floor(batches / 100)) } : {}),
+    })
+    stopReason = result.stopReason
+    logError = result.logError
+  } catch (error) {
+    view?.clear()
+    if (!(error instanceof AbortError)) throw error
+    aborted = true
+    log('interrupted: stopping after the last finished batch')
+  } finally {
+    process.removeListener('SIGINT', onSigint)
   }
-  process.removeListener('SIGINT', onSigint)
+  if (stopReason !== undefined) log(early?.restored ? `${stopReason}; restored the weights of epoch ${early.bestEpoch}` : stopReason)
 
   const final = await trainer.evaluate(test)
   if (args.save !== undefined) {
@@ -177,13 +234,18 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
     log(`saved ${args.save}`)
   }
   const totalSeconds = epochSeconds.reduce((a, b) => a + b, 0)
-  const samplesPerSecond = totalSeconds > 0 ? (train.size * epochSeconds.length) / totalSeconds : 0
+  const samplesPerSecond = totalSeconds > 0 ? (trainSize * epochSeconds.length) / totalSeconds : 0
   const summary = {
+    kind: 'summary',
     data: name,
-    trainSamples: train.size,
+    trainSamples: trainSize,
+    ...(validationSamples ? { validationSamples, validationSplit: args.validationSplit } : {}),
     testSamples: test.size,
     epochs: epochSeconds.length,
     aborted,
+    stopped: stopReason !== undefined,
+    ...(stopReason !== undefined ? { stopReason } : {}),
+    ...(early ? { earlyStopping: { patience: args.earlyStopping, bestEpoch: early.bestEpoch, best: early.best, restored: early.restored } } : {}),
     model: args.resume !== undefined ? `resumed ${args.resume}` : args.model,
     ...(args.model === 'mlp' ? { hidden: args.hidden } : {}),
     parameters: net.parameterCount,
@@ -194,8 +256,9 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
     lr: args.lr,
     seed: args.seed,
     threads: trainer.threads,
-    trainLoss,
-    trainAccuracy,
+    trainLoss: last?.loss ?? NaN,
+    trainAccuracy: last?.accuracy ?? NaN,
+    ...(last?.valLoss !== undefined ? { valLoss: last.valLoss, valAccuracy: last.valAccuracy } : {}),
     testLoss: final.loss,
     testAccuracy: final.accuracy,
     testAccuracyPerEpoch,
@@ -203,8 +266,10 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
     samplesPerSecond,
     ...(args.save !== undefined ? { saved: args.save } : {}),
     ...(args.checkpoint !== undefined ? { checkpoint: args.checkpoint } : {}),
+    ...(args.log !== undefined ? { log: args.log } : {}),
+    ...(logError !== undefined ? { logError } : {}),
   }
-  if (args.json) process.stdout.write(JSON.stringify(summary) + '\n')
+  if (args.json) write(JSON.stringify(summary))
   else log(`test accuracy ${(final.accuracy ?? NaN).toFixed(4)} after ${summary.epochs} epochs, ${samplesPerSecond.toFixed(0)} samples/s`)
 }
 

@@ -60,6 +60,7 @@ Examples:
     .option('--early-stopping <patience>', `stop once the validation loss has not improved for PATIENCE epochs (0: at the first) and restore the best epoch's weights; holds out --validation-split (default ${EARLY_STOPPING_SPLIT})`)
     .option('--log <file>', 'append the metrics as JSON lines to FILE: a run line, one line per epoch (and per --log-every batches)')
     .option('--log-every <n>', 'with --log: also a line every N batches')
+    .option('--report <file>', 'write an HTML report of the run (curves, confusion matrix, mistakes, first-layer weights, saliency maps) when training ends')
     .addOption(new Option('--preprocess <p>', 'how `predict` and `serve` turn images into inputs for the saved model: mnist (crop, fit 20×20, centre by mass) or resize; default: mnist for digits, resize for Fashion-MNIST').choices(['mnist', 'resize']))
     .option('--json', 'print one JSON line per epoch and a JSON summary as the last line instead of readable progress', false)
     .addHelpText('after', `

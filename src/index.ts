@@ -47,3 +47,9 @@ export type {
 } from './explain.js'
 export { MetricsLogError, parseMetricsLog, readMetricsLog, renderReport, writeReport } from './report.js'
 export type { BatchRecord, EpochRecord, MetricsRecord, ReportOptions, RunRecord, SaliencyFunction, TrainingMetrics } from './report.js'
+export * as callbacks from './callbacks.js'
+export type {
+  BatchEndInfo, Callback, Checkpoint, CheckpointOptions, EarlyStopping, EarlyStoppingOptions, EpochEndInfo, MetricName,
+  ReduceLrOnPlateau, ReduceLrOnPlateauOptions, TrainBeginInfo, TrainEndInfo,
+} from './callbacks.js'
+export type { ValidationMetrics } from './trainer.js'

@@ -5,6 +5,7 @@
  */
 
 import { createRequire } from 'node:module'
+import { isMainThread } from 'node:worker_threads'
 import { AbortError, FerronetError, ModelFileError, NativeError, OptionError, ShapeError } from './errors.js'
 
 export type * from '../native/binding.cjs'
@@ -29,6 +30,12 @@ function loadBinding(): typeof Binding {
 
 /** The addon's exports. */
 export const native: typeof Binding = loadBinding()
+
+// process.exit(), or an uncaught exception, during a fit: Node waits for the thread
+// running it before the process ends. Stopping every run before its next batch makes
+// the exit take a batch instead of the rest of the fit. (Main thread only: the flag is
+// process-wide, and a worker's exit must not stop the main thread's training.)
+if (isMainThread) process.once('exit', () => native.stopAllTraining())
 
 const CODED = /^([A-Z][A-Z_]+): ([\s\S]*)$/
 

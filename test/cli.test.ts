@@ -309,3 +309,28 @@ describe('ferronet CLI: train → save → predict → export → serve', () => 
     expect(await exit).toBe(0)
   })
 })
+
+describe('ferronet train --report', () => {
+  it('writes a self-contained report with every section filled, curves from the run and saliency maps', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ferronet-cli-report-'))
+    const report = join(dir, 'report.html')
+    const { code, stdout, stderr } = await ferronet('train', '--epochs', '2', '--hidden', '32', '--threads', '1', '--validation-split', '0.1', '--early-stopping', '2', '--report', report, '--json')
+    expect(code, stderr).toBe(0)
+    const summary = JSON.parse(stdout.trim().split('\n').at(-1)!)
+    expect(summary.report).toBe(report)
+    expect(summary.log).toBeUndefined() // the temporary log is not the user's
+    const { readFileSync, readdirSync } = await import('node:fs')
+    const html = readFileSync(report, 'utf8')
+    for (const id of ['model', 'curves', 'learning-rate', 'confusion', 'misclassified', 'weights', 'saliency']) {
+      const at = html.indexOf(`<section id="${id}"`)
+      expect(at, id).toBeGreaterThan(0)
+      const body = html.slice(at, html.indexOf('</section>', at))
+      expect(/<svg|<img /.test(body) || id === 'model', id).toBe(true)
+    }
+    expect(html).not.toContain('No saliency function was given')
+    expect(html).not.toMatch(/<script\b/)
+    // Validation curves come from the run: two epochs of val loss.
+    expect(html).toContain('validation')
+    expect(readdirSync(dir)).toEqual(['report.html'])
+  })
+})

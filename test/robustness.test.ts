@@ -62,4 +62,22 @@ describe('bad data during training', () => {
     // The process is alive and builds the next net.
     expect(Net.sequential(784, [Net.dense(10)]).parameterCount).toBe(7850)
   })
+
+  it('process.exit() and an uncaught exception during a long fit end the process within a batch, not after the fit', () => {
+    for (const ending of ['process.exit(0)', "throw new Error('boom')"]) {
+      const script = `
+        import { Net, Trainer, mnist } from './dist/index.js'
+        const digits = await mnist.loadDigits()
+        const net = Net.sequential(784, [Net.dense(500), Net.relu(), Net.dense(10)])
+        new Trainer(net, { threads: 1 }).fit(digits, { epochs: 100000 })   // hours of work
+        setTimeout(() => { ${ending} }, 300)
+      `
+      const started = Date.now()
+      const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: new URL('..', import.meta.url).pathname, encoding: 'utf8', timeout: 60_000 })
+      // Without the exit hook this waits for all 100,000 epochs (the spawn's 60 s timeout kills it).
+      expect(r.signal, ending).toBeNull()
+      expect(Date.now() - started, ending).toBeLessThan(30_000)
+      if (ending.startsWith('throw')) expect(r.stderr).toContain('boom')
+    }
+  })
 })

@@ -5,13 +5,17 @@
  */
 
 import { readFileSync } from 'node:fs'
-import { basename } from 'node:path'
+import { rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { basename, join } from 'node:path'
 import { Dataset } from '../dataset.js'
 import { checkpoint as checkpointCallback, earlyStopping as earlyStoppingCallback, type Callback, type EarlyStopping } from '../callbacks.js'
 import { AbortError, FerronetError, OptionError } from '../errors.js'
 import * as mnist from '../mnist/index.js'
 import * as models from '../models.js'
+import { saliency } from '../explain.js'
 import { Net } from '../net.js'
+import { writeReport } from '../report.js'
 import { Trainer, type EpochResult, type OptimizerOptions, type ScheduleOptions } from '../trainer.js'
 import { DIGIT_CLASSES, FASHION_CLASSES, META, choiceFlag, numberFlag, version } from './common.js'
 import { liveView } from './progress.js'
@@ -40,6 +44,7 @@ export interface TrainFlags {
   earlyStopping?: string
   log?: string
   logEvery?: string
+  report?: string
   checkpointEvery?: string
   json: boolean
 }
@@ -65,6 +70,7 @@ interface TrainArgs {
   earlyStopping: number | undefined
   log: string | undefined
   logEvery: number
+  report: string | undefined
   checkpointEvery: number
   json: boolean
 }
@@ -117,6 +123,7 @@ export function parseTrainFlags(values: TrainFlags): TrainArgs {
     earlyStopping,
     log: values.log,
     logEvery,
+    report: values.report === '' ? (() => { throw new OptionError('--report', 'needs a file name') })() : values.report,
     checkpointEvery,
     json: values.json ?? false,
   }
@@ -160,6 +167,12 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
   const net = trainer.net
   if (args.resume !== undefined) log(`resumed ${args.resume}`)
   const metadata = describeData(args.data, args.preprocess)
+  // --report without --log: the report's curves come from a log in a temporary file.
+  const reportLog = args.report !== undefined && args.log === undefined ? join(tmpdir(), `ferronet-train-${process.pid}-${Date.now()}.jsonl`) : undefined
+  if (reportLog !== undefined) {
+    args.log = reportLog
+    if (args.logEvery === 0) args.logEvery = Math.max(1, Math.floor(stepsPerEpoch / 20))
+  }
   const describeNet = args.model === 'mlp' ? `${train.inputDim}→${args.hidden}→10` : `${args.model} [${net.inputShape.join(', ')}]→[${net.outputShape.join(', ')}]`
 
   // Ctrl-C stops within one batch and still reports what was trained.
@@ -233,6 +246,18 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
     await net.save(args.save, { metadata })
     log(`saved ${args.save}`)
   }
+  if (args.report !== undefined) {
+    const classNames = JSON.parse(metadata[META.classNames]!) as string[]
+    try {
+      await writeReport(args.report, {
+        net, history: args.log!, test, classNames,
+        saliency: (n, input, classIndex) => saliency(n, input, { classIndex }).map,
+      })
+    } finally {
+      if (reportLog !== undefined) await rm(reportLog, { force: true })
+    }
+    log(`wrote the report ${args.report}`)
+  }
   const totalSeconds = epochSeconds.reduce((a, b) => a + b, 0)
   const samplesPerSecond = totalSeconds > 0 ? (trainSize * epochSeconds.length) / totalSeconds : 0
   const summary = {
@@ -266,7 +291,8 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
     samplesPerSecond,
     ...(args.save !== undefined ? { saved: args.save } : {}),
     ...(args.checkpoint !== undefined ? { checkpoint: args.checkpoint } : {}),
-    ...(args.log !== undefined ? { log: args.log } : {}),
+    ...(args.log !== undefined && reportLog === undefined ? { log: args.log } : {}),
+    ...(args.report !== undefined ? { report: args.report } : {}),
     ...(logError !== undefined ? { logError } : {}),
   }
   if (args.json) write(JSON.stringify(summary))

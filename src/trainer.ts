@@ -15,74 +15,116 @@ import { boolean, describe, filePath, integerInRange, nonNegativeNumber, oneOf, 
 
 /** Adam, exactly as `torch.optim.Adam` (L2 weight decay added to the gradient). */
 export interface AdamOptions {
+  /** Selects Adam. */
   type: 'adam'
-  /** Learning rate, default `1e-3`. */
+  /** Learning rate, a number > 0, default `1e-3`. */
   lr?: number
-  /** Decay of the first and second moment estimates, default `[0.9, 0.999]`. */
+  /** Decay rates of the first and second moment estimates, each in [0, 1), default `[0.9, 0.999]`. */
   betas?: readonly [number, number]
-  /** Added to the denominator outside the square root, default `1e-8`. */
+  /** Added to the denominator outside the square root for numerical stability, >= 0, default `1e-8`. */
   eps?: number
-  /** L2 penalty, default `0`. */
+  /** L2 penalty added to the gradient (`weight_decay`), >= 0, default `0`. */
   weightDecay?: number
 }
 
 /** AdamW, as `torch.optim.AdamW`: decoupled weight decay (default `0.01`). */
 export interface AdamWOptions {
+  /** Selects AdamW. */
   type: 'adamw'
+  /** Learning rate, a number > 0, default `1e-3`. */
   lr?: number
+  /** Decay rates of the first and second moment estimates, each in [0, 1), default `[0.9, 0.999]`. */
   betas?: readonly [number, number]
+  /** Added to the denominator outside the square root for numerical stability, >= 0, default `1e-8`. */
   eps?: number
-  /** Decoupled weight decay, default `0.01`. */
+  /** Decoupled weight decay (each step multiplies the weights by `1 − lr × weightDecay`), >= 0, default `0.01`. */
   weightDecay?: number
 }
 
 /** Stochastic gradient descent, exactly as `torch.optim.SGD`. */
 export interface SgdOptions {
+  /** Selects SGD. */
   type: 'sgd'
-  /** Learning rate, default `0.01`. */
+  /** Learning rate, a number > 0, default `0.01`. */
   lr?: number
-  /** Momentum factor, default `0`. */
+  /** Momentum factor, >= 0, default `0` (plain SGD). */
   momentum?: number
-  /** Dampening of momentum, default `0`. */
+  /** Dampening of momentum, >= 0, default `0`. */
   dampening?: number
   /** Nesterov momentum (needs momentum > 0 and dampening 0), default `false`. */
   nesterov?: boolean
-  /** L2 penalty, default `0`. */
+  /** L2 penalty added to the gradient (`weight_decay`), >= 0, default `0`. */
   weightDecay?: number
 }
 
 /** RMSprop, as `torch.optim.RMSprop`. */
 export interface RmspropOptions {
+  /** Selects RMSprop. */
   type: 'rmsprop'
-  /** Learning rate, default `0.01`. */
+  /** Learning rate, a number > 0, default `0.01`. */
   lr?: number
-  /** Smoothing constant, default `0.99`. */
+  /** Smoothing constant of the running mean of squared gradients, in [0, 1), default `0.99`. */
   alpha?: number
-  /** Default `1e-8`. */
+  /** Added to the denominator outside the square root for numerical stability, >= 0, default `1e-8`. */
   eps?: number
+  /** L2 penalty added to the gradient (`weight_decay`), >= 0, default `0`. */
   weightDecay?: number
+  /** Momentum factor, >= 0, default `0` (no momentum). */
   momentum?: number
   /** Normalise by the estimated variance of the gradient, default `false`. */
   centered?: boolean
 }
 
+/**
+ * The optimizer of a {@link Trainer}, chosen by `type`, with PyTorch's names and
+ * defaults; options left out take PyTorch's values. Default `{ type: 'adam' }`.
+ */
 export type OptimizerOptions = AdamOptions | AdamWOptions | SgdOptions | RmspropOptions
 
 /** The loss, PyTorch's names and defaults (`reduction="mean"`). */
 export type LossOptions =
   /** `nn.CrossEntropyLoss` on logits and integer labels (the default for labelled data). */
-  | { type: 'cross_entropy'; classWeights?: readonly number[]; labelSmoothing?: number }
+  | {
+    /** Selects cross-entropy. */
+    type: 'cross_entropy'
+    /** Weight of each class (`weight`), one number >= 0 per output; the loss is the weighted mean. Default: all `1`. */
+    classWeights?: readonly number[]
+    /** Label smoothing (`label_smoothing`), in [0, 1], default `0`. */
+    labelSmoothing?: number
+  }
   /** `nn.MSELoss` on float targets. */
-  | { type: 'mse' }
-  /** `nn.L1Loss`. */
-  | { type: 'l1' }
-  /** `nn.SmoothL1Loss(beta)`, default beta `1`. */
-  | { type: 'smooth_l1'; beta?: number }
-  /** `nn.HuberLoss(delta)`, default delta `1`. */
-  | { type: 'huber'; delta?: number }
-  /** `nn.BCEWithLogitsLoss` on 0/1 targets (multi-label); `posWeight` per output or one for all. */
-  | { type: 'bce_with_logits'; posWeight?: number | readonly number[] }
+  | {
+    /** Selects mean squared error. */
+    type: 'mse'
+  }
+  /** `nn.L1Loss` (mean absolute error) on float targets. */
+  | {
+    /** Selects L1 (mean absolute error). */
+    type: 'l1'
+  }
+  /** `nn.SmoothL1Loss(beta)` on float targets. */
+  | {
+    /** Selects smooth L1. */
+    type: 'smooth_l1'
+    /** Error at which the loss turns from quadratic to linear, >= 0 (`0`: plain L1), default `1`. */
+    beta?: number
+  }
+  /** `nn.HuberLoss(delta)` on float targets. */
+  | {
+    /** Selects Huber. */
+    type: 'huber'
+    /** Error at which the loss turns from quadratic to linear, > 0, default `1`. */
+    delta?: number
+  }
+  /** `nn.BCEWithLogitsLoss` on 0/1 targets (multi-label): one sigmoid per output. */
+  | {
+    /** Selects binary cross-entropy on logits. */
+    type: 'bce_with_logits'
+    /** Weight of the positive term (`pos_weight`), >= 0: one number per output, or one for all. Default `1`. */
+    posWeight?: number | readonly number[]
+  }
 
+/** The name of a loss (`LossOptions['type']`): `cross_entropy`, `mse`, `l1`, `smooth_l1`, `huber` or `bce_with_logits`. */
 export type LossType = LossOptions['type']
 
 /**
@@ -92,15 +134,67 @@ export type LossType = LossOptions['type']
  */
 export type ScheduleOptions =
   /** `StepLR`: lr × gamma every `stepSize` steps (gamma default 0.1). */
-  | { type: 'step'; stepSize: number; gamma?: number }
+  | {
+    /** Selects `StepLR`. */
+    type: 'step'
+    /** Optimizer steps between decays, an integer >= 1 (required). */
+    stepSize: number
+    /** Factor the lr is multiplied by every `stepSize` steps, in (0, 1], default `0.1`. */
+    gamma?: number
+  }
   /** `ExponentialLR`: lr × gamma every step. */
-  | { type: 'exponential'; gamma: number }
+  | {
+    /** Selects `ExponentialLR`. */
+    type: 'exponential'
+    /** Factor the lr is multiplied by after every step, in (0, 1] (required). */
+    gamma: number
+  }
   /** `CosineAnnealingLR` over `totalSteps` down to `minLr` (0), after `warmupSteps` (0) of linear warm-up. */
-  | { type: 'cosine'; totalSteps: number; minLr?: number; warmupSteps?: number }
-  /** `OneCycleLR` (cosine annealing). */
-  | { type: 'one_cycle'; maxLr: number; totalSteps: number; pctStart?: number; divFactor?: number; finalDivFactor?: number }
+  | {
+    /** Selects cosine annealing (with optional linear warm-up). */
+    type: 'cosine'
+    /** Steps from the start (warm-up included) to the end of the decay, an integer >= 1 (required); later steps use `minLr`. */
+    totalSteps: number
+    /** The lr the decay ends at, >= 0, default `0`. */
+    minLr?: number
+    /** Steps of linear warm-up from `lr / warmupSteps` up to the optimizer's `lr`, an integer below `totalSteps`, default `0`. */
+    warmupSteps?: number
+  }
+  /**
+   * `OneCycleLR` (cosine annealing): up from `maxLr / divFactor` to `maxLr`, then down to
+   * `maxLr / (divFactor × finalDivFactor)`. It replaces the optimizer's `lr`. Momentum and
+   * betas are not cycled (PyTorch's default `cycle_momentum=True` would cycle them); steps
+   * past `totalSteps` keep the final lr.
+   */
+  | {
+    /** Selects `OneCycleLR`. */
+    type: 'one_cycle'
+    /** The peak learning rate, > 0 (required). */
+    maxLr: number
+    /** Steps of the whole cycle, an integer >= 1 (required), e.g. epochs × batches per epoch. */
+    totalSteps: number
+    /** Fraction of `totalSteps` spent rising to `maxLr`, in (0, 1), default `0.3`. */
+    pctStart?: number
+    /** The initial lr is `maxLr / divFactor`; > 0, default `25`. */
+    divFactor?: number
+    /** The final lr is the initial lr / `finalDivFactor`; > 0, default `1e4`. */
+    finalDivFactor?: number
+  }
   /** `ReduceLROnPlateau` (mode min) per epoch, on the validation loss when `fit` validates, else on the training loss. */
-  | { type: 'plateau'; factor?: number; patience?: number; threshold?: number; cooldown?: number; minLr?: number }
+  | {
+    /** Selects `ReduceLROnPlateau`. */
+    type: 'plateau'
+    /** New lr = lr × factor, in (0, 1), default `0.1`. */
+    factor?: number
+    /** Epochs without improvement tolerated, an integer >= 0, default `10`: the lr drops at the `patience + 1`-th in a row (as in PyTorch). */
+    patience?: number
+    /** Relative improvement needed (`threshold_mode="rel"`): better means below best × (1 − threshold); >= 0, default `1e-4`. */
+    threshold?: number
+    /** Epochs after a reduction during which no epoch counts as bad, an integer >= 0, default `0`. */
+    cooldown?: number
+    /** The lr never goes below this, >= 0, default `0`. */
+    minLr?: number
+  }
 
 /** Options of the {@link Trainer} constructor. */
 export interface TrainerOptions {
@@ -126,8 +220,9 @@ export interface TrainerOptions {
 export interface Metrics {
   /** Fraction right: argmax = label, or per label (logit > 0 ⇔ target 1). */
   accuracy?: number
-  /** Mean squared and absolute error per target value. */
+  /** Mean squared error per target value (regression losses). */
   mse?: number
+  /** Mean absolute error per target value (regression losses). */
   mae?: number
 }
 
@@ -137,13 +232,15 @@ export interface Progress extends Metrics {
   epoch: number
   /** The epoch number this `fit` call ends at. */
   lastEpoch: number
-  /** Batches done in this epoch, and the epoch's total. */
+  /** Batches done in this epoch (1-based count). */
   batch: number
+  /** Batches per epoch (`ceil(training samples / batchSize)`). */
   batches: number
   /** Mean training loss over this epoch's batches so far. */
   loss: number
-  /** Samples done in this epoch, and the throughput so far. */
+  /** Samples done in this epoch. */
   samples: number
+  /** Training throughput so far in this epoch, samples per second. */
   samplesPerSecond: number
   /** Seconds since the epoch started. */
   seconds: number
@@ -187,26 +284,37 @@ export interface FitOptions {
    * A file that cannot be opened rejects before training; a write error later is
    * reported once (a process warning and {@link FitResult.logError}) and training goes on.
    */
-  log?: string | { path: string; model?: string }
+  log?: string | {
+    /** The JSON Lines file to append to (created if missing). */
+    path: string
+    /** The model's name for the `run` line; default `net [inputShape]→[outputShape]`. */
+    model?: string
+  }
   /** With `log`, also write a `batch` line every this many batches (default `0`: epoch lines only). */
   logEvery?: number
 }
 
 /** Metrics on the validation data (with `validationData` or `validationSplit`). */
 export interface ValidationMetrics {
+  /** Mean loss on the validation data (eval mode). */
   valLoss?: number
+  /** Accuracy on the validation data, in [0, 1] (classification losses). */
   valAccuracy?: number
+  /** Mean squared error per target value on the validation data (regression losses). */
   valMse?: number
+  /** Mean absolute error per target value on the validation data (regression losses). */
   valMae?: number
 }
 
 /** Statistics of one training epoch. */
 export interface EpochResult extends Metrics, ValidationMetrics {
+  /** Epoch number, 1-based, counted over this trainer's life (a resumed trainer continues the checkpoint's count). */
   epoch: number
   /** Mean training loss over the epoch. */
   loss: number
   /** Seconds of training (validation not included). */
   seconds: number
+  /** Training throughput of the epoch, samples per second (validation not included). */
   samplesPerSecond: number
   /** Learning rate of the epoch's last step. */
   lr: number
@@ -222,8 +330,9 @@ export interface FitResult {
   stopped: boolean
   /** The reason the callback gave, when stopped. */
   stopReason?: string
-  /** Samples trained on, and held out for validation (0 without). */
+  /** Samples trained on (the data minus the held-out part). */
   trainSamples: number
+  /** Samples validated on after every epoch (0 without validation). */
   validationSamples: number
   /** The metrics log's first write error (`path: message`), when writing it failed. */
   logError?: string
@@ -231,8 +340,9 @@ export interface FitResult {
 
 /** What {@link Trainer.evaluate} resolves with. */
 export interface EvaluateResult extends Metrics {
-  /** Mean loss. */
+  /** Mean loss over the samples. */
   loss: number
+  /** Number of samples evaluated (the dataset's size). */
   samples: number
 }
 
@@ -257,12 +367,48 @@ function clean<T extends object>(o: T): T {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined && v !== null)) as T
 }
 
+/**
+ * Trains a {@link Net} in place: holds the optimizer (its moment buffers), the loss,
+ * the learning-rate schedule and the seeded shuffle and dropout streams. Each epoch
+ * runs as one call into the Rust core, off the JS thread. {@link Trainer.fit} trains
+ * for some epochs (with optional validation, callbacks and a metrics log),
+ * {@link Trainer.evaluate} measures, {@link Trainer.save} writes a checkpoint that
+ * {@link Trainer.resume} continues exactly.
+ *
+ * ```ts
+ * import { Net, Trainer, callbacks, mnist } from 'ferronet'
+ *
+ * const train = await mnist.load('data/', 'train')
+ * const test = await mnist.load('data/', 'test')
+ * const net = Net.sequential(784, [Net.dense(128), Net.relu(), Net.dense(10)], { seed: 0 })
+ * const trainer = new Trainer(net, { optimizer: { type: 'adamw', lr: 1e-3 }, batchSize: 64 })
+ *
+ * const { epochs, stopped } = await trainer.fit(train, {
+ *   epochs: 20,
+ *   validationSplit: 0.1, // hold out 10% (seeded), validate after every epoch
+ *   callbacks: [callbacks.earlyStopping({ patience: 3 })],
+ * })
+ * console.log(epochs.at(-1)?.valAccuracy, stopped)
+ *
+ * const { loss, accuracy } = await trainer.evaluate(test)
+ * console.log(loss, accuracy)
+ *
+ * await trainer.save('run.ckpt.safetensors')
+ * // later, or in another process: continue exactly where it stopped
+ * const resumed = await Trainer.resume('run.ckpt.safetensors')
+ * await resumed.fit(train, { epochs: 5, validationSplit: 0.1 })
+ * ```
+ */
 export class Trainer {
+  /** The network being trained; its weights change in place. */
   readonly net: Net
+  /** Samples per optimizer step (`options.batchSize`, default `64`). */
   readonly batchSize: number
+  /** The optimizer options as given (default `{ type: 'adam' }`: Adam with PyTorch's defaults). */
   readonly optimizer: Readonly<OptimizerOptions>
   /** The loss as given (undefined: the default, cross-entropy on labels). */
   readonly loss: Readonly<LossOptions> | undefined
+  /** The learning-rate schedule as given (undefined: none, the lr stays constant unless set with {@link Trainer.setLearningRate}). */
   readonly schedule: Readonly<ScheduleOptions> | undefined
   private readonly handle: NativeTrainer
   /** The options as given (seed resolved): written into checkpoints to rebuild this trainer. */

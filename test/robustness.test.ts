@@ -80,4 +80,30 @@ describe('bad data during training', () => {
       if (ending.startsWith('throw')) expect(r.stderr).toContain('boom')
     }
   })
+
+  it('dispose() frees a net now; every later use is ERR_DISPOSED; V8 is told the native size', async () => {
+    const net = Net.sequential(784, [Net.dense(256), Net.relu(), Net.dense(10)])
+    expect(net.nativeBytes).toBeGreaterThanOrEqual(2 * 4 * (784 * 256 + 256 + 2570)) // weights + gradients
+    const digits = (await mnist.loadDigits()).subset(0, 256)
+    const trainer = new Trainer(net, { threads: 1 })
+    await trainer.fit(digits, { epochs: 1 })
+    const trained = net.nativeBytes
+    expect(trained).toBeGreaterThan(2 * 4 * (784 * 256)) // + the batch arena
+    net.dispose()
+    expect(net.nativeBytes).toBe(0)
+    net.dispose() // a second dispose is a no-op
+    for (const use of [() => net.predict(new Float32Array(784)), () => net.parameters(), () => net.setParameter('0.bias', new Float32Array(256))]) {
+      expect(use).toThrow(expect.objectContaining({ code: 'ERR_DISPOSED' }))
+    }
+    await expect(trainer.fit(digits, { epochs: 1 })).rejects.toMatchObject({ code: 'ERR_DISPOSED' })
+    await expect(net.save('/tmp/x.safetensors')).rejects.toMatchObject({ code: 'ERR_DISPOSED' })
+    let outer: Net | undefined
+    {
+      using scoped = Net.sequential(4, [Net.dense(2)])
+      expect(scoped.predict(new Float32Array(4))).toHaveLength(2)
+      outer = scoped
+    }
+    // `using` disposed it at the end of the block.
+    expect(() => outer!.parameters()).toThrow(/disposed/)
+  })
 })

@@ -254,6 +254,20 @@ impl Trainer {
         &self.config
     }
 
+    /// Bytes this trainer holds: the optimizer's buffers and the epoch's scratch.
+    pub fn memory_bytes(&self) -> usize {
+        self.optimizer.state_bytes() + 8 * self.order.capacity() + 4 * (self.targets.classes.capacity() + self.targets.values.capacity())
+    }
+
+    /// Frees the optimizer's buffers and the scratch (`dispose()` in JavaScript): the
+    /// trainer starts again from a fresh optimizer state if it is used again.
+    pub fn release(&mut self) -> Result<()> {
+        self.optimizer = self.config.optimizer.build()?;
+        self.order = Vec::new();
+        self.targets = TargetBuffer::default();
+        Ok(())
+    }
+
     /// The state a checkpoint saves (see [`TrainerState`]).
     pub fn export_state(&self) -> TrainerState {
         TrainerState {

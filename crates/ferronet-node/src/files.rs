@@ -56,8 +56,10 @@ impl Task for LoadTask {
     fn compute(&mut self) -> Result<Self::Output> {
         guard("load", || io::load_model(&self.path).map_err(to_js))
     }
-    fn resolve(&mut self, _env: Env, (model, meta): Self::Output) -> Result<NativeNet> {
-        Ok(NativeNet::from_model(model, meta.into_iter().collect()))
+    fn resolve(&mut self, env: Env, (model, meta): Self::Output) -> Result<NativeNet> {
+        let net = NativeNet::from_model(model, meta.into_iter().collect());
+        net.account_now(&env);
+        Ok(net)
     }
 }
 
@@ -164,10 +166,12 @@ impl NativeCheckpoint {
 
     /// The checkpoint's net (once).
     #[napi(catch_unwind)]
-    pub fn take_net(&self) -> Result<NativeNet> {
+    pub fn take_net(&self, env: Env) -> Result<NativeNet> {
         let model = self.model.lock().unwrap_or_else(|p| p.into_inner()).take();
         let model = model.ok_or_else(|| coded("ERR_MODEL_FILE", "this checkpoint's net was already taken"))?;
-        Ok(NativeNet::from_model(model, self.metadata.clone()))
+        let net = NativeNet::from_model(model, self.metadata.clone());
+        net.account_now(&env);
+        Ok(net)
     }
 }
 

@@ -2,7 +2,9 @@
 
 use ferronet_core::{Inputs, Model};
 use napi::bindgen_prelude::{Float32Array, Uint8Array};
-use napi::Result;
+use napi::bindgen_prelude::ObjectFinalize;
+use napi::{Env, Result};
+use std::sync::atomic::{AtomicI64, Ordering};
 use napi_derive::napi;
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
@@ -10,16 +12,38 @@ use crate::error::{coded, guard, to_js};
 
 pub type SharedModel = Arc<Mutex<Model>>;
 
-/// Locks without blocking the JS thread: a model being trained is busy.
+/// Locks without blocking the JS thread: a model being trained is busy; a disposed
+/// one is gone.
 pub fn try_lock(model: &SharedModel) -> Result<MutexGuard<'_, Model>> {
-    match model.try_lock() {
-        Ok(g) => Ok(g),
+    let guard = match model.try_lock() {
+        Ok(g) => g,
         // A panic mid-step leaves the weights as they were written so far: still usable.
-        Err(TryLockError::Poisoned(p)) => Ok(p.into_inner()),
-        Err(TryLockError::WouldBlock) => Err(coded(
-            "ERR_BUSY",
-            "the network is busy in a running fit() or evaluate(); await it first",
-        )),
+        Err(TryLockError::Poisoned(p)) => p.into_inner(),
+        Err(TryLockError::WouldBlock) => {
+            return Err(coded(
+                "ERR_BUSY",
+                "the network is busy in a running fit() or evaluate(); await it first",
+            ))
+        }
+    };
+    live(guard)
+}
+
+/// The guard, unless the model was disposed.
+pub fn live(guard: MutexGuard<'_, Model>) -> Result<MutexGuard<'_, Model>> {
+    if guard.is_released() {
+        return Err(coded("ERR_DISPOSED", "this network was disposed (net.dispose()); it can no longer be used"));
+    }
+    Ok(guard)
+}
+
+/// Tells V8 how many bytes a model holds now (the change since the last report), so
+/// that its garbage collector weighs a dropped net by its real size.
+pub fn account(env: &Env, model: &Model, reported: &AtomicI64) {
+    let now = model.memory_bytes() as i64;
+    let before = reported.swap(now, Ordering::SeqCst);
+    if now != before {
+        let _ = env.adjust_external_memory(now - before);
     }
 }
 
@@ -40,7 +64,7 @@ pub struct NativeParameter {
     pub group: String,
 }
 
-#[napi]
+#[napi(custom_finalize)]
 pub struct NativeNet {
     pub(crate) model: SharedModel,
     /// Fixed at construction: readable while a fit holds the model.
@@ -54,9 +78,28 @@ pub struct NativeNet {
     /// Set while some trainer's fit() or evaluate() runs on this net: a second one is
     /// refused at once (ERR_BUSY), never left waiting on a libuv thread.
     pub(crate) busy: Arc<std::sync::atomic::AtomicBool>,
+    /// Bytes last reported to V8 as external memory (shared with the trainers' tasks).
+    pub(crate) external: Arc<AtomicI64>,
+}
+
+impl ObjectFinalize for NativeNet {
+    fn finalize(self, env: Env) -> Result<()> {
+        let reported = self.external.swap(0, Ordering::SeqCst);
+        if reported != 0 {
+            env.adjust_external_memory(-reported)?;
+        }
+        Ok(())
+    }
 }
 
 impl NativeNet {
+    /// Reports the model's current size to V8 (see `account`).
+    pub(crate) fn account_now(&self, env: &Env) {
+        if let Ok(m) = self.model.try_lock() {
+            account(env, &m, &self.external);
+        }
+    }
+
     /// Wraps a compiled model.
     pub(crate) fn from_model(model: Model, file_metadata: std::collections::HashMap<String, String>) -> NativeNet {
         NativeNet {
@@ -68,6 +111,7 @@ impl NativeNet {
             model: Arc::new(Mutex::new(model)),
             file_metadata,
             busy: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            external: Arc::new(AtomicI64::new(0)),
         }
     }
 }
@@ -92,9 +136,11 @@ fn dims(s: &[usize]) -> Vec<u32> {
 impl NativeNet {
     /// Compiles a model spec (JSON text, docs/graph-spec.md) with parameters from `seed`.
     #[napi(factory, catch_unwind)]
-    pub fn from_spec(spec: String, seed: f64) -> Result<NativeNet> {
+    pub fn from_spec(env: Env, spec: String, seed: f64) -> Result<NativeNet> {
         let model = Model::from_json(&spec, seed as u64).map_err(to_js)?;
-        Ok(NativeNet::from_model(model, Default::default()))
+        let net = NativeNet::from_model(model, Default::default());
+        net.account_now(&env);
+        Ok(net)
     }
 
     #[napi(getter)]
@@ -116,6 +162,29 @@ impl NativeNet {
     #[napi(getter)]
     pub fn seed(&self) -> f64 {
         self.seed as f64
+    }
+
+    /// Frees the weights, gradients and buffers now (instead of at a garbage collection);
+    /// any later use is an `ERR_DISPOSED` error. Refused while a fit runs on the net.
+    #[napi(catch_unwind)]
+    pub fn dispose(&self, env: Env) -> Result<()> {
+        let mut model = match self.model.try_lock() {
+            Ok(g) => g,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return Err(coded("ERR_BUSY", "the network is busy in a running fit() or evaluate(); await it before dispose()")),
+        };
+        model.release();
+        account(&env, &model, &self.external);
+        Ok(())
+    }
+
+    /// Bytes of native memory this net holds (weights, gradients, batch buffers).
+    #[napi(getter)]
+    pub fn native_bytes(&self) -> f64 {
+        match self.model.try_lock() {
+            Ok(m) => m.memory_bytes() as f64,
+            Err(_) => self.external.load(Ordering::SeqCst) as f64,
+        }
     }
 
     /// Trainable scalars.

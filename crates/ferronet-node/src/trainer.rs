@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::data::NativeData;
 use crate::error::{coded, guard, to_js};
-use crate::net::{lock, try_lock, NativeNet, SharedModel};
+use crate::net::{account, live, lock, try_lock, NativeNet, SharedModel};
 use crate::options::{
     trainer_config, NativeEpochStats, NativeEvalStats, NativeFitOptions, NativeProgress,
     NativeTrainerOptions,
@@ -27,7 +27,7 @@ use crate::options::{
 pub type ProgressFn =
     ThreadsafeFunction<NativeProgress, (), NativeProgress, Status, false, false, 64>;
 
-#[napi]
+#[napi(custom_finalize)]
 pub struct NativeTrainer {
     pub(crate) model: SharedModel,
     pub(crate) trainer: Arc<Mutex<Trainer>>,
@@ -36,6 +36,31 @@ pub struct NativeTrainer {
     pub(crate) running: Arc<AtomicBool>,
     /// The net's busy flag (shared by every trainer of the net).
     net_busy: Arc<AtomicBool>,
+    /// The net's external-memory report (the arena grows when a fit first runs).
+    net_external: Arc<std::sync::atomic::AtomicI64>,
+    /// This trainer's own report (optimizer state), in bytes.
+    external: Arc<std::sync::atomic::AtomicI64>,
+}
+
+impl napi::bindgen_prelude::ObjectFinalize for NativeTrainer {
+    fn finalize(self, env: Env) -> Result<()> {
+        let reported = self.external.swap(0, Ordering::SeqCst);
+        if reported != 0 {
+            env.adjust_external_memory(-reported)?;
+        }
+        Ok(())
+    }
+}
+
+/// Reports a trainer's size to V8 (the change since the last report).
+fn account_trainer(env: &Env, trainer: &Mutex<Trainer>, reported: &std::sync::atomic::AtomicI64) {
+    if let Ok(t) = trainer.try_lock() {
+        let now = t.memory_bytes() as i64;
+        let before = reported.swap(now, Ordering::SeqCst);
+        if now != before {
+            let _ = env.adjust_external_memory(now - before);
+        }
+    }
 }
 
 #[napi]
@@ -58,6 +83,8 @@ impl NativeTrainer {
             control,
             running: Arc::new(AtomicBool::new(false)),
             net_busy: net.busy.clone(),
+            net_external: net.external.clone(),
+            external: Arc::new(std::sync::atomic::AtomicI64::new(0)),
         })
     }
 
@@ -65,6 +92,18 @@ impl NativeTrainer {
     #[napi(getter)]
     pub fn threads(&self) -> u32 {
         self.threads as u32
+    }
+
+    /// Frees the optimizer's state now (instead of at a garbage collection). The
+    /// trainer stays usable: a later fit starts from a fresh optimizer state.
+    #[napi(catch_unwind)]
+    pub fn dispose(&self, env: Env) -> Result<()> {
+        if self.running.load(Ordering::SeqCst) {
+            return Err(coded("ERR_BUSY", "the trainer is running a fit() or evaluate(); await it before dispose()"));
+        }
+        self.trainer.lock().unwrap_or_else(|p| p.into_inner()).release().map_err(to_js)?;
+        account_trainer(&env, &self.trainer, &self.external);
+        Ok(())
     }
 
     /// The learning rate of the last step (before any step: of the first).
@@ -120,6 +159,8 @@ impl NativeTrainer {
             control: self.control.clone(),
             running: self.running.clone(),
             net_busy: self.net_busy.clone(),
+            net_external: self.net_external.clone(),
+            external: self.external.clone(),
             data,
             config: FitConfig {
                 batch_size: options.batch_size as usize,
@@ -149,6 +190,8 @@ impl NativeTrainer {
             control: self.control.clone(),
             running: self.running.clone(),
             net_busy: self.net_busy.clone(),
+            net_external: self.net_external.clone(),
+            external: self.external.clone(),
             data,
             batch_size: batch_size as usize,
         }))
@@ -159,6 +202,7 @@ impl NativeTrainer {
     #[napi(catch_unwind)]
     pub fn train_batch(
         &self,
+        env: Env,
         features: Float32Array,
         labels: Option<Uint32Array>,
         targets: Option<Float32Array>,
@@ -178,7 +222,15 @@ impl NativeTrainer {
                 (None, Some(t)) => Targets::Values { data: t, dim: model.output_dim() },
                 _ => return Err(coded("ERR_SHAPE", "trainBatch needs exactly one of labels or targets")),
             };
-            run_on_pool(self.threads, || trainer.train_batch(model, &features, t)).map_err(to_js)
+            let loss = run_on_pool(self.threads, || trainer.train_batch(model, &features, t)).map_err(to_js)?;
+            // The first step sizes the optimizer state and the arena: tell V8.
+            let now = trainer.memory_bytes() as i64;
+            let before = self.external.swap(now, Ordering::SeqCst);
+            if now != before {
+                let _ = env.adjust_external_memory(now - before);
+            }
+            account(&env, model, &self.net_external);
+            Ok(loss)
         })
     }
 
@@ -216,6 +268,8 @@ pub struct FitTask {
     control: Arc<TrainControl>,
     running: Arc<AtomicBool>,
     net_busy: Arc<AtomicBool>,
+    net_external: Arc<std::sync::atomic::AtomicI64>,
+    external: Arc<std::sync::atomic::AtomicI64>,
     data: NativeData,
     config: FitConfig,
     epochs: usize,
@@ -229,7 +283,7 @@ impl Task for FitTask {
     fn compute(&mut self) -> Result<Self::Output> {
         guard("fit", || {
             let data = self.data.view()?;
-            let mut model_guard = lock(&self.model);
+            let mut model_guard = live(lock(&self.model))?;
             let mut trainer_guard = self.trainer.lock().unwrap_or_else(|p| p.into_inner());
             let (model, trainer) = (&mut *model_guard, &mut *trainer_guard);
             let callback = self.on_progress.as_ref();
@@ -255,7 +309,11 @@ impl Task for FitTask {
         })
     }
 
-    fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
+    fn resolve(&mut self, env: Env, output: Self::Output) -> Result<Self::JsValue> {
+        if let Ok(m) = self.model.try_lock() {
+            account(&env, &m, &self.net_external);
+        }
+        account_trainer(&env, &self.trainer, &self.external);
         Ok(output)
     }
 
@@ -273,6 +331,8 @@ pub struct EvalTask {
     control: Arc<TrainControl>,
     running: Arc<AtomicBool>,
     net_busy: Arc<AtomicBool>,
+    net_external: Arc<std::sync::atomic::AtomicI64>,
+    external: Arc<std::sync::atomic::AtomicI64>,
     data: NativeData,
     batch_size: usize,
 }
@@ -284,7 +344,7 @@ impl Task for EvalTask {
     fn compute(&mut self) -> Result<Self::Output> {
         guard("evaluate", || {
             let data = self.data.view()?;
-            let mut model_guard = lock(&self.model);
+            let mut model_guard = live(lock(&self.model))?;
             let model = &mut *model_guard;
             let loss = self.trainer.lock().unwrap_or_else(|p| p.into_inner()).config().loss.clone();
             let s = run_on_pool(self.threads, || {
@@ -295,7 +355,11 @@ impl Task for EvalTask {
         })
     }
 
-    fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
+    fn resolve(&mut self, env: Env, output: Self::Output) -> Result<Self::JsValue> {
+        if let Ok(m) = self.model.try_lock() {
+            account(&env, &m, &self.net_external);
+        }
+        account_trainer(&env, &self.trainer, &self.external);
         Ok(output)
     }
 

@@ -97,6 +97,8 @@ pub struct Model {
     fold_shift: Vec<f32>,
     /// Nodes whose work a fold already did in the current forward pass.
     folded_now: Vec<bool>,
+    /// Set by `release`: the buffers are gone; nothing may run on this model any more.
+    released: bool,
 }
 
 // The raw pointers in `plans` point into this model's own arena and store.
@@ -128,6 +130,7 @@ impl Clone for Model {
             fold_scale: self.fold_scale.clone(),
             fold_shift: self.fold_shift.clone(),
             folded_now: self.folded_now.clone(),
+            released: self.released,
         }
     }
 }
@@ -382,6 +385,7 @@ impl Model {
             fold_scale: Vec::new(),
             fold_shift: Vec::new(),
             folded_now: Vec::new(),
+            released: false,
         };
         model.plan_folds();
         model.plan_backward();
@@ -518,6 +522,28 @@ impl Model {
     }
 
     /// Sizes the arena for `rows` samples (only when it grows) and re-points the plans.
+    /// Frees every buffer (weights, gradients, the arena): `dispose()` in JavaScript, so
+    /// that memory comes back at once instead of when a garbage collection runs.
+    pub fn release(&mut self) {
+        self.store.values = Vec::new();
+        self.store.grads = Vec::new();
+        self.acts = Vec::new();
+        self.grads = Vec::new();
+        self.capacity = 0;
+        self.planned = false;
+        self.released = true;
+    }
+
+    pub fn is_released(&self) -> bool {
+        self.released
+    }
+
+    /// Bytes of the large buffers this model holds (parameters, gradients, arena), as
+    /// reported to V8 so that its garbage collector knows what a net costs.
+    pub fn memory_bytes(&self) -> usize {
+        4 * (self.store.values.len() + self.store.grads.len() + self.acts.len() + self.grads.len())
+    }
+
     /// Allocates the activation (and gradient) arena for batches of `rows`, or says how
     /// much memory it needed: called before any work, so that a too-large batch or
     /// model is an error instead of an abort mid-step.

@@ -70,6 +70,10 @@ impl Adam {
         self.step
     }
 
+    pub(crate) fn state_floats(&self) -> usize {
+        self.exp_avg.iter().chain(&self.exp_avg_sq).map(Vec::len).sum()
+    }
+
     pub(crate) fn export_slots(&self) -> Vec<(usize, String, Vec<f32>)> {
         let mut out = Vec::new();
         super::state::export("exp_avg", &self.exp_avg, |_| true, &mut out);

@@ -69,6 +69,10 @@ impl Rmsprop {
         }
     }
 
+    pub(crate) fn state_floats(&self) -> usize {
+        self.square_avg.iter().chain(&self.grad_avg).chain(&self.momentum_buffer).map(Vec::len).sum()
+    }
+
     pub(crate) fn export_slots(&self) -> Vec<(usize, String, Vec<f32>)> {
         let mut out = Vec::new();
         super::state::export("square_avg", &self.square_avg, |_| true, &mut out);

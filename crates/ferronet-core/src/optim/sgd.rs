@@ -62,6 +62,10 @@ impl Sgd {
         }
     }
 
+    pub(crate) fn state_floats(&self) -> usize {
+        self.momentum.iter().map(Vec::len).sum()
+    }
+
     pub(crate) fn export_slots(&self) -> Vec<(usize, String, Vec<f32>)> {
         let mut out = Vec::new();
         let started = &self.started;

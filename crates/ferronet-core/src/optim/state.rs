@@ -40,6 +40,16 @@ impl Optimizer {
         }
     }
 
+    /// Bytes of the optimizer's per-tensor buffers.
+    pub fn state_bytes(&self) -> usize {
+        4 * match self {
+            Optimizer::Sgd(o) => o.state_floats(),
+            Optimizer::Adam(o) => o.state_floats(),
+            Optimizer::AdamW(o) => o.adam_ref().state_floats(),
+            Optimizer::Rmsprop(o) => o.state_floats(),
+        }
+    }
+
     pub fn export_state(&self) -> OptimizerState {
         let (steps, slots) = match self {
             Optimizer::Sgd(o) => (0, o.export_slots()),

@@ -25,17 +25,20 @@ import { boolean, describe, filePath, integerInRange, nonNegativeNumber, oneOf }
 /** The per-epoch numbers a callback can watch (`val…`: on the validation data). */
 export type MetricName = 'loss' | 'accuracy' | 'mse' | 'mae' | 'valLoss' | 'valAccuracy' | 'valMse' | 'valMae'
 
+/** Every {@link MetricName}, in the order epochs report them: the values `monitor` accepts. */
 export const METRIC_NAMES: readonly MetricName[] = ['loss', 'accuracy', 'mse', 'mae', 'valLoss', 'valAccuracy', 'valMse', 'valMae']
 
 /** What `onTrainBegin` gets: the fit about to run. */
 export interface TrainBeginInfo {
+  /** The trainer running the fit. */
   trainer: Trainer
   /** The number of this fit's first epoch (epochs count over the trainer's life, from 1). */
   firstEpoch: number
   /** The number of the last epoch this fit runs, unless it is stopped. */
   lastEpoch: number
-  /** Samples trained on, and held out for validation (0 without validation). */
+  /** Samples trained on (the data minus the held-out part). */
   trainSamples: number
+  /** Samples validated on after every epoch (0 without validation). */
   validationSamples: number
   /** The metrics every epoch of this fit reports. */
   metrics: readonly MetricName[]
@@ -45,11 +48,13 @@ export interface TrainBeginInfo {
 export interface EpochEndInfo {
   /** The epoch just finished (over the trainer's life, from 1). */
   epoch: number
+  /** The number of the last epoch this fit runs, unless it is stopped. */
   lastEpoch: number
   /** This epoch's training and validation metrics. */
   metrics: EpochResult
   /** Every epoch of this fit so far, this one last. */
   history: readonly EpochResult[]
+  /** The trainer running the fit: free to use here (`save`, `setLearningRate`, `evaluate`, …). */
   trainer: Trainer
   /** Ends the fit after this epoch (the other callbacks still see it); `fit` resolves with `stopped: true` and the reason. */
   stop(reason?: string): void
@@ -57,14 +62,19 @@ export interface EpochEndInfo {
 
 /** What `onBatchEnd` gets, every `progressEvery` batches. */
 export interface BatchEndInfo {
+  /** The epoch running (over the trainer's life, from 1). */
   epoch: number
+  /** The number of the last epoch this fit runs, unless it is stopped. */
   lastEpoch: number
+  /** Batches done in this epoch (a multiple of `progressEvery`). */
   batch: number
+  /** Batches per epoch. */
   batches: number
   /** The epoch's running training metrics (means over its batches so far). */
   metrics: Progress
   /** The finished epochs of this fit. */
   history: readonly EpochResult[]
+  /** The trainer running the fit; it is busy training, so its `save`, `evaluate` and `setLearningRate` are refused (`ERR_BUSY`) here. */
   trainer: Trainer
   /**
    * Ends the fit within a batch or so (training runs off the JS thread and may be a
@@ -78,9 +88,13 @@ export interface BatchEndInfo {
 export interface TrainEndInfo {
   /** The last finished epoch (the first epoch's number − 1 if none finished). */
   epoch: number
+  /** Every finished epoch of this fit, in order. */
   history: readonly EpochResult[]
+  /** The trainer that ran the fit: free to use here. */
   trainer: Trainer
+  /** Whether a callback called `stop()`. */
   stopped: boolean
+  /** The reason given to `stop()` (or a default), when stopped. */
   stopReason?: string
 }
 
@@ -91,12 +105,20 @@ export interface TrainEndInfo {
  * `fit`'s rejection. Callbacks run in the order given.
  */
 export interface Callback {
+  /** Called once before the first epoch (after the metrics log is opened); awaited. Throw here to reject bad settings. */
   onTrainBegin?(info: TrainBeginInfo): void | Promise<void>
+  /** Called after every epoch and its validation; awaited before the next epoch starts. */
   onEpochEnd?(info: EpochEndInfo): void | Promise<void>
+  /**
+   * Called every `progressEvery` batches (never without `progressEvery`), while the
+   * epoch goes on; not awaited (but a returned promise's rejection becomes `fit`'s).
+   */
   onBatchEnd?(info: BatchEndInfo): void
+  /** Called once when the fit finishes or is stopped (not when it fails or is aborted); awaited before `fit` resolves. */
   onTrainEnd?(info: TrainEndInfo): void | Promise<void>
 }
 
+/** The names of the {@link Callback} hooks; a callback has at least one of them. */
 export const CALLBACK_HOOKS = ['onTrainBegin', 'onEpochEnd', 'onBatchEnd', 'onTrainEnd'] as const
 
 /** `min` for losses and errors, `max` for accuracies. */
@@ -163,9 +185,11 @@ export interface EarlyStoppingOptions {
 
 /** The callback {@link earlyStopping} returns; its fields describe the last fit. */
 export interface EarlyStopping extends Callback {
+  /** The metric watched in the last fit (resolved when it starts; undefined before any fit). */
   readonly monitor: MetricName | undefined
-  /** The best value seen in the last fit, and its epoch. */
+  /** The best value of `monitor` seen in the last fit. */
   readonly best: number | undefined
+  /** The epoch of `best`. */
   readonly bestEpoch: number | undefined
   /** The epoch the last fit stopped after (undefined if it ran to the end). */
   readonly stoppedEpoch: number | undefined
@@ -249,6 +273,7 @@ export interface CheckpointOptions {
   onlyBest?: boolean
   /** What `onlyBest` compares; default `valLoss` when the fit validates, else `loss`. */
   monitor?: MetricName
+  /** Whether lower (`min`) or higher (`max`) `monitor` is better; `auto` (default): `max` for accuracies, else `min`. */
   mode?: 'auto' | 'min' | 'max'
 }
 
@@ -314,13 +339,19 @@ export interface ReduceLrOnPlateauOptions {
   cooldown?: number
   /** The lr never goes below this, default `0`. */
   minLr?: number
+  /** Whether lower (`min`) or higher (`max`) `monitor` is better; `auto` (default): `max` for accuracies, else `min`. */
   mode?: 'auto' | 'min' | 'max'
 }
 
 /** The callback {@link reduceLrOnPlateau} returns. */
 export interface ReduceLrOnPlateau extends Callback {
   /** Each reduction: after which epoch, and the new lr. */
-  readonly reductions: readonly { epoch: number; lr: number }[]
+  readonly reductions: readonly {
+    /** The epoch after which the lr was lowered. */
+    epoch: number
+    /** The new learning rate (as the optimizer keeps it, in f32). */
+    lr: number
+  }[]
 }
 
 /**

@@ -55,13 +55,15 @@ export interface ExplainedDecision {
 export interface Attribution extends ExplainedDecision {
   /** One value per input value, in the input's order; `shape` is `net.inputShape`. */
   readonly map: Float32Array
+  /** The shape of `map`: the net's input shape, `net.inputShape`. */
   readonly shape: readonly number[]
 }
 
 /** What {@link integratedGradients} returns. */
 export interface IntegratedGradientsResult extends Attribution {
-  /** The quadrature rule and its number of points. */
+  /** The quadrature rule used. */
   readonly method: IntegrationMethod
+  /** The rule's number of points, i.e. gradient evaluations along the path (`options.steps`, default 50). */
   readonly steps: number
   /** The class score at the baseline, f(baseline). */
   readonly baselineScore: number

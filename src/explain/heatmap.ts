@@ -9,6 +9,7 @@ import { describe, integerInRange, oneOf } from '../validate.js'
 
 /** Color scales of {@link heatmapPng}, low → high: `jet` (blue → red, Grad-CAM's usual), `inferno`, `viridis`, `hot`. */
 export type Colormap = 'jet' | 'inferno' | 'viridis' | 'hot'
+/** Every {@link Colormap}: the values `colormap` accepts. */
 export const COLORMAPS: readonly Colormap[] = ['jet', 'inferno', 'viridis', 'hot']
 
 /** `'overlay'`: the map blended over the image; `'side-by-side'`: image | map | overlay. */
@@ -22,13 +23,13 @@ export interface HeatmapOptions {
    * gray image (or RGB, when the length is 3 × a square).
    */
   shape?: readonly number[]
-  /** Default `'jet'`. */
+  /** The color scale of the map, default `'jet'`. */
   colormap?: Colormap
   /** Opacity of the map over the image, in [0, 1] (default 0.5). */
   alpha?: number
   /** Height of each panel in pixels, 8..4096 (default 280); the width keeps the image's aspect. */
   size?: number
-  /** Default `'overlay'`. */
+  /** How image and map are arranged, default `'overlay'`. */
   layout?: HeatmapLayout
 }
 

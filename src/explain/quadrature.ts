@@ -17,6 +17,7 @@ import { OptionError } from '../errors.js'
  */
 export type IntegrationMethod = 'gausslegendre' | 'riemann_left' | 'riemann_right' | 'riemann_middle' | 'riemann_trapezoid'
 
+/** Every {@link IntegrationMethod}: the values `integratedGradients`' `method` accepts. */
 export const INTEGRATION_METHODS: readonly IntegrationMethod[] = ['gausslegendre', 'riemann_left', 'riemann_right', 'riemann_middle', 'riemann_trapezoid']
 
 /** The points `alphas` (ascending, in [0, 1]) and `weights` (summing to 1) of a rule with `n` points. */

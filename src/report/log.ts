@@ -10,6 +10,7 @@ import { FerronetError } from '../errors.js'
 
 /** The first record of a run: what was trained, how, on how many samples. */
 export interface RunRecord {
+  /** Marks a run record. */
   kind: 'run'
   /** When training started, ISO 8601. */
   started?: string
@@ -19,18 +20,25 @@ export interface RunRecord {
   spec?: unknown
   /** The trainer's and the run's options as given (optimizer, schedule, batchSize, epochs, …). */
   options?: Record<string, unknown>
+  /** Samples trained on (the data minus any held-out part). */
   trainSamples?: number
+  /** Samples validated on after every epoch (0 without validation). */
   validationSamples?: number
 }
 
 /** Training metrics of a batch or an epoch: `accuracy` for classification, `mse`/`mae` for regression losses. */
 export interface TrainingMetrics {
+  /** Mean training loss (over the epoch, or the epoch's batches so far); `NaN` when logged as `null`. */
   loss: number
+  /** Fraction right, in [0, 1] (classification losses). */
   accuracy?: number
+  /** Mean squared error per target value (regression losses). */
   mse?: number
+  /** Mean absolute error per target value (regression losses). */
   mae?: number
   /** Learning rate of the last step. */
   lr?: number
+  /** Training throughput, samples per second. */
   samplesPerSecond?: number
   /** Global L2 norm of the gradients of the last step. */
   gradNorm?: number
@@ -38,6 +46,7 @@ export interface TrainingMetrics {
 
 /** Progress within an epoch (the loss and metrics so far in the epoch). */
 export interface BatchRecord extends TrainingMetrics {
+  /** Marks a batch record. */
   kind: 'batch'
   /** 1-based. */
   epoch: number
@@ -49,12 +58,17 @@ export interface BatchRecord extends TrainingMetrics {
 
 /** The end of an epoch, with the validation metrics when the run had a validation set. */
 export interface EpochRecord extends TrainingMetrics {
+  /** Marks an epoch record. */
   kind: 'epoch'
   /** 1-based. */
   epoch: number
+  /** Mean loss on the validation data. */
   valLoss?: number
+  /** Accuracy on the validation data, in [0, 1] (classification losses). */
   valAccuracy?: number
+  /** Mean squared error per target value on the validation data (regression losses). */
   valMse?: number
+  /** Mean absolute error per target value on the validation data (regression losses). */
   valMae?: number
   /** Seconds the epoch took. */
   seconds?: number

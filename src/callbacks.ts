@@ -20,7 +20,7 @@
 import { OptionError } from './errors.js'
 import type { Parameter } from './net.js'
 import type { EpochResult, Progress, Trainer } from './trainer.js'
-import { boolean, describe, filePath, integerInRange, nonNegativeNumber, oneOf } from './validate.js'
+import { boolean, describe, filePath, integerInRange, nonNegativeNumber, oneOf, unknownOption } from './validate.js'
 
 /** The per-epoch numbers a callback can watch (`val…`: on the validation data). */
 export type MetricName = 'loss' | 'accuracy' | 'mse' | 'mae' | 'valLoss' | 'valAccuracy' | 'valMse' | 'valMae'
@@ -130,7 +130,7 @@ function modeOf(monitor: MetricName, mode: 'auto' | 'min' | 'max'): 'min' | 'max
 function options(where: string, o: unknown, keys: readonly string[]): Record<string, unknown> {
   if (o === undefined) return {}
   if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new OptionError(where, `must be an options object, got ${describe(o)}`)
-  for (const k of Object.keys(o)) if (!keys.includes(k)) throw new OptionError(`${where}.${k}`, `is not an option here (options: ${keys.join(', ')})`)
+  for (const k of Object.keys(o)) if (!keys.includes(k)) throw unknownOption(`${where}.${k}`, k, keys)
   return o as Record<string, unknown>
 }
 

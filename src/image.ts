@@ -10,7 +10,7 @@
 import { readFile } from 'node:fs/promises'
 
 import { FerronetError, ImageError, OptionError } from './errors.js'
-import { describe, integerInRange, oneOf } from './validate.js'
+import { describe, integerInRange, oneOf, unknownOption } from './validate.js'
 
 type SharpModule = typeof import('sharp')
 
@@ -293,7 +293,7 @@ export function checkOptions<T extends object>(options: T, keys: readonly string
     throw new OptionError(where, `must be an options object, got ${describe(options)}`)
   }
   for (const k of Object.keys(options)) {
-    if (!keys.includes(k)) throw new OptionError(k, `is not an option here (options: ${keys.join(', ')})`)
+    if (!keys.includes(k)) throw unknownOption(k, k, keys)
   }
   const name = (options as { name?: unknown }).name
   if (name !== undefined && (typeof name !== 'string' || name === '')) throw new OptionError('name', `must be a non-empty string, got ${describe(name)}`)

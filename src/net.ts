@@ -22,7 +22,7 @@ import {
 import { asFileError, isReservedKey, onFile } from './model-file.js'
 import { callNative, native, type NativeNet } from './native.js'
 import { exportOnnx, toOnnx, type OnnxOptions } from './onnx.js'
-import { boolean, describe, filePath, integerInRange, stringRecord } from './validate.js'
+import { boolean, describe, filePath, integerInRange, stringRecord, unknownOption } from './validate.js'
 
 /** Options of {@link Net.sequential}, {@link Net.graph} and {@link Net.fromSpec}. */
 export interface NetOptions {
@@ -64,7 +64,7 @@ export type PredictInput = Dataset | Float32Array | Uint8Array
 function options(where: string, o: unknown, keys: readonly string[]): Record<string, unknown> {
   if (o === undefined) return {}
   if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new OptionError(where, `must be an options object, got ${describe(o)}`)
-  for (const k of Object.keys(o)) if (!keys.includes(k)) throw new OptionError(`${where}.${k}`, `is not an option here${keys.length ? ` (options: ${keys.join(', ')})` : ''}`)
+  for (const k of Object.keys(o)) if (!keys.includes(k)) throw unknownOption(`${where}.${k}`, k, keys)
   return o as Record<string, unknown>
 }
 

@@ -11,7 +11,7 @@ import { writeFileAtomic } from './files.js'
 import type { Net } from './net.js'
 import { onnx } from './onnx/builder.js'
 import { buildModel, MAX_OPSET, MIN_OPSET } from './onnx/export.js'
-import { describe } from './validate.js'
+import { describe, unknownOption } from './validate.js'
 
 export { OnnxExportError } from './onnx/errors.js'
 export { BATCH_DIM, MAX_OPSET, MIN_OPSET } from './onnx/export.js'
@@ -41,7 +41,7 @@ function checkOptions(options: unknown): { opset: number; producerName: string }
   if (options === undefined) return { opset: MIN_OPSET, producerName: 'ferronet' }
   if (typeof options !== 'object' || options === null || Array.isArray(options)) throw new OptionError('options', `must be an options object, got ${describe(options)}`)
   for (const k of Object.keys(options)) {
-    if (!OPTION_KEYS.includes(k)) throw new OptionError(`options.${k}`, `is not an option here (options: ${OPTION_KEYS.join(', ')})`)
+    if (!OPTION_KEYS.includes(k)) throw unknownOption(`options.${k}`, k, OPTION_KEYS)
   }
   const o = options as OnnxOptions
   const opset = o.opset ?? MIN_OPSET

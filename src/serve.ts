@@ -33,7 +33,7 @@ import { buildApp, type ImageDecoder } from './serve/app.js'
 import { Batcher } from './serve/batcher.js'
 import { ServeMetrics } from './serve/metrics.js'
 import type { ProtocolModel } from './serve/protocol.js'
-import { describe, integerInRange, nonNegativeNumber, oneOf } from './validate.js'
+import { describe, integerInRange, nonNegativeNumber, oneOf, unknownOption } from './validate.js'
 
 export type { ImageDecoder } from './serve/app.js'
 export type { ClassScore, PredictResponse, RowPrediction } from './serve/protocol.js'
@@ -164,7 +164,7 @@ function checkOptions(options: unknown): Checked {
   if (typeof options !== 'object' || options === null || Array.isArray(options)) throw new OptionError('options', `must be an options object, got ${describe(options)}`)
   const o = options as Record<string, unknown>
   for (const k of Object.keys(o)) {
-    if (!(OPTION_KEYS as readonly string[]).includes(k)) throw new OptionError(`options.${k}`, `is not an option here (options: ${OPTION_KEYS.join(', ')})`)
+    if (!(OPTION_KEYS as readonly string[]).includes(k)) throw unknownOption(`options.${k}`, k, OPTION_KEYS)
   }
   if (typeof o.load !== 'function') throw new OptionError('load', `is required: a function returning the Net to serve, got ${describe(o.load)}`)
   if (o.host !== undefined && (typeof o.host !== 'string' || o.host === '')) throw new OptionError('host', `must be a host name or IP address, got ${describe(o.host)}`)

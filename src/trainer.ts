@@ -11,7 +11,7 @@ import { BATCH_KEYS, EPOCH_KEYS, MetricsLog, logLine } from './metrics-log.js'
 import { asFileError, onFile } from './model-file.js'
 import { Net } from './net.js'
 import { awaitNative, callNative, native, type NativeData, type NativeEvalStats, type NativeProgress, type NativeTrainer, type NativeTrainerOptions } from './native.js'
-import { boolean, describe, filePath, integerInRange, nonNegativeNumber, oneOf, positiveNumber, unitInterval } from './validate.js'
+import { boolean, describe, filePath, integerInRange, nonNegativeNumber, oneOf, positiveNumber, unitInterval, unknownOption } from './validate.js'
 
 /** Adam, exactly as `torch.optim.Adam` (L2 weight decay added to the gradient). */
 export interface AdamOptions {
@@ -357,7 +357,7 @@ function checkKeys(where: string, o: unknown, keys: readonly string[]): Record<s
   if (o === undefined) return {}
   if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new OptionError(where || 'options', `must be an options object, got ${describe(o)}`)
   for (const k of Object.keys(o)) {
-    if (!keys.includes(k)) throw new OptionError(where ? `${where}.${k}` : k, `is not an option here (options: ${keys.join(', ')})`)
+    if (!keys.includes(k)) throw unknownOption(where ? `${where}.${k}` : k, k, keys)
   }
   return o as Record<string, unknown>
 }
@@ -465,6 +465,21 @@ export class Trainer {
     const file = filePath('path', path)
     this.checkIdle('save')
     await onFile(file, () => this.handle.save(file, { 'trainer.options': JSON.stringify(this.savedOptions) }))
+  }
+
+  /**
+   * Frees this trainer's native memory (the optimizer's state) now instead of at a
+   * garbage collection. The trainer stays usable: a later `fit` starts from a fresh
+   * optimizer state. Its network is not disposed (see {@link Net.dispose}).
+   * @throws {@link NativeError} `ERR_BUSY` while a fit runs.
+   */
+  dispose(): void {
+    callNative(() => this.handle.dispose())
+  }
+
+  /** {@link Trainer.dispose}, for `using` declarations. */
+  [Symbol.dispose](): void {
+    this.dispose()
   }
 
   /**

@@ -70,3 +70,37 @@ export function stringRecord(field: string, value: unknown): Record<string, stri
   }
   return out
 }
+
+/** Edit distance (insertions, deletions, substitutions), case-insensitive. */
+function distance(a: string, b: string): number {
+  a = a.toLowerCase()
+  b = b.toLowerCase()
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i]
+    for (let j = 1; j <= b.length; j++) row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1))
+    prev = row
+  }
+  return prev[b.length]!
+}
+
+/** The valid name closest to `name`, if one is close enough to be what was meant. */
+export function closest(name: string, valid: readonly string[]): string | undefined {
+  let best: string | undefined
+  let bestDistance = Infinity
+  for (const v of valid) {
+    const d = v.toLowerCase().startsWith(name.toLowerCase()) || name.toLowerCase().startsWith(v.toLowerCase()) ? 1 : distance(name, v)
+    if (d < bestDistance) [best, bestDistance] = [v, d]
+  }
+  return best !== undefined && bestDistance <= Math.max(2, Math.floor(best.length / 3)) ? best : undefined
+}
+
+/**
+ * The error for an option name that is not one of `valid`: it names the option and
+ * the closest valid one (`{ epoch: 5 }` → "did you mean `epochs`?"), then lists them all.
+ */
+export function unknownOption(field: string, name: string, valid: readonly string[]): OptionError {
+  const guess = closest(name, valid)
+  const list = valid.length ? ` (options: ${valid.join(', ')})` : ''
+  return new OptionError(field, `is not an option here${guess ? `; did you mean \`${guess}\`?` : ''}${list}`)
+}

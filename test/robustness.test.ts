@@ -106,4 +106,19 @@ describe('bad data during training', () => {
     // `using` disposed it at the end of the block.
     expect(() => outer!.parameters()).toThrow(/disposed/)
   })
+
+  it('an unknown option is named with the closest valid one', async () => {
+    const net = Net.sequential(4, [Net.dense(2)])
+    const trainer = new Trainer(net)
+    const data = Dataset.fromArrays({ inputs: new Float32Array(8), labels: new Uint8Array([0, 1]), sampleShape: [4], numClasses: 2 })
+    await expect(trainer.fit(data, { epoch: 5 } as never)).rejects.toThrow(/`epoch`: is not an option here; did you mean `epochs`\?/)
+    await expect(trainer.fit(data, { validationsplit: 0.1 } as never)).rejects.toThrow(/did you mean `validationSplit`/)
+    expect(() => new Trainer(net, { optimiser: { type: 'sgd' } } as never)).toThrow(/`optimiser`.*did you mean `optimizer`/)
+    expect(() => new Trainer(net, { lrSchedule: 1 } as never)).toThrow(/`lrSchedule`: is not an option here; did you mean `schedule`/)
+    await expect(net.save('/tmp/x.safetensors', { metdata: {} } as never)).rejects.toThrow(/did you mean `metadata`/)
+    // Trainer.dispose frees the optimizer state; the trainer keeps working from a fresh one.
+    await trainer.fit(data, { epochs: 1 })
+    trainer.dispose()
+    expect((await trainer.fit(data, { epochs: 1 })).epochs).toHaveLength(1)
+  })
 })

@@ -8,7 +8,7 @@
  * The model is `--model FILE`, else examples/out/mnist-mlp.safetensors as
  * examples/train-and-save.ts writes it; if that file does not exist yet, an MLP is
  * trained on the `mnist` package digits (`--epochs`, `--threads`, `--seed`) and saved
- * there first. The images are the arguments, else examples/images/*.png|jpg (real test
+ * there first. The images are the arguments, else examples/images/digit-*.png|jpg (real test
  * digits drawn dark on light paper; their file names say the digit).
  *
  *   npx tsx examples/predict-image.ts [IMAGE...] [--model FILE] [--top 3]
@@ -69,7 +69,7 @@ log(`model ${file}: input [${net.inputShape.join(', ')}], ${net.outputDim} class
 const imagesDir = fileURLToPath(new URL('./images/', import.meta.url))
 const images = positionals.length > 0
   ? positionals
-  : (await readdir(imagesDir)).filter((f) => /\.(png|jpe?g)$/i.test(f)).sort().map((f) => join(imagesDir, f))
+  : (await readdir(imagesDir)).filter((f) => /^digit-.*\.(png|jpe?g)$/i.test(f)).sort().map((f) => join(imagesDir, f))
 
 // 3. One row per image; predict; softmax; the top classes.
 const predictions = []

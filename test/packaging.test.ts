@@ -276,6 +276,28 @@ describe.skipIf(!onTarget)('packaging: per-platform npm packages', () => {
     )
   })
 
+  const hasPnpm = spawnSync('pnpm', ['--version'], { stdio: 'ignore' }).status === 0
+  it.skipIf(!hasPnpm)(hasPnpm ? 'installs under pnpm, offline, from the tarballs with a lockfile, and trains' : 'installs under pnpm (SKIPPED: pnpm not installed)', () => {
+    const project = newProject('pnpm-consumer')
+    const pkg = JSON.parse(readFileSync(join(project, 'package.json'), 'utf8'))
+    // pnpm resolves the platform package (an optional dependency of ferronet) from the
+    // tarball through an override: no registry, no network.
+    pkg.dependencies = { ferronet: `file:${tarballs.root}` }
+    pkg.pnpm = { overrides: { [PLATFORM_PKG]: `file:${platformTgz}` } }
+    writeFileSync(join(project, 'package.json'), JSON.stringify(pkg, null, 2))
+    const store = join(work, 'pnpm-store')
+    const pnpm = (...args: string[]) => (noNetwork ? mustRun('unshare', ['-rn', 'pnpm', ...args], project) : mustRun('pnpm', args, project))
+    pnpm('install', '--offline', '--store-dir', store)
+    expect(existsSync(join(project, 'pnpm-lock.yaml'))).toBe(true)
+    // Again from the lockfile alone, as CI would.
+    rmSync(join(project, 'node_modules'), { recursive: true, force: true })
+    pnpm('install', '--offline', '--frozen-lockfile', '--store-dir', store)
+    writeFileSync(join(project, 'train.mjs'), TRAIN_SCRIPT)
+    const report = JSON.parse(mustRun(process.execPath, ['train.mjs'], project).trim().split('\n').at(-1)!)
+    expect(report.accuracy).toBeGreaterThan(0.9)
+    expect(report.addons.filter((p: string) => p.includes('ferronet')).every((p: string) => isUnder(p, project))).toBe(true)
+  })
+
   it('without the platform package, install succeeds and import fails with ERR_NATIVE_LOAD naming it', () => {
     const project = newProject('no-platform')
     npmInstall(project, [tarballs.root])

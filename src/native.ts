@@ -13,18 +13,42 @@ import type * as Binding from '../native/binding.cjs'
 
 const require = createRequire(import.meta.url)
 
+/** glibc or musl on Linux (what decides which Linux package fits), else undefined. */
+function linuxLibc(): 'glibc' | 'musl' | undefined {
+  if (process.platform !== 'linux') return undefined
+  const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header
+  return header?.glibcVersionRuntime ? 'glibc' : 'musl'
+}
+
+/** The platform package this machine needs, as napi-rs names them. */
+export function platformPackage(): string {
+  const libc = linuxLibc()
+  const abi = libc === 'glibc' ? '-gnu' : libc === 'musl' ? '-musl' : process.platform === 'win32' ? '-msvc' : ''
+  return `ferronet-${process.platform}-${process.arch}${abi}`
+}
+
 function loadBinding(): typeof Binding {
+  // FERRONET_NATIVE_PATH: a .node file to load instead of the platform package (a
+  // build of your own, or one copied beside an app); napi-rs's loader takes it as
+  // NAPI_RS_NATIVE_LIBRARY_PATH.
+  const override = process.env.FERRONET_NATIVE_PATH
+  if (override) process.env.NAPI_RS_NATIVE_LIBRARY_PATH = override
   try {
     return require('../native/binding.cjs') as typeof Binding
   } catch (error) {
-    throw new FerronetError(
-      'ERR_NATIVE_LOAD',
-      `could not load ferronet's native addon for ${process.platform}-${process.arch} ` +
-        `(Node ${process.versions.node}). Reinstall without --omit=optional / --no-optional so that ` +
-        `the platform package (e.g. ferronet-${process.platform}-${process.arch}-gnu) is installed, ` +
-        `or set NAPI_RS_NATIVE_LIBRARY_PATH to a ferronet .node file. Cause: ${(error as Error).message}`,
-      { cause: error },
-    )
+    const libc = linuxLibc()
+    const pkg = platformPackage()
+    let version = ''
+    try {
+      version = (require('../package.json') as { version: string }).version
+    } catch {
+      // Only for the message.
+    }
+    const where = `${process.platform} ${process.arch}${libc ? ` (${libc})` : ''}, Node ${process.versions.node}`
+    const fix = override
+      ? `FERRONET_NATIVE_PATH is set to ${JSON.stringify(override)}: check that it is a ferronet .node file built for ${process.platform}-${process.arch}`
+      : `ferronet needs its platform package ${pkg}, which is not installed (an install with --omit=optional or --no-optional, a lockfile made on another platform, or a platform without a prebuilt binary). Fix: npm install --include=optional ${pkg}${version ? `@${version}` : ''}  — or set FERRONET_NATIVE_PATH to a ferronet .node file`
+    throw new FerronetError('ERR_NATIVE_LOAD', `could not load ferronet's native addon on ${where}. ${fix}. Cause: ${(error as Error).message.split('\n')[0]}`, { cause: error })
   }
 }
 

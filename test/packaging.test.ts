@@ -306,6 +306,17 @@ describe.skipIf(!onTarget)('packaging: per-platform npm packages', () => {
     const result = JSON.parse(probe.stdout.trim())
     expect(result.code).toBe('ERR_NATIVE_LOAD')
     expect(result.message).toContain(PLATFORM_PKG)
+    // The message says what was detected and the exact command that fixes it.
+    expect(result.message).toContain(`on linux x64 (glibc), Node ${process.versions.node}`)
+    expect(result.message).toContain(`npm install --include=optional ${PLATFORM_PKG}@${rootPkg.version}`)
+    // FERRONET_NATIVE_PATH loads a binary from a path instead.
+    const addon = join(repo, 'native', NODE_FILE)
+    const withPath = spawnSync(process.execPath, ['--input-type=module', '-e', "import('ferronet').then((f) => console.log(JSON.stringify({ params: f.Net.sequential(4, [f.Net.dense(2)]).parameterCount })), (e) => console.log(JSON.stringify({ code: e.code, message: e.message })))"], { cwd: project, env: { ...env, FERRONET_NATIVE_PATH: addon }, encoding: 'utf8', timeout: 60_000 })
+    expect(JSON.parse(withPath.stdout.trim())).toEqual({ params: 10 })
+    const badPath = spawnSync(process.execPath, ['--input-type=module', '-e', "import('ferronet').then(() => console.log('{}'), (e) => console.log(JSON.stringify({ code: e.code, message: e.message })))"], { cwd: project, env: { ...env, FERRONET_NATIVE_PATH: '/nonexistent/ferronet.node' }, encoding: 'utf8', timeout: 60_000 })
+    const bad = JSON.parse(badPath.stdout.trim())
+    expect(bad.code).toBe('ERR_NATIVE_LOAD')
+    expect(bad.message).toContain('FERRONET_NATIVE_PATH is set to "/nonexistent/ferronet.node"')
   })
 })
 

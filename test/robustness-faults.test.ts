@@ -17,6 +17,11 @@ import { AbortError, Dataset, ModelFileError, Net, Trainer, callbacks, mnist } f
 const root = new URL('..', import.meta.url).pathname
 const dir = mkdtempSync(join(tmpdir(), 'ferronet-faults-'))
 const bits = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength)
+/** A safetensors file's parsed header and its data bytes (throws on a truncated header). */
+function safetensors(bytes: Buffer): { header: unknown; data: Buffer } {
+  const n = Number(bytes.readBigUInt64LE(0))
+  return { header: JSON.parse(bytes.subarray(8, 8 + n).toString('utf8')), data: bytes.subarray(8 + n) }
+}
 const seedNet = () => Net.sequential(784, [Net.dense(64), Net.relu(), Net.dense(10)], { seed: 0 })
 
 describe('abort mid-epoch, then fit again, save, load, predict', () => {
@@ -202,7 +207,10 @@ describe('a checkpoint written during training is complete or absent, never half
         continue
       }
       const bytes = readFileSync(target)
-      if (!bytes.equals(complete)) expect.fail(`round ${i}: the checkpoint is ${bytes.length} bytes and differs from the complete one (${complete.length} bytes)`)
+      // Same tensors bit for bit and the same header (its JSON keys come in no fixed order, so compared parsed).
+      const [got, want] = [safetensors(bytes), safetensors(complete)]
+      if (bytes.length !== complete.length || !got.data.equals(want.data)) expect.fail(`round ${i}: the checkpoint is ${bytes.length} bytes and its data differs from the complete one (${complete.length} bytes)`)
+      expect(got.header).toEqual(want.header)
       const resumed = await Trainer.resume(target)
       expect(resumed.net.parameterCount).toBeGreaterThan(1.8e6)
       outcomes.push('complete')

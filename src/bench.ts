@@ -17,7 +17,8 @@ import { Dataset } from './dataset.js'
 import { callNative, native } from './native.js'
 import { Net } from './net.js'
 import { Trainer } from './trainer.js'
-import { integerInRange } from './validate.js'
+import { OptionError } from './errors.js'
+import { describe, integerInRange } from './validate.js'
 
 /** The GEMM micro-kernels this CPU can run, best first (e.g. `['avx512', 'avx2', 'scalar']`). */
 export function gemmKernels(): string[] {
@@ -113,6 +114,9 @@ export const SEED_NETWORK_SHAPES: readonly (Omit<GemmBenchmarkOptions, 'threads'
  * only (2 per multiply-add) and no input gradient for the first layer.
  */
 export function epochFlops(samples: number, widths: readonly number[]): number {
+  integerInRange('samples', samples, 0)
+  if (!Array.isArray(widths)) throw new OptionError('widths', `must be an array of layer widths, got ${describe(widths)}`)
+  widths.forEach((w, i) => integerInRange(`widths[${i}]`, w, 1))
   let perSample = 0
   for (let l = 0; l + 1 < widths.length; l++) {
     const macs = widths[l]! * widths[l + 1]!
@@ -123,6 +127,7 @@ export function epochFlops(samples: number, widths: readonly number[]): number {
 
 /** A dataset of MNIST's size and type (`size` (60,000) × `[28, 28]` uint8 pixels, 10 classes) with deterministic pseudo-random content, for timing only. */
 export function syntheticMnist(size = 60_000): Dataset {
+  integerInRange('size', size, 1, 2 ** 31 - 1)
   const pixels = new Uint8Array(size * 784)
   let state = 0x9e3779b9
   for (let i = 0; i < pixels.length; i++) {

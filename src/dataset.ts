@@ -7,6 +7,7 @@
 import { OptionError, ShapeError, type ImageError } from './errors.js'
 import type { ImageFolder, ImageFolderOptions } from './image-folder.js'
 import { createRandom, permutation } from './random.js'
+import { integerInRange, unknownOption } from './validate.js'
 
 /** Typed arrays a dataset can hold its inputs in. */
 export type InputArray = Uint8Array | Float32Array
@@ -347,6 +348,9 @@ export class Dataset {
    * @throws {@link OptionError} (`indices[k]`) naming the first bad index.
    */
   select(indices: ArrayLike<number>): Dataset {
+    if (indices === null || typeof indices !== 'object' || typeof indices.length !== 'number') {
+      throw new OptionError('indices', `expected an array of sample indices, got ${describe(indices)}`)
+    }
     const count = indices.length
     const dim = this.inputDim
     const inputs = this.inputs instanceof Uint8Array
@@ -379,7 +383,12 @@ export class Dataset {
    */
   split(first: number, options: SplitOptions = {}): [Dataset, Dataset] {
     const count = splitCount(first, this.size)
+    if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+      throw new OptionError('options', `expected an options object { shuffle?, seed? }, got ${describe(options)}`)
+    }
+    for (const key of Object.keys(options)) if (key !== 'shuffle' && key !== 'seed') throw unknownOption(`options.${key}`, key, ['shuffle', 'seed'])
     const { shuffle = true, seed = 0 } = options
+    integerInRange('seed', seed, 0)
     if (typeof shuffle !== 'boolean') {
       throw new OptionError('shuffle', `expected a boolean, got ${describe(shuffle)}`)
     }

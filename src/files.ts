@@ -4,6 +4,9 @@ import { randomBytes } from 'node:crypto'
 import { open, rename, unlink } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 
+import { OptionError } from './errors.js'
+import { describe, filePath } from './validate.js'
+
 /**
  * Writes `data` to `path` atomically: into a new temporary file in the same folder
  * (`.<name>.<random>.tmp`), flushed to disk (`fsync`), then renamed over `path`. A
@@ -19,6 +22,8 @@ import { basename, dirname, join } from 'node:path'
  *   when `path` is a directory, …), after the temporary file is removed.
  */
 export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
+  filePath('path', path)
+  if (typeof data !== 'string' && !(data instanceof Uint8Array)) throw new OptionError('data', `must be a Uint8Array or a string, got ${describe(data)}`)
   const dir = dirname(path)
   const temp = join(dir, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`)
   // 'wx': never reuse (or follow a link at) an existing path.

@@ -6,7 +6,7 @@
 
 import { OptionError, ShapeError } from './errors.js'
 import { fmt, inferShape, layerArity, layerConfig, normalizeLayer, type LayerSpec } from './layers.js'
-import { describe } from './validate.js'
+import { describe, unknownOption } from './validate.js'
 
 export const SPEC_FORMAT = 'ferronet-graph'
 export const SPEC_VERSION = 1
@@ -150,6 +150,8 @@ function applyLayer(layer: LayerSpec, inputs: SymbolicTensor | readonly Symbolic
 /** A graph input of the functional API. */
 export function input(shape: number | readonly number[], options: { name?: string } = {}): SymbolicTensor {
   const s = checkShape('shape', shape)
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) throw new OptionError('options', `must be an options object, got ${describe(options)}`)
+  for (const k of Object.keys(options)) if (k !== 'name') throw unknownOption(`options.${k}`, k, ['name'])
   const name = options.name === undefined ? undefined : checkName('name', options.name)
   return new SymbolicTensor(s, name, undefined)
 }

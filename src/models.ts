@@ -12,7 +12,9 @@
  * @module models
  */
 
+import { OptionError } from './errors.js'
 import { Net, type NetOptions } from './net.js'
+import { describe, integerInRange } from './validate.js'
 
 /** Input shape of the presets: one channel of 28×28 pixels (a `[28, 28]` dataset fits by size). */
 export const IMAGE_SHAPE: readonly number[] = Object.freeze([1, 28, 28])
@@ -27,7 +29,10 @@ export const IMAGE_SHAPE: readonly number[] = Object.freeze([1, 28, 28])
  * @throws {@link OptionError} for a bad `hidden`, `inputs` or `seed`.
  */
 export function mlp(options: NetOptions & { hidden?: number; inputs?: number } = {}): Net {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) throw new OptionError('options', `must be an options object, got ${describe(options)}`)
   const { hidden = 500, inputs = 784, ...rest } = options
+  integerInRange('hidden', hidden, 1, 2 ** 31 - 1)
+  integerInRange('inputs', inputs, 1, 2 ** 31 - 1)
   return Net.sequential(inputs, [Net.dense(hidden), Net.relu(), Net.dense(10)], rest)
 }
 

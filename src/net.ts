@@ -518,8 +518,9 @@ export class Net {
    *   of tensors differs); {@link OptionError} naming the first non-finite value.
    */
   setParameters(values: readonly (Float32Array | Parameter)[]): void {
+    if (!Array.isArray(values)) throw new OptionError('values', `must be an array of Float32Arrays (or Parameters), one per tensor, got ${describe(values)}`)
     const info = this.info()
-    if (!Array.isArray(values) || values.length !== info.length) {
+    if (values.length !== info.length) {
       throw new ShapeError(`setParameters: expected ${info.length} tensors (${info.map((p) => p.name).join(', ')}), got ${Array.isArray(values) ? values.length : describe(values)}`)
     }
     const arrays = values.map((v, i) => checkTensor(info[i]!, v instanceof Float32Array ? v : v?.data, 'setParameters'))

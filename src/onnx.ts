@@ -74,6 +74,7 @@ function checkOptions(options: unknown): { opset: number; producerName: string }
  *   (an `AdaptiveAvgPool2d` whose output size does not divide its input).
  */
 export function toOnnx(net: Net, options?: OnnxOptions): Uint8Array {
+  checkNet(net)
   const o = checkOptions(options)
   const model = buildModel(net.spec, net.parameters(), { ...o, producerVersion: version() })
   const bytes = onnx.ModelProto.encode(model).finish()
@@ -94,7 +95,16 @@ export function toOnnx(net: Net, options?: OnnxOptions): Uint8Array {
  *   system's (`ENOENT` for a missing folder, `EACCES`, `EISDIR` when `path` is a directory).
  */
 export async function exportOnnx(net: Net, path: string, options?: OnnxOptions): Promise<void> {
+  checkNet(net)
   if (typeof path !== 'string' || path === '') throw new OptionError('path', `must be a file path, got ${describe(path)}`)
   const bytes = toOnnx(net, options)
   await writeFileAtomic(path, bytes)
+}
+
+/** A Net (checked by shape: importing the class here would be circular). */
+function checkNet(net: unknown): void {
+  const n = net as { spec?: unknown; parameters?: unknown } | null
+  if (typeof n !== 'object' || n === null || typeof n.spec !== 'object' || typeof n.parameters !== 'function') {
+    throw new OptionError('net', `must be a Net, got ${describe(net)}`)
+  }
 }

@@ -5,7 +5,8 @@
  * needs them.
  */
 
-import { FerronetError } from './errors.js'
+import { FerronetError, OptionError } from './errors.js'
+import { describe } from './validate.js'
 import type { PredictionServer, ServeOptions, SighupOptions } from './serve.js'
 
 type ServeModule = typeof import('./serve.js')
@@ -43,6 +44,9 @@ export async function createServer(options: ServeOptions): Promise<PredictionSer
 
 /** Reloads `server`'s model on SIGHUP; returns a function that removes the handler. */
 export function reloadOnSighup(server: PredictionServer, options?: SighupOptions): () => void {
+  if (typeof server !== 'object' || server === null || typeof (server as { reload?: unknown }).reload !== 'function') {
+    throw new OptionError('server', `must be a server made by createServer, got ${describe(server)}`)
+  }
   if (!loaded) throw new FerronetError('ERR_INVALID_STATE', 'reloadOnSighup needs a server made by createServer')
   return loaded.reloadOnSighup(server, options)
 }

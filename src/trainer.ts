@@ -421,6 +421,7 @@ export class Trainer {
   private state: 'idle' | 'training' | 'callbacks' = 'idle'
 
   constructor(net: Net, options: TrainerOptions = {}) {
+    if (!(net instanceof Net)) throw new OptionError('net', `must be a Net (Net.sequential, Net.load, models.mlp, …), got ${describe(net)}`)
     const o = checkKeys('', options, TRAINER_KEYS) as TrainerOptions
     this.net = net
     this.batchSize = integerInRange('batchSize', o.batchSize ?? 64, 1, 2 ** 31 - 1)

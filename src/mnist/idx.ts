@@ -12,7 +12,8 @@ import type { Writable } from 'node:stream'
 import { finished } from 'node:stream/promises'
 import { constants as zlibConstants, createGunzip, gunzipSync, type Gunzip } from 'node:zlib'
 
-import { IdxFormatError } from '../errors.js'
+import { IdxFormatError, OptionError } from '../errors.js'
+import { describe, filePath } from '../validate.js'
 
 /** An IDX array: its element type, dimensions and data. */
 export interface IdxArray {
@@ -114,6 +115,7 @@ function isGzip(bytes: Uint8Array): boolean {
  *   `BAD_DIMENSIONS` (no dimensions, or an empty inner one) or `TRAILING_BYTES`.
  */
 export function parseIdx(bytes: Uint8Array, file: string): IdxArray {
+  checkBytes(bytes)
   if (bytes.length < 4) {
     throw new IdxFormatError(
       file,
@@ -216,6 +218,7 @@ function requireMagic(bytes: Uint8Array, file: string, expected: number, what: s
  *   (e.g. a labels file), or any error of {@link parseIdx}.
  */
 export function parseImages(bytes: Uint8Array, file: string): IdxImages {
+  checkBytes(bytes)
   requireMagic(bytes, file, IDX_IMAGES_MAGIC, 'images')
   const { dims, data } = parseIdx(bytes, file)
   const [count, rows, cols] = dims as [number, number, number]
@@ -232,6 +235,7 @@ export function parseImages(bytes: Uint8Array, file: string): IdxImages {
  *   (e.g. an images file), or any error of {@link parseIdx}.
  */
 export function parseLabels(bytes: Uint8Array, file: string): IdxLabels {
+  checkBytes(bytes)
   requireMagic(bytes, file, IDX_LABELS_MAGIC, 'labels')
   const { dims, data } = parseIdx(bytes, file)
   return { count: dims[0] as number, labels: data }
@@ -261,6 +265,7 @@ export function parseLabels(bytes: Uint8Array, file: string): IdxLabels {
  *   Other file-system errors (e.g. permissions) are rethrown unchanged.
  */
 export async function readIdxFile(path: string): Promise<Uint8Array> {
+  filePath('path', path)
   let file: FileHandle
   try {
     file = await open(path, 'r')
@@ -567,4 +572,9 @@ class DecompressedIdx {
       `${declared}a gzipped IDX file may decompress to at most ${limit} bytes`,
     )
   }
+}
+
+/** The bytes of an IDX file must be a Uint8Array (a Buffer is one). */
+function checkBytes(bytes: unknown): void {
+  if (!(bytes instanceof Uint8Array)) throw new OptionError('bytes', `must be a Uint8Array (or Buffer) of the file, got ${describe(bytes)}`)
 }

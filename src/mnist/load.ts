@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url'
 
 import { Dataset } from '../dataset.js'
 import { FerronetError, IdxFormatError, OptionError } from '../errors.js'
+import { filePath } from '../validate.js'
 import { parseImages, parseLabels, readIdxFile } from './idx.js'
 
 /** Which half of an MNIST-style dataset to load. */
@@ -111,6 +112,8 @@ export async function load(dir: string, split: MnistSplit): Promise<Dataset> {
  *   labels file) for a label above 9.
  */
 export async function loadFiles(imagesPath: string, labelsPath: string): Promise<Dataset> {
+  filePath('imagesPath', imagesPath)
+  filePath('labelsPath', labelsPath)
   const [imageBytes, labelBytes] = await Promise.all([readIdxFile(imagesPath), readIdxFile(labelsPath)])
   const images = parseImages(imageBytes, imagesPath)
   const { count: labelCount, labels } = parseLabels(labelBytes, labelsPath)

@@ -124,6 +124,7 @@ export async function readMetricsLog(path: string): Promise<MetricsRecord[]> {
 
 /** Parses the text of a metrics log; `file` names it in errors. See {@link readMetricsLog}. */
 export function parseMetricsLog(text: string, file = 'metrics log'): MetricsRecord[] {
+  if (typeof text !== 'string') throw new MetricsLogError(String(file), undefined, `text: expected the text of a metrics log (a string), got ${text === null ? 'null' : typeof text}`)
   const records: MetricsRecord[] = []
   const lines = text.split('\n')
   for (let i = 0; i < lines.length; i++) {

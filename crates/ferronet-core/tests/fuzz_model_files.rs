@@ -78,7 +78,8 @@ static GLOBAL: Tracking = Tracking;
 /// Allowed peak for an input of `len` bytes: the bytes themselves are handed over
 /// (not counted), then the parsed header, the model (values, gradients, the init
 /// buffer: ~3× its tensors), the converted values, and the ops' tables along their
-/// input axes (bounded by the file's values + 64 Ki entries, 16 bytes each).
+/// input axes (the spec may declare up to twice the file's values + 64 Ki, and as many
+/// entries along its axes, 16 bytes each).
 fn budget(len: usize) -> usize {
     40 * len + (4 << 20)
 }
@@ -731,6 +732,14 @@ fn a_spec_with_a_huge_input_is_rejected_before_laying_out_pooling_windows() {
     assert!(f.is_empty(), "{f:#?}");
     let err = io::load_model_bytes(Path::new("x.safetensors"), serialise(&seed)).err().unwrap().to_string();
     assert!(err.contains("far larger than"), "{err}");
+    // A file lacking a tensor still says which.
+    let mut seed = seeds().files[0].clone();
+    seed.header.as_object_mut().unwrap().remove("fc.bias");
+    seed.header.as_object_mut().unwrap().remove("fc.weight");
+    let n: usize = seed.header.as_object().unwrap().values().filter_map(|t| t["data_offsets"][1].as_u64()).max().unwrap() as usize;
+    seed.data.truncate(n);
+    let err = io::load_model_bytes(Path::new("x.safetensors"), serialise(&seed)).err().unwrap().to_string();
+    assert!(err.contains("lacks 2 tensor(s)"), "{err}");
 }
 
 #[test]

@@ -114,8 +114,10 @@ pub(crate) fn model_from_contents(path: &Path, contents: &Contents) -> Result<Mo
     };
     // Every tensor of the model must be in the file with its shape, so the spec cannot
     // need more values than the file's tensors hold: checked before allocating them.
+    // With slack (twice, plus 64 Ki), so that a file lacking a tensor or two still gets
+    // the message naming them.
     let held = contents.tensors.values().fold(0usize, |a, e| a.saturating_add(e.shape.iter().fold(1usize, |p, &d| p.saturating_mul(d))));
-    let mut model = Model::from_json_within(spec, seed, held)
+    let mut model = Model::from_json_within(spec, seed, held.saturating_mul(2).saturating_add(1 << 16))
         .map_err(|e| Error::model_file(path, format!("holds a model spec that does not compile: {e}")))?;
     apply_weights(path, contents, &mut model, LoadOptions { strict: true }, Some("optimizer."))?;
     Ok(model)

@@ -190,17 +190,24 @@ impl Model {
 
     /// Compiles `spec`, initialising the parameters from `seed`.
     pub fn from_spec(spec: GraphSpec, seed: u64) -> Result<Model> {
-        Model::compile(spec, seed, true)
+        Model::compile(spec, seed, true, usize::MAX)
+    }
+
+    /// `from_json`, refusing (before allocating them) specs whose parameters add up to
+    /// more than `max_values` values: a file's spec cannot need more than its
+    /// tensors hold, so a damaged or hostile spec is caught before it allocates.
+    pub fn from_json_within(text: &str, seed: u64, max_values: usize) -> Result<Model> {
+        Model::compile(GraphSpec::from_json(text)?, seed, true, max_values)
     }
 
     /// `from_spec` without ReLU fusion: every node keeps its own output value and
     /// gradient (what explanations read at a named node); the same tensors in the
     /// same order, so `assign_from` a fused model of the spec works.
     pub fn from_spec_unfused(spec: GraphSpec, seed: u64) -> Result<Model> {
-        Model::compile(spec, seed, false)
+        Model::compile(spec, seed, false, usize::MAX)
     }
 
-    fn compile(spec: GraphSpec, seed: u64, fuse: bool) -> Result<Model> {
+    fn compile(spec: GraphSpec, seed: u64, fuse: bool, max_values: usize) -> Result<Model> {
         if spec.inputs.len() != 1 {
             return Err(Error::config(
                 "spec.inputs",
@@ -246,6 +253,7 @@ impl Model {
         let mut nodes: Vec<Node> = Vec::new();
         let mut store = ParamStore::default();
         let mut init_rng = rng::stream(seed, rng::STREAM_INIT);
+        let (mut declared, mut dims): (usize, usize) = (0, 0);
         for n in &spec.nodes {
             if by_name.contains_key(&n.name) {
                 return Err(Error::graph(&n.name, format!("node name {:?} is used twice", n.name)));
@@ -279,11 +287,33 @@ impl Model {
                 }
             }
             let shapes: Vec<Vec<usize>> = ids.iter().map(|&v| values[v].shape.clone()).collect();
+            // Ops lay out tables along their inputs' axes when built (pooling windows):
+            // bounded too, by the same budget plus 64 Ki entries, when there is one.
+            dims = shapes.iter().flatten().fold(dims, |a, &d| a.saturating_add(d));
+            if dims > max_values.saturating_add(1 << 16) {
+                return Err(Error::graph(
+                    &n.name,
+                    format!(
+                        "{} ({}) reads inputs of shapes {shapes:?}: sizes far larger than the {max_values} values the file holds",
+                        n.name, n.op
+                    ),
+                ));
+            }
             let op = ops::build(&n.name, &n.op, &n.config, &shapes)?;
             let node_id = nodes.len();
             let mut tensors = Vec::new();
             for (index, decl) in op.params().into_iter().enumerate() {
                 let name = format!("{}.{}", n.name, decl.name);
+                declared = declared.saturating_add(decl.len());
+                if declared > max_values {
+                    return Err(Error::graph(
+                        &n.name,
+                        format!(
+                            "{} ({}) brings the model to {declared} parameter values (tensor {name} {:?}), more than the {max_values} the file holds",
+                            n.name, n.op, decl.shape
+                        ),
+                    ));
+                }
                 store.reserve(decl.len(), &name)?;
                 let mut torch = Error::try_zeros(decl.len(), &format!("parameter {name}"))?;
                 decl.init.fill(&mut torch, &mut init_rng);
@@ -359,7 +389,7 @@ impl Model {
         let mut offset = 0;
         for v in values.iter_mut() {
             v.offset = offset;
-            offset += v.size;
+            offset = offset.saturating_add(v.size);
         }
         let mut model = Model {
             spec,

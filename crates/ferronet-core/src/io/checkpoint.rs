@@ -56,7 +56,15 @@ fn state_json(s: &TrainerState, model_steps: u64) -> Value {
 
 /// Reads a checkpoint: the model (weights, buffers, dropout step) and the trainer state.
 pub fn load_checkpoint(path: &Path) -> Result<Checkpoint> {
-    let contents = safetensors_file::read(path)?;
+    load_checkpoint_contents(path, safetensors_file::read(path)?)
+}
+
+/// `load_checkpoint` of a file's bytes already in memory; `path` only names it in errors.
+pub fn load_checkpoint_bytes(path: &Path, bytes: Vec<u8>) -> Result<Checkpoint> {
+    load_checkpoint_contents(path, safetensors_file::from_bytes(path, bytes)?)
+}
+
+fn load_checkpoint_contents(path: &Path, contents: safetensors_file::Contents) -> Result<Checkpoint> {
     let mut model = model_file::model_from_contents(path, &contents)?;
     let fail = |m: String| Error::model_file(path, m);
     let Some(text) = contents.metadata.get(TRAINER_KEY) else {

@@ -16,5 +16,5 @@ pub mod checkpoint;
 pub mod model_file;
 pub mod safetensors_file;
 
-pub use checkpoint::{load_checkpoint, save_checkpoint, Checkpoint};
-pub use model_file::{load_model, load_weights, save_model, LoadOptions, Metadata};
+pub use checkpoint::{load_checkpoint, load_checkpoint_bytes, save_checkpoint, Checkpoint};
+pub use model_file::{load_model, load_model_bytes, load_weights, load_weights_bytes, save_model, LoadOptions, Metadata};

@@ -85,7 +85,15 @@ pub fn save_model(model: &Model, path: &Path, user: &Metadata) -> Result<()> {
 /// Rebuilds a model from a file ferronet saved (a model file or a checkpoint);
 /// returns it with the file's metadata.
 pub fn load_model(path: &Path) -> Result<(Model, Metadata)> {
-    let contents = safetensors_file::read(path)?;
+    load_model_contents(path, safetensors_file::read(path)?)
+}
+
+/// `load_model` of a file's bytes already in memory; `path` only names it in errors.
+pub fn load_model_bytes(path: &Path, bytes: Vec<u8>) -> Result<(Model, Metadata)> {
+    load_model_contents(path, safetensors_file::from_bytes(path, bytes)?)
+}
+
+fn load_model_contents(path: &Path, contents: Contents) -> Result<(Model, Metadata)> {
     let model = model_from_contents(path, &contents)?;
     Ok((model, contents.metadata))
 }
@@ -104,7 +112,12 @@ pub(crate) fn model_from_contents(path: &Path, contents: &Contents) -> Result<Mo
         Some(s) => s.parse::<u64>().map_err(|_| Error::model_file(path, format!("has `{SEED_KEY}` = {s:?}, not an integer")))?,
         None => 0,
     };
-    let mut model = Model::from_json(spec, seed)
+    // Every tensor of the model must be in the file with its shape, so the spec cannot
+    // need more values than the file's tensors hold: checked before allocating them.
+    // With slack (twice, plus 64 Ki), so that a file lacking a tensor or two still gets
+    // the message naming them.
+    let held = contents.tensors.values().fold(0usize, |a, e| a.saturating_add(e.shape.iter().fold(1usize, |p, &d| p.saturating_mul(d))));
+    let mut model = Model::from_json_within(spec, seed, held.saturating_mul(2).saturating_add(1 << 16))
         .map_err(|e| Error::model_file(path, format!("holds a model spec that does not compile: {e}")))?;
     apply_weights(path, contents, &mut model, LoadOptions { strict: true }, Some("optimizer."))?;
     Ok(model)
@@ -114,7 +127,15 @@ pub(crate) fn model_from_contents(path: &Path, contents: &Contents) -> Result<Mo
 /// `safetensors.torch.save_file(model.state_dict(), ...)`, or one of ours) into
 /// `model`, by `state_dict` name. All-or-nothing: on any error the model is unchanged.
 pub fn load_weights(model: &mut Model, path: &Path, options: LoadOptions) -> Result<Metadata> {
-    let contents = safetensors_file::read(path)?;
+    load_weights_contents(model, path, safetensors_file::read(path)?, options)
+}
+
+/// `load_weights` of a file's bytes already in memory; `path` only names it in errors.
+pub fn load_weights_bytes(model: &mut Model, path: &Path, bytes: Vec<u8>, options: LoadOptions) -> Result<Metadata> {
+    load_weights_contents(model, path, safetensors_file::from_bytes(path, bytes)?, options)
+}
+
+fn load_weights_contents(model: &mut Model, path: &Path, contents: Contents, options: LoadOptions) -> Result<Metadata> {
     apply_weights(path, &contents, model, options, Some("optimizer."))?;
     Ok(contents.metadata)
 }

@@ -104,11 +104,26 @@ pub fn read(path: &Path) -> Result<Contents> {
         return Err(fail("is not a regular file".into()));
     }
     if size < 8 {
-        return Err(fail(format!("is {size} bytes long, too short for a safetensors file (it starts with an 8-byte header length)")));
+        return Err(short(path, size));
     }
     let mut len = [0u8; 8];
     file.read_exact(&mut len).map_err(|e| fail(format!("cannot be read: {e}")))?;
-    let n = u64::from_le_bytes(len);
+    check_header_len(path, u64::from_le_bytes(len), size)?;
+    let mut bytes = Vec::with_capacity(size as usize);
+    bytes.extend_from_slice(&len);
+    file.read_to_end(&mut bytes).map_err(|e| fail(format!("cannot be read: {e}")))?;
+    from_bytes(path, bytes)
+}
+
+fn short(path: &Path, size: u64) -> Error {
+    Error::model_file(
+        path,
+        format!("is {size} bytes long, too short for a safetensors file (it starts with an 8-byte header length)"),
+    )
+}
+
+fn check_header_len(path: &Path, n: u64, size: u64) -> Result<()> {
+    let fail = |m: String| Error::model_file(path, m);
     if n > MAX_HEADER_BYTES {
         return Err(fail(format!(
             "claims a {n}-byte header, over the format's {MAX_HEADER_BYTES}-byte limit: not a safetensors file, or a damaged one"
@@ -117,9 +132,20 @@ pub fn read(path: &Path) -> Result<Contents> {
     if 8 + n > size {
         return Err(fail(format!("is truncated: its header claims {n} bytes but the file has {} after the length", size - 8)));
     }
-    let mut bytes = Vec::with_capacity(size as usize);
-    bytes.extend_from_slice(&len);
-    file.read_to_end(&mut bytes).map_err(|e| fail(format!("cannot be read: {e}")))?;
+    Ok(())
+}
+
+/// Validates a whole file's `bytes` already in memory (what `read` does once it has
+/// read them); `path` only names the file in errors. Allocates nothing beyond the
+/// header's parse and the tensor table: the bytes are kept, not copied.
+pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Contents> {
+    let fail = |m: String| Error::model_file(path, m);
+    let size = bytes.len() as u64;
+    if size < 8 {
+        return Err(short(path, size));
+    }
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap());
+    check_header_len(path, n, size)?;
     let header = std::str::from_utf8(&bytes[8..8 + n as usize]).map_err(|e| fail(format!("has a header that is not UTF-8: {e}")))?;
     check_unique_keys(header).map_err(fail)?;
     let st = SafeTensors::deserialize(&bytes).map_err(|e| fail(describe(e, header)))?;

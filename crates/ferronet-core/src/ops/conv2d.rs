@@ -417,7 +417,9 @@ pub fn build(name: &str, config: &serde_json::Value, inputs: &[Vec<usize>]) -> R
         xpad: Vec::new(),
         dout_t: Vec::new(),
         dw_parts: Vec::new(),
-        wpad: vec![0.0; single.map_or(0, |g| g.wpad_len())],
+        // Sized at the first forward (it is as large as the weight): a spec read from a
+        // file is checked against the file's tensors only after the op is built.
+        wpad: Vec::new(),
         db_parts: Vec::new(),
         folded: Vec::new(),
         implicit,
@@ -705,6 +707,9 @@ impl Conv2d {
             // One sample per part: pad it (kept for backward), then the direct kernel.
             let (per_in, per_pad, per_out) = (g.h * g.w, g.padded_len(), g.ho * g.wo * cout);
             let (xpad, out) = (SharedMut::new(&mut self.xpad[..rows * per_pad]), SharedMut::new(cx.output()));
+            if self.wpad.len() != g.wpad_len() {
+                self.wpad = vec![0.0; g.wpad_len()];
+            }
             g.pad_weight(weight_t, &mut self.wpad);
             let wpad = &self.wpad;
             let relu = self.relu;

@@ -106,8 +106,9 @@ impl ParamDecl {
             kind: ParamKind::Counter,
         }
     }
+    /// Saturating: a shape too large to count is usize::MAX values, refused by every allocation.
     pub fn len(&self) -> usize {
-        self.shape.iter().product()
+        numel(&self.shape)
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -393,8 +394,9 @@ impl<'a> Backward<'a> {
 }
 
 /// The per-sample size of a shape.
+/// Saturating: a shape too large to count is usize::MAX values, refused by every allocation.
 pub fn numel(shape: &[usize]) -> usize {
-    shape.iter().product()
+    shape.iter().fold(1usize, |a, &d| a.saturating_mul(d))
 }
 
 /// Checks the number of inputs of node `name`.

@@ -3,7 +3,8 @@
  * Stages and packs the publishable npm packages of ferronet:
  *
  *   - one platform package per `napi.targets` entry (`npm/<platform-arch-abi>/` plus
- *     the built `native/<binaryName>.<platform-arch-abi>.node`), and
+ *     the built `<binaryName>.<platform-arch-abi>.node`, taken from `npm/<platform-arch-abi>/`
+ *     where `npm run build:all` / the release workflow put it, else from `native/`), and
  *   - the root package, whose staged package.json gains exact-version
  *     `optionalDependencies` on every platform package (what `napi pre-publish`
  *     would write into the real package.json; here the repo's package.json is never
@@ -21,7 +22,7 @@
  * with the .node already in native/) first; `npm run pack:all` does build:ts first.
  * It fails, rather than warns, when a target's .node is missing, so a partial
  * release cannot be staged. Publish the tarballs, platform packages first:
- *   npm publish pack/ferronet-linux-x64-gnu-<v>.tgz && npm publish pack/ferronet-<v>.tgz
+ *   npm publish pack/ferronet-<platform>-<v>.tgz (each) && npm publish pack/ferronet-<v>.tgz
  * (publishing a tarball runs no lifecycle scripts).
  */
 
@@ -79,11 +80,14 @@ for (const target of napi.targets) {
   const nodeFile = `${napi.binaryName}.${abi}.node`
   if (pkg.name !== expectedName) fail(`${relative(repo, pkgFile)}: name is ${pkg.name}, expected ${expectedName}`)
   if (pkg.main !== nodeFile) fail(`${relative(repo, pkgFile)}: main is ${pkg.main}, expected ${nodeFile}`)
-  const built = join(repo, 'native', nodeFile)
-  if (!existsSync(built)) {
-    missing.push(relative(repo, built))
+  // npm run build:all (and the release workflow) leave it in npm/<abi>/; npm run build:native in native/.
+  const candidates = [join(srcDir, nodeFile), join(repo, 'native', nodeFile)]
+  const built = candidates.find((file) => existsSync(file))
+  if (!built) {
+    missing.push(candidates.map((file) => relative(repo, file)).join(' or '))
     continue
   }
+  log(`${abi}: ${relative(repo, built)}`)
   if (pkg.version !== rootPkg.version) {
     log(`note: ${relative(repo, pkgFile)} has version ${pkg.version}; staging it as ${rootPkg.version} (root version)`)
   }

@@ -14,7 +14,7 @@
  * A target that cannot be built is reported with the reason and skipped; the others are still built.
  * The reasons go to target/build-all/status.json, which check-binaries.mjs prints.
  *
- * Usage: node scripts/build-all.mjs [--target <triple>]... [--no-check] [--keep-going=false]
+ * Usage: node scripts/build-all.mjs [--target <triple>]... [--no-check]
  *   --target     build only these triples (default: all of napi.targets)
  *   --no-check   do not run check-binaries.mjs at the end
  *
@@ -25,7 +25,7 @@
  */
 
 import { execFileSync, spawnSync } from 'node:child_process'
-import { copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
@@ -122,7 +122,12 @@ const targets = napi.targets.filter((t) => wanted.includes(t.triple))
 
 const statusDir = join(repo, 'target', 'build-all')
 mkdirSync(statusDir, { recursive: true })
-const status = { host: hostTriple, startedAt: new Date().toISOString(), targets: {} }
+// Keep what an earlier run found out about the targets this run leaves alone (--target).
+let previous = {}
+try {
+  previous = JSON.parse(readFileSync(join(statusDir, 'status.json'), 'utf8')).targets ?? {}
+} catch {}
+const status = { host: hostTriple, startedAt: new Date().toISOString(), targets: { ...previous } }
 const saveStatus = () => writeFileSync(join(statusDir, 'status.json'), `${JSON.stringify(status, null, 2)}\n`)
 
 const started = Date.now()
@@ -172,7 +177,7 @@ for (const t of targets) {
 status.seconds = Math.round((Date.now() - started) / 1000)
 saveStatus()
 
-const builtCount = Object.values(status.targets).filter((e) => e.built).length
+const builtCount = targets.filter((t) => status.targets[t.triple].built).length
 log(`${builtCount}/${targets.length} targets built in ${status.seconds} s`)
 
 if (!args['no-check']) {

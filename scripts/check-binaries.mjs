@@ -20,8 +20,8 @@
  */
 
 import { spawnSync } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
-import { dirname, join, relative, resolve } from 'node:path'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { delimiter, dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { readNapiConfig } from '@napi-rs/cli'
@@ -48,9 +48,20 @@ function run(cmd, cmdArgs) {
   const r = spawnSync(cmd, cmdArgs, { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 })
   return r.status === 0 ? r.stdout : null
 }
+/** llvm-objdump and its versioned names (llvm-objdump-18, ...) found on PATH, newest first. */
+const llvmObjdumps = (() => {
+  const names = new Set(['llvm-objdump'])
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    try {
+      for (const f of readdirSync(dir)) if (/^llvm-objdump-\d+$/.test(f)) names.add(f)
+    } catch {}
+  }
+  return [...names].sort((a, b) => (Number(b.split('-')[2]) || 999) - (Number(a.split('-')[2]) || 999))
+})()
+
 /** GNU objdump if it reads this file, else llvm-objdump. */
 function objdump(cmdArgs, file) {
-  for (const tool of ['objdump', 'llvm-objdump', 'llvm-objdump-14']) {
+  for (const tool of ['objdump', ...llvmObjdumps]) {
     const out = run(tool, [...cmdArgs, file])
     if (out !== null) return { tool, out }
   }
@@ -84,7 +95,7 @@ function check(t, file) {
     if (t.abi === 'gnu') {
       if (!highest) problems.push(`no GLIBC_ symbol versions found (${tool} -T)`)
       else if (cmpVersion(highest, GLIBC_FLOOR) > 0) problems.push(`needs GLIBC_${highest.join('.')} > ${GLIBC_FLOOR.join('.')} (${tool} -T)`)
-      else facts.push(`max GLIBC_${highest.join('.')} <= ${GLIBC_FLOOR.join('.')}`)
+      else facts.push(`max GLIBC_${highest.join('.')} <= ${GLIBC_FLOOR.join('.')} (${tool} -T)`)
     } else if (t.abi === 'musl') {
       if (needed.includes('libc.so.6')) problems.push('depends on libc.so.6 (glibc) (readelf -d)')
       if (highest) problems.push(`has GLIBC_${highest.join('.')} symbol versions`)

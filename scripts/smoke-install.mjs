@@ -25,10 +25,26 @@ if (!root || !platform) {
   process.exit(1)
 }
 
+// The app depends on the root tarball only, as a user depends on `ferronet`; npm then picks the
+// platform package from the root's optionalDependencies by os/cpu/libc, as it would from the
+// registry. Before a release those are not on the registry yet, so `overrides` points every one
+// at its tarball here (npm reads each tarball's manifest and skips the other platforms').
+const overrides = {}
+for (const file of tarballs) {
+  const name = file.match(/^(ferronet-[a-z0-9]+-[a-z0-9]+(?:-[a-z]+)?)-\d/)?.[1]
+  if (name) overrides[name] = `file:${join(packDir, file).replace(/\\/g, "/")}`
+}
 const app = mkdtempSync(join(tmpdir(), 'ferronet-smoke-'))
-writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'smoke', version: '1.0.0', private: true, type: 'module' }))
-console.error(`smoke-install: ${abi}: installing ${platform} and ${root} into ${app}`)
-execFileSync(npm, ['install', '--no-audit', '--no-fund', '--omit=dev', join(packDir, platform), join(packDir, root)], {
+writeFileSync(
+  join(app, 'package.json'),
+  JSON.stringify(
+    { name: 'smoke', version: '1.0.0', private: true, type: 'module', dependencies: { ferronet: `file:${join(packDir, root).replace(/\\/g, "/")}` }, overrides },
+    null,
+    2,
+  ),
+)
+console.error(`smoke-install: ${abi}: installing ${root} (platform packages: ${Object.keys(overrides).join(', ')}) into ${app}`)
+execFileSync(npm, ['install', '--no-audit', '--no-fund'], {
   cwd: app,
   stdio: 'inherit',
   shell: process.platform === 'win32',
@@ -40,6 +56,8 @@ writeFileSync(
 import { Net, Trainer, Dataset } from 'ferronet'
 const require = createRequire(import.meta.url)
 const where = require.resolve('ferronet-${abi}')
+const installed = ${JSON.stringify(Object.keys(overrides))}.filter((n) => { try { require.resolve(n + '/package.json'); return true } catch { return false } })
+if (installed.join() !== 'ferronet-${abi}') { console.error('platform packages installed: ' + installed.join(', ') + '; expected only ferronet-${abi}'); process.exit(1) }
 const xor = Dataset.fromArrays({ inputs: Float32Array.of(0, 0, 0, 1, 1, 0, 1, 1), sampleShape: [2], labels: [0, 1, 1, 0] })
 const net = Net.sequential([2], [Net.dense(8), Net.relu(), Net.dense(2)], { seed: 0 })
 const trainer = new Trainer(net, { optimizer: { type: 'adamw', lr: 0.05 }, batchSize: 4 })

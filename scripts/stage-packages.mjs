@@ -17,6 +17,9 @@
  *                  staged package folders and is recreated on every run.
  *   --json         print one JSON object { root, platforms, stagingDir } on stdout
  *                  instead of the plain list of tarball paths.
+ *   --allow-missing  skip targets whose .node is missing (with a warning) instead of failing;
+ *                  the root package then lists only the staged ones. For local smoke tests of
+ *                  a partial build only, never for a release.
  *
  * It does not build anything: run `npm run build` (or at least `npm run build:ts`
  * with the .node already in native/) first; `npm run pack:all` does build:ts first.
@@ -40,6 +43,7 @@ const { values: args } = parseArgs({
   options: {
     'out-dir': { type: 'string', default: join(repo, 'pack') },
     json: { type: 'boolean', default: false },
+    'allow-missing': { type: 'boolean', default: false },
   },
 })
 const outDir = resolve(args['out-dir'])
@@ -97,7 +101,9 @@ for (const target of napi.targets) {
   writeJson(join(dir, 'package.json'), { ...pkg, version: rootPkg.version })
   platforms.push({ name: pkg.name, dir })
 }
-if (missing.length > 0) {
+if (missing.length > 0 && args['allow-missing']) {
+  log(`WARNING: --allow-missing: not staged (no built addon): ${missing.join(', ')}; do not publish these tarballs`)
+} else if (missing.length > 0) {
   fail(`built addon(s) missing: ${missing.join(', ')}. Run \`npm run build:native\` (or put the CI artifacts in native/) first.`)
 }
 

@@ -7,7 +7,8 @@
  *   Linux gnu   cargo zigbuild --target <triple>.2.17  (Zig links against glibc 2.17 stubs: the glibc floor)
  *   Linux musl  cargo zigbuild --target <triple>       (with -C target-feature=-crt-static: a cdylib must
  *                                                        link musl dynamically, like Node on Alpine does)
- *   macOS       cargo build on a macOS host, otherwise cargo zigbuild (Zig ships the libSystem stubs)
+ *   macOS       cargo build on a macOS host, otherwise cargo zigbuild (Zig ships the libSystem stubs);
+ *               MACOSX_DEPLOYMENT_TARGET 10.15 (x64) / 11.0 (arm64) unless set
  *   Windows     cargo build on a Windows host, otherwise cargo xwin build (needs the MSVC CRT and the
  *               Windows SDK, which cargo-xwin downloads from Microsoft; without them it is not built)
  *
@@ -69,6 +70,8 @@ function installedTargets() {
 }
 
 let xwinProbe = null
+/** Oldest macOS the addon loads on (the same floors check-binaries.mjs checks). */
+const MACOS_FLOOR = { x64: '10.15', arm64: '11.0' }
 
 /** Returns { cmd, args, env } to build `t`, or { reason } when it cannot be built here. */
 function plan(t) {
@@ -82,9 +85,12 @@ function plan(t) {
     }
   }
   if (t.platform === 'darwin') {
-    if (process.platform === 'darwin') return { cmd: 'cargo', args: ['build', ...cargoArgs, '--target', t.triple] }
+    // Without it, Zig (no macOS SDK here) stamps its own newest macOS as the minimum (LC_BUILD_VERSION
+    // minos 15.0), and older Macs refuse to load the addon. Node 20 itself runs on 10.15 / 11.0.
+    const env = { MACOSX_DEPLOYMENT_TARGET: process.env.MACOSX_DEPLOYMENT_TARGET ?? MACOS_FLOOR[t.arch] }
+    if (process.platform === 'darwin') return { cmd: 'cargo', args: ['build', ...cargoArgs, '--target', t.triple], env }
     if (!has.zigbuild) return { reason: 'not on macOS and cargo-zigbuild is not installed' }
-    return { cmd: 'cargo', args: ['zigbuild', ...cargoArgs, '--target', t.triple] }
+    return { cmd: 'cargo', args: ['zigbuild', ...cargoArgs, '--target', t.triple], env }
   }
   if (t.platform === 'win32') {
     if (process.platform === 'win32') return { cmd: 'cargo', args: ['build', ...cargoArgs, '--target', t.triple] }

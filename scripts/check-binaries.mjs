@@ -7,6 +7,7 @@
  *   - the file format and architecture match the target (`file`, `readelf -h` / `objdump -f`),
  *   - Linux gnu: the highest GLIBC_x.y symbol version it needs is <= 2.17 (`objdump -T`),
  *   - Linux musl: no glibc (`libc.so.6`) among its DT_NEEDED (`readelf -d`) and no GLIBC_ versions,
+ *   - macOS: the minimum macOS it declares (LC_BUILD_VERSION minos) is <= 10.15 (x64) / 11.0 (arm64),
  *   - every target: `napi_register_module_v1` is exported (defined, not just referenced).
  *
  * GNU objdump only reads the host's formats; for the others it uses llvm-objdump (same output).
@@ -35,6 +36,8 @@ const { values: args } = parseArgs({
   },
 })
 const GLIBC_FLOOR = [2, 17]
+/** Oldest macOS the addon must load on (Node 20 itself: 10.15 on x64, 11.0 on arm64). */
+const MACOS_FLOOR = { x64: '10.15', arm64: '11.0' }
 
 const napi = await readNapiConfig(join(repo, 'package.json'))
 const targets = napi.targets.filter((t) => !args.target || args.target.includes(t.triple))
@@ -115,6 +118,13 @@ function check(t, file) {
     facts.push(`${fileOut.split(',')[0]}${archLine ? ` (${tool} -f: ${archLine})` : ''}`)
     let exported = false
     if (t.platform === 'darwin') {
+      // The minimum macOS (LC_BUILD_VERSION minos, or LC_VERSION_MIN_MACOSX version) must not exceed the floor.
+      const headers = objdump(['--macho', '--private-headers'], file).out ?? ''
+      const minos = headers.match(/LC_BUILD_VERSION[\s\S]*?minos (\d+\.\d+)/)?.[1] ?? headers.match(/LC_VERSION_MIN_MACOSX[\s\S]*?version (\d+\.\d+)/)?.[1]
+      const floor = MACOS_FLOOR[t.arch]
+      if (!minos) problems.push('no minimum macOS version found (objdump --macho --private-headers)')
+      else if (cmpVersion(minos.split('.').map(Number), floor.split('.').map(Number)) > 0) problems.push(`needs macOS ${minos} > ${floor} (LC_BUILD_VERSION minos; set MACOSX_DEPLOYMENT_TARGET)`)
+      else facts.push(`min macOS ${minos} <= ${floor}`)
       // Mach-O: the export trie lists _napi_register_module_v1 if it is exported.
       const exportsOut = objdump(['--macho', '--exports-trie'], file).out ?? ''
       const syms = objdump(['-t'], file).out ?? ''

@@ -8,6 +8,7 @@
  *   - Linux gnu: the highest GLIBC_x.y symbol version it needs is <= 2.17 (`objdump -T`),
  *   - Linux musl: no glibc (`libc.so.6`) among its DT_NEEDED (`readelf -d`) and no GLIBC_ versions,
  *   - macOS: the minimum macOS it declares (LC_BUILD_VERSION minos) is <= 10.15 (x64) / 11.0 (arm64),
+ *     and arm64 ones carry a code signature (LC_CODE_SIGNATURE),
  *   - every target: `napi_register_module_v1` is exported (defined, not just referenced).
  *
  * GNU objdump only reads the host's formats; for the others it uses llvm-objdump (same output).
@@ -125,6 +126,11 @@ function check(t, file) {
       if (!minos) problems.push('no minimum macOS version found (objdump --macho --private-headers)')
       else if (cmpVersion(minos.split('.').map(Number), floor.split('.').map(Number)) > 0) problems.push(`needs macOS ${minos} > ${floor} (LC_BUILD_VERSION minos; set MACOSX_DEPLOYMENT_TARGET)`)
       else facts.push(`min macOS ${minos} <= ${floor}`)
+      // arm64 macOS kills a process that maps unsigned code: the linker's ad-hoc signature must be there.
+      if (t.arch === 'arm64') {
+        if (/LC_CODE_SIGNATURE/.test(headers)) facts.push('ad-hoc signed')
+        else problems.push('no LC_CODE_SIGNATURE (arm64 macOS refuses unsigned code)')
+      }
       // Mach-O: the export trie lists _napi_register_module_v1 if it is exported.
       const exportsOut = objdump(['--macho', '--exports-trie'], file).out ?? ''
       const syms = objdump(['-t'], file).out ?? ''

@@ -3,7 +3,8 @@
  * Stages and packs the publishable npm packages of ferronet:
  *
  *   - one platform package per `napi.targets` entry (`npm/<platform-arch-abi>/` plus
- *     the built `native/<binaryName>.<platform-arch-abi>.node`), and
+ *     the built `<binaryName>.<platform-arch-abi>.node`, taken from `npm/<platform-arch-abi>/`
+ *     where `npm run build:all` / the release workflow put it, else from `native/`), and
  *   - the root package, whose staged package.json gains exact-version
  *     `optionalDependencies` on every platform package (what `napi pre-publish`
  *     would write into the real package.json; here the repo's package.json is never
@@ -16,12 +17,15 @@
  *                  staged package folders and is recreated on every run.
  *   --json         print one JSON object { root, platforms, stagingDir } on stdout
  *                  instead of the plain list of tarball paths.
+ *   --allow-missing  skip targets whose .node is missing (with a warning) instead of failing;
+ *                  the root package then lists only the staged ones. For local smoke tests of
+ *                  a partial build only, never for a release.
  *
  * It does not build anything: run `npm run build` (or at least `npm run build:ts`
  * with the .node already in native/) first; `npm run pack:all` does build:ts first.
  * It fails, rather than warns, when a target's .node is missing, so a partial
  * release cannot be staged. Publish the tarballs, platform packages first:
- *   npm publish pack/ferronet-linux-x64-gnu-<v>.tgz && npm publish pack/ferronet-<v>.tgz
+ *   npm publish pack/ferronet-<platform>-<v>.tgz (each) && npm publish pack/ferronet-<v>.tgz
  * (publishing a tarball runs no lifecycle scripts).
  */
 
@@ -39,6 +43,7 @@ const { values: args } = parseArgs({
   options: {
     'out-dir': { type: 'string', default: join(repo, 'pack') },
     json: { type: 'boolean', default: false },
+    'allow-missing': { type: 'boolean', default: false },
   },
 })
 const outDir = resolve(args['out-dir'])
@@ -79,11 +84,14 @@ for (const target of napi.targets) {
   const nodeFile = `${napi.binaryName}.${abi}.node`
   if (pkg.name !== expectedName) fail(`${relative(repo, pkgFile)}: name is ${pkg.name}, expected ${expectedName}`)
   if (pkg.main !== nodeFile) fail(`${relative(repo, pkgFile)}: main is ${pkg.main}, expected ${nodeFile}`)
-  const built = join(repo, 'native', nodeFile)
-  if (!existsSync(built)) {
-    missing.push(relative(repo, built))
+  // npm run build:all (and the release workflow) leave it in npm/<abi>/; npm run build:native in native/.
+  const candidates = [join(srcDir, nodeFile), join(repo, 'native', nodeFile)]
+  const built = candidates.find((file) => existsSync(file))
+  if (!built) {
+    missing.push(candidates.map((file) => relative(repo, file)).join(' or '))
     continue
   }
+  log(`${abi}: ${relative(repo, built)}`)
   if (pkg.version !== rootPkg.version) {
     log(`note: ${relative(repo, pkgFile)} has version ${pkg.version}; staging it as ${rootPkg.version} (root version)`)
   }
@@ -93,7 +101,9 @@ for (const target of napi.targets) {
   writeJson(join(dir, 'package.json'), { ...pkg, version: rootPkg.version })
   platforms.push({ name: pkg.name, dir })
 }
-if (missing.length > 0) {
+if (missing.length > 0 && args['allow-missing']) {
+  log(`WARNING: --allow-missing: not staged (no built addon): ${missing.join(', ')}; do not publish these tarballs`)
+} else if (missing.length > 0) {
   fail(`built addon(s) missing: ${missing.join(', ')}. Run \`npm run build:native\` (or put the CI artifacts in native/) first.`)
 }
 

@@ -33,6 +33,7 @@ import { buildApp, type ImageDecoder } from './serve/app.js'
 import { Batcher } from './serve/batcher.js'
 import { ServeMetrics } from './serve/metrics.js'
 import type { ProtocolModel } from './serve/protocol.js'
+import { outputKindOf } from './probabilities.js'
 import { describe, integerInRange, nonNegativeNumber, oneOf, unknownOption } from './validate.js'
 
 export type { ImageDecoder } from './serve/app.js'
@@ -235,8 +236,7 @@ async function loadModel(o: Checked, version: number): Promise<ServedModel> {
     if (task === 'regression' && classNames) throw new OptionError('task', `is 'regression' but class names were given`)
   }
   const spec = net.spec
-  const outNode = spec.outputs.length === 1 ? spec.nodes.find((n) => n.name === spec.outputs[0]) : undefined
-  const outputKind: ServedModel['outputKind'] = outNode?.op === 'Softmax' ? 'probabilities' : outNode?.op === 'LogSoftmax' ? 'log-probabilities' : 'logits'
+  const outputKind: ServedModel['outputKind'] = spec.outputs.length === 1 ? outputKindOf(spec) : 'logits'
   // Check the net answers before it serves anything.
   const probe = net.predict(new Float32Array(inputDim))
   if (probe.length !== outputDim) throw new FerronetError('ERR_LOAD', `the loaded net returned ${probe.length} outputs for one row, its output shape [${outputShape.join(', ')}] says ${outputDim}`)

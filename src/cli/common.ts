@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs'
 import { OptionError } from '../errors.js'
 import type { ImagePreprocess } from '../image.js'
 import type { Net } from '../net.js'
+import { outputKindOf, probabilities } from '../probabilities.js'
 
 export function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
@@ -52,20 +53,9 @@ export function preprocessOf(net: Net, flag: string | undefined): ImagePreproces
   return saved === 'mnist' || saved === 'resize' ? saved : undefined
 }
 
-/** Softmax (or nothing, after a final Softmax; exp after LogSoftmax) of one row. */
+/** Class probabilities of one row of the net's outputs (see `src/probabilities.ts`). */
 export function probabilitiesOf(net: Net, row: Float32Array): Float64Array {
-  const last = net.spec.nodes.find((n) => n.name === net.spec.outputs[0])?.op
-  const out = new Float64Array(row.length)
-  if (last === 'Softmax') out.set(row)
-  else if (last === 'LogSoftmax') row.forEach((v, i) => (out[i] = Math.exp(v)))
-  else {
-    let max = -Infinity
-    for (const v of row) max = Math.max(max, v)
-    let sum = 0
-    row.forEach((v, i) => (sum += out[i] = Math.exp(v - max)))
-    for (let i = 0; i < out.length; i++) out[i]! /= sum
-  }
-  return out
+  return probabilities(row, outputKindOf(net.spec))
 }
 
 export const FASHION_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot']

@@ -7,25 +7,11 @@
 import type { Dataset } from '../dataset.js'
 import { fmt, inferShape, pair, type LayerSpec } from '../layers.js'
 import type { Net } from '../net.js'
+import { outputKindOf, probabilities } from '../probabilities.js'
 import { colorize, DIVERGING, type ImageGeometry, type Raster } from './images.js'
 
 /** Rows per predict call: `Net.predict` is synchronous and meant for a few thousand rows. */
 const CHUNK = 1024
-
-/** Softmax of one row of outputs (as is after a final Softmax, exp after LogSoftmax). */
-function probabilities(row: Float32Array, last: string | undefined): Float64Array {
-  const out = new Float64Array(row.length)
-  if (last === 'Softmax') out.set(row)
-  else if (last === 'LogSoftmax') row.forEach((v, i) => (out[i] = Math.exp(v)))
-  else {
-    let max = -Infinity
-    for (const v of row) max = Math.max(max, v)
-    let sum = 0
-    row.forEach((v, i) => (sum += out[i] = Math.exp(v - max)))
-    for (let i = 0; i < out.length; i++) out[i]! /= sum
-  }
-  return out
-}
 
 /** A classifier's results on a labelled test set. */
 export interface ClassEvaluation {
@@ -49,7 +35,7 @@ export interface ClassEvaluation {
 export function evaluateClasses(net: Net, test: Dataset, names: readonly string[]): ClassEvaluation {
   const k = names.length
   const outputs = net.outputDim
-  const last = net.spec.nodes.find((n) => n.name === net.spec.outputs[0])?.op
+  const kind = outputKindOf(net.spec)
   const labels = test.labels!
   const predicted = new Uint32Array(test.size)
   const confidence = new Float32Array(test.size)
@@ -60,7 +46,7 @@ export function evaluateClasses(net: Net, test: Dataset, names: readonly string[
     const logits = net.predict(test.subset(start, end))
     for (let r = 0; r < end - start; r++) {
       const i = start + r
-      const p = probabilities(logits.subarray(r * outputs, (r + 1) * outputs), last)
+      const p = probabilities(logits.subarray(r * outputs, (r + 1) * outputs), kind)
       let best = 0
       for (let c = 1; c < outputs; c++) if (p[c]! > p[best]!) best = c
       predicted[i] = best

@@ -6,6 +6,7 @@
  */
 
 import { FerronetError } from '../errors.js'
+import { probabilities, type OutputKind } from '../probabilities.js'
 import { describe } from '../validate.js'
 import type { BatchModel } from './batcher.js'
 
@@ -15,7 +16,7 @@ export interface ProtocolModel extends BatchModel {
   readonly inputShape: readonly number[]
   readonly task: 'classification' | 'regression'
   /** What the net's outputs are: `logits` get a softmax, `log-probabilities` an exp, `probabilities` neither. */
-  readonly outputKind: 'logits' | 'probabilities' | 'log-probabilities'
+  readonly outputKind: OutputKind
   readonly classNames: readonly string[] | undefined
 }
 
@@ -238,24 +239,5 @@ export function topIndices(row: Float32Array, k: number): number[] {
   return idx
 }
 
-/** Class probabilities of one row of outputs into `out` (a numerically stable softmax for logits). */
-export function probabilities(row: Float32Array, kind: ProtocolModel['outputKind'], out: Float64Array): void {
-  const n = row.length
-  if (kind === 'probabilities') {
-    for (let c = 0; c < n; c++) out[c] = row[c]!
-    return
-  }
-  if (kind === 'log-probabilities') {
-    for (let c = 0; c < n; c++) out[c] = Math.exp(row[c]!)
-    return
-  }
-  let max = -Infinity
-  for (let c = 0; c < n; c++) if (row[c]! > max) max = row[c]!
-  let sum = 0
-  for (let c = 0; c < n; c++) {
-    const e = Math.exp(row[c]! - max)
-    out[c] = e
-    sum += e
-  }
-  for (let c = 0; c < n; c++) out[c] = out[c]! / sum
-}
+/** Class probabilities of one row of outputs (see `src/probabilities.ts`). */
+export { probabilities } from '../probabilities.js'

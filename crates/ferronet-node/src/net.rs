@@ -40,7 +40,13 @@ pub fn live(guard: MutexGuard<'_, Model>) -> Result<MutexGuard<'_, Model>> {
 /// Tells V8 how many bytes a model holds now (the change since the last report), so
 /// that its garbage collector weighs a dropped net by its real size.
 pub fn account(env: &Env, model: &Model, reported: &AtomicI64) {
-    let now = model.memory_bytes() as i64;
+    report_external(env, model.memory_bytes(), reported);
+}
+
+/// Reports `bytes` as an object's external memory, given what was reported before
+/// (`reported`, updated): V8 is told the change. 0 when the object goes away.
+pub fn report_external(env: &Env, bytes: usize, reported: &AtomicI64) {
+    let now = bytes as i64;
     let before = reported.swap(now, Ordering::SeqCst);
     if now != before {
         let _ = env.adjust_external_memory(now - before);
@@ -84,10 +90,7 @@ pub struct NativeNet {
 
 impl ObjectFinalize for NativeNet {
     fn finalize(self, env: Env) -> Result<()> {
-        let reported = self.external.swap(0, Ordering::SeqCst);
-        if reported != 0 {
-            env.adjust_external_memory(-reported)?;
-        }
+        report_external(&env, 0, &self.external);
         Ok(())
     }
 }

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::data::NativeData;
 use crate::error::{coded, guard, to_js};
-use crate::net::{account, live, lock, try_lock, NativeNet, SharedModel};
+use crate::net::{account, live, lock, report_external, try_lock, NativeNet, SharedModel};
 use crate::options::{
     trainer_config, NativeEpochStats, NativeEvalStats, NativeFitOptions, NativeProgress,
     NativeTrainerOptions,
@@ -44,10 +44,7 @@ pub struct NativeTrainer {
 
 impl napi::bindgen_prelude::ObjectFinalize for NativeTrainer {
     fn finalize(self, env: Env) -> Result<()> {
-        let reported = self.external.swap(0, Ordering::SeqCst);
-        if reported != 0 {
-            env.adjust_external_memory(-reported)?;
-        }
+        report_external(&env, 0, &self.external);
         Ok(())
     }
 }
@@ -55,11 +52,7 @@ impl napi::bindgen_prelude::ObjectFinalize for NativeTrainer {
 /// Reports a trainer's size to V8 (the change since the last report).
 fn account_trainer(env: &Env, trainer: &Mutex<Trainer>, reported: &std::sync::atomic::AtomicI64) {
     if let Ok(t) = trainer.try_lock() {
-        let now = t.memory_bytes() as i64;
-        let before = reported.swap(now, Ordering::SeqCst);
-        if now != before {
-            let _ = env.adjust_external_memory(now - before);
-        }
+        report_external(env, t.memory_bytes(), reported);
     }
 }
 
@@ -224,11 +217,7 @@ impl NativeTrainer {
             };
             let loss = run_on_pool(self.threads, || trainer.train_batch(model, &features, t)).map_err(to_js)?;
             // The first step sizes the optimizer state and the arena: tell V8.
-            let now = trainer.memory_bytes() as i64;
-            let before = self.external.swap(now, Ordering::SeqCst);
-            if now != before {
-                let _ = env.adjust_external_memory(now - before);
-            }
+            report_external(&env, trainer.memory_bytes(), &self.external);
             account(&env, model, &self.net_external);
             Ok(loss)
         })

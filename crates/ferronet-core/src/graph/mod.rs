@@ -597,22 +597,11 @@ impl Model {
         Ok(())
     }
 
+    /// `reserve` for the calls that cannot return an error (forward, backward); the
+    /// public entry points reserve first, so this only grows what they asked for.
     fn ensure_capacity(&mut self, rows: usize, with_grads: bool) {
-        let per_sample: usize = self.values.iter().map(|v| v.size).sum();
-        if rows > self.capacity {
-            self.capacity = rows;
-            self.acts = vec![0.0; rows * per_sample];
-            if !self.grads.is_empty() {
-                self.grads = vec![0.0; rows * per_sample];
-            }
-            for node in self.nodes.iter_mut() {
-                node.op.prepare(rows);
-            }
-            self.planned = false;
-        }
-        if with_grads && self.grads.is_empty() {
-            self.grads = vec![0.0; self.capacity * per_sample];
-            self.planned = false;
+        if let Err(e) = self.reserve(rows, with_grads) {
+            panic!("{e}");
         }
         if !self.planned {
             self.point_plans();

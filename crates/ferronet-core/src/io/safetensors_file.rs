@@ -148,16 +148,18 @@ pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Contents> {
     check_header_len(path, n, size)?;
     let header = std::str::from_utf8(&bytes[8..8 + n as usize]).map_err(|e| fail(format!("has a header that is not UTF-8: {e}")))?;
     check_unique_keys(header).map_err(fail)?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| fail(describe(e, header)))?;
-    let base = 8 + n as usize;
-    let start = bytes[base..].as_ptr() as usize;
-    let mut tensors = BTreeMap::new();
-    for (name, view) in st.tensors() {
-        let off = view.data().as_ptr() as usize - start + base;
-        tensors.insert(name, Entry { dtype: view.dtype(), shape: view.shape().to_vec(), range: off..off + view.data().len() });
-    }
-    drop(st);
+    // One parse and validation of the header (what `SafeTensors::deserialize` runs too);
+    // the tensors' byte ranges follow from their offsets after it.
     let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| fail(describe(e, header)))?;
+    let base = 8 + n as usize;
+    let tensors = meta
+        .tensors()
+        .into_iter()
+        .map(|(name, info)| {
+            let (s, e) = info.data_offsets;
+            (name, Entry { dtype: info.dtype, shape: info.shape.clone(), range: base + s..base + e })
+        })
+        .collect();
     let metadata = meta.metadata().clone().unwrap_or_default().into_iter().collect();
     Ok(Contents { metadata, tensors, bytes })
 }

@@ -58,6 +58,20 @@ export function integrationRule(method: IntegrationMethod, n: number): { alphas:
   return { alphas, weights }
 }
 
+/** Pₙ(x) and Pₙ'(x), by the three-term recurrence. */
+function legendre(n: number, x: number): { p: number; dp: number } {
+  let p0 = 1
+  let p1 = x
+  for (let k = 2; k <= n; k++) {
+    const p2 = ((2 * k - 1) * x * p1 - (k - 1) * p0) / k
+    p0 = p1
+    p1 = p2
+  }
+  const p = n === 0 ? 1 : n === 1 ? x : p1
+  const previous = n === 1 ? 1 : p0
+  return { p, dp: (n * (x * p - previous)) / (x * x - 1) }
+}
+
 /**
  * Nodes (ascending, in (−1, 1)) and weights of the `n`-point Gauss–Legendre rule, as
  * numpy's `polynomial.legendre.leggauss(n)`: Newton's method on the Legendre
@@ -69,32 +83,14 @@ export function gaussLegendre(n: number): { nodes: Float64Array; weights: Float6
   for (let i = 0; i < Math.ceil(n / 2); i++) {
     // The i-th largest root.
     let x = Math.cos((Math.PI * (i + 0.75)) / (n + 0.5))
-    let dp = 0
     for (let iter = 0; iter < 100; iter++) {
-      // P_n(x) and P_n'(x) by the three-term recurrence.
-      let p0 = 1
-      let p1 = x
-      for (let k = 2; k <= n; k++) {
-        const p2 = ((2 * k - 1) * x * p1 - (k - 1) * p0) / k
-        p0 = p1
-        p1 = p2
-      }
-      const pn = n === 0 ? 1 : n === 1 ? x : p1
-      const pn1 = n === 1 ? 1 : p0
-      dp = (n * (x * pn - pn1)) / (x * x - 1)
-      const dx = pn / dp
+      const { p, dp } = legendre(n, x)
+      const dx = p / dp
       x -= dx
       if (Math.abs(dx) < 1e-16) break
     }
-    // Recompute P_n' at the converged root for the weight.
-    let p0 = 1
-    let p1 = x
-    for (let k = 2; k <= n; k++) {
-      const p2 = ((2 * k - 1) * x * p1 - (k - 1) * p0) / k
-      p0 = p1
-      p1 = p2
-    }
-    dp = n === 1 ? 1 : (n * (x * p1 - p0)) / (x * x - 1)
+    // P_n' at the converged root, for the weight (exactly 1 for n = 1).
+    const dp = n === 1 ? 1 : legendre(n, x).dp
     const w = 2 / ((1 - x * x) * dp * dp)
     nodes[n - 1 - i] = x
     weights[n - 1 - i] = w

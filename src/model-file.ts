@@ -6,10 +6,7 @@
 import { FerronetError, ModelFileError } from './errors.js'
 import { awaitNative } from './native.js'
 
-/** Header keys ferronet writes itself; the rest of `__metadata__` is the user's. */
-export function isReservedKey(key: string): boolean {
-  return key === 'format' || key.startsWith('ferronet.') || key.startsWith('trainer.')
-}
+export { isReservedKey } from './validate.js'
 
 /** Awaits a file operation of the addon; its errors name `path` as the caller spelled it. */
 export async function onFile<T>(path: string, run: () => Promise<T>): Promise<T> {

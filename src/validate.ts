@@ -58,6 +58,11 @@ export function filePath(field: string, value: unknown): string {
   return value
 }
 
+/** Header keys ferronet writes itself; the rest of a file's `__metadata__` is the user's. */
+export function isReservedKey(key: string): boolean {
+  return key === 'format' || key.startsWith('ferronet.') || key.startsWith('trainer.')
+}
+
 /** String metadata for a file's header: an object of string values. */
 export function stringRecord(field: string, value: unknown): Record<string, string> {
   if (value === undefined) return {}
@@ -65,7 +70,7 @@ export function stringRecord(field: string, value: unknown): Record<string, stri
   const out: Record<string, string> = {}
   for (const [k, v] of Object.entries(value)) {
     if (typeof v !== 'string') throw new OptionError(`${field}.${k}`, `must be a string, got ${describe(v)}`)
-    if (k === 'format' || k.startsWith('ferronet.') || k.startsWith('trainer.')) throw new OptionError(`${field}.${k}`, 'is reserved (ferronet writes `format`, `ferronet.*` and `trainer.*`)')
+    if (isReservedKey(k)) throw new OptionError(`${field}.${k}`, 'is reserved (ferronet writes `format`, `ferronet.*` and `trainer.*`)')
     out[k] = v
   }
   return out

@@ -8,6 +8,22 @@ import { FerronetError, OptionError } from '../src/errors.js'
 import * as mnist from '../src/mnist/index.js'
 import { expectIdxError, imagesIdx, labelsIdx, makeTempDir, removeTempDir, writeIdx } from './helpers/idx.js'
 
+/** Makes the next fresh import of the loaders see no `mnist` package (undo: `vi.doUnmock('node:module')` and `vi.resetModules()`). */
+function hideMnistPackage(): void {
+  vi.resetModules()
+  vi.doMock('node:module', async (importOriginal) => {
+    const original = await importOriginal<typeof import('node:module')>()
+    const createRequire = (url: string | URL) => {
+      const require = original.createRequire(url)
+      const resolve = () => {
+        throw Object.assign(new Error("Cannot find module 'mnist/package.json'"), { code: 'MODULE_NOT_FOUND' })
+      }
+      return Object.assign(require, { resolve })
+    }
+    return { ...original, default: { ...original, createRequire }, createRequire }
+  })
+}
+
 const FASHION_DIR = '/usr/share/datasets/fashion-mnist'
 const hasFashion = existsSync(join(FASHION_DIR, 'train-images-idx3-ubyte.gz'))
 
@@ -199,18 +215,7 @@ describe('mnist.loadDigits', () => {
   }, 60_000)
 
   it('loadDigits reads the copy ferronet ships in data/, identical to the mnist package, without that package', async () => {
-    vi.resetModules()
-    vi.doMock('node:module', async (importOriginal) => {
-      const original = await importOriginal<typeof import('node:module')>()
-      const createRequire = (url: string | URL) => {
-        const require = original.createRequire(url)
-        const resolve = () => {
-          throw Object.assign(new Error("Cannot find module 'mnist/package.json'"), { code: 'MODULE_NOT_FOUND' })
-        }
-        return Object.assign(require, { resolve })
-      }
-      return { ...original, default: { ...original, createRequire }, createRequire }
-    })
+    hideMnistPackage()
     try {
       const { loadDigits } = await import('../src/mnist/load.js')
       const shipped = await loadDigits()
@@ -229,18 +234,7 @@ describe('mnist.loadDigits', () => {
   })
 
   it('loadDigitsFromPackage throws ERR_DEMO_DATA_MISSING when the mnist package is not installed', async () => {
-    vi.resetModules()
-    vi.doMock('node:module', async (importOriginal) => {
-      const original = await importOriginal<typeof import('node:module')>()
-      const createRequire = (url: string | URL) => {
-        const require = original.createRequire(url)
-        const resolve = () => {
-          throw Object.assign(new Error("Cannot find module 'mnist/package.json'"), { code: 'MODULE_NOT_FOUND' })
-        }
-        return Object.assign(require, { resolve })
-      }
-      return { ...original, default: { ...original, createRequire }, createRequire }
-    })
+    hideMnistPackage()
     try {
       const { loadDigitsFromPackage } = await import('../src/mnist/load.js')
       const { FerronetError: FreshFerronetError } = await import('../src/errors.js')

@@ -396,6 +396,7 @@ impl Trainer {
                 let chw = model.input_chw();
                 let classes = model.output_dim();
                 gathered(data.gather(rows, model.input_buffer(rows.len()), chw), data.gather_targets(rows, targets, classes), rows, epoch, b + 1)?;
+                model.check_input_buffer(rows.len(), |r| rows[r])?;
                 let epoch_end = b + 1 == batches;
                 let report = epoch_end || (config.progress_every > 0 && (b + 1) % config.progress_every == 0);
                 let batch = step(model, optimizer, loss, group, refs, extras, rows.len(), targets, epoch, b + 1, report)?;
@@ -454,6 +455,7 @@ impl Trainer {
         let chw = model.input_chw();
         let classes = model.output_dim();
         gathered(data.gather(&rows, model.input_buffer(rows.len()), chw), data.gather_targets(&rows, &mut self.targets, classes), &rows, self.epochs_done + 1, 1)?;
+        model.check_input_buffer(rows.len(), |r| r)?;
         let group = self.config.group.as_deref();
         let batch = step(
             model,
@@ -585,6 +587,7 @@ pub fn evaluate(
         rows.extend(start..(start + batch_size).min(n));
         let chw = model.input_chw();
         gathered(data.gather(&rows, model.input_buffer(rows.len()), chw), data.gather_targets(&rows, &mut targets, dim), &rows, 0, start / batch_size + 1)?;
+        model.check_input_buffer(rows.len(), |r| rows[r])?;
         let out = model.forward(rows.len());
         let batch = loss.compute(out, rows.len(), dim, batch_targets(&targets, loss.target_kind()), None);
         total.add(&batch);

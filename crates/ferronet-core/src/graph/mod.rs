@@ -907,6 +907,10 @@ impl Model {
         self.set_input_grad(true);
         self.set_mode(Mode::Eval);
         self.set_input(rows, inputs);
+        if let Err(e) = self.check_input_buffer(rows, |r| r) {
+            self.set_mode(mode);
+            return Err(e);
+        }
         self.forward(rows);
         let outputs = self.output_logical(rows);
         self.set_output_grad(rows, output_grad);
@@ -1102,11 +1106,46 @@ impl Model {
                     Some(chw) => inputs.copy_row_channels_last(start + r, chw, row),
                 };
             }
+            if let Err(e) = self.check_input_buffer(n, |r| start + r) {
+                self.mode = mode;
+                return Err(e);
+            }
             let y = self.forward(n);
             layout::to_logical(&out_shape, y, &mut out[start * outputs..(start + n) * outputs]);
         }
         self.mode = mode;
         Ok(())
+    }
+
+    /// Asks every op that reads the graph input to check a batch of it (`Op::check_input`:
+    /// an Embedding's ids must be integers in range) before a forward pass: `values` holds
+    /// `rows` samples in the stored layout, `sample_of(r)` is batch row r's index in the
+    /// caller's data, for the error.
+    pub fn check_inputs(&self, values: &[f32], rows: usize, sample_of: impl Fn(usize) -> usize) -> Result<()> {
+        let v = &self.values[self.inputs[0]];
+        let size = v.size;
+        let values = &values[..rows * size];
+        for &(n, slot) in &v.consumers {
+            let node = &self.nodes[n];
+            if let Err(bad) = node.op.check_input(slot, values, size) {
+                return Err(Error::InvalidInput {
+                    node: node.name.clone(),
+                    op: node.op.kind().to_string(),
+                    sample: sample_of(bad.index / size),
+                    position: bad.index % size,
+                    value: bad.value,
+                    reason: bad.reason,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// `check_inputs` on the first `rows` samples of the input buffer (after a gather).
+    pub fn check_input_buffer(&self, rows: usize, sample_of: impl Fn(usize) -> usize) -> Result<()> {
+        let v = &self.values[self.inputs[0]];
+        let start = self.capacity * v.offset;
+        self.check_inputs(&self.acts[start..start + rows * v.size], rows, sample_of)
     }
 
     /// Rows per chunk of evaluation and prediction: as many as keep the activations

@@ -99,6 +99,10 @@ pub struct Model {
     folded_now: Vec<bool>,
     /// Set by `release`: the buffers are gone; nothing may run on this model any more.
     released: bool,
+    /// Tied tensors (weight tying): (alias tensor, offset in `tied_grads`). The alias's
+    /// op writes its gradient there; after backward it is added to the owner's.
+    tied: Vec<(usize, usize)>,
+    tied_grads: Vec<f32>,
 }
 
 // The raw pointers in `plans` point into this model's own arena and store.
@@ -131,6 +135,8 @@ impl Clone for Model {
             fold_shift: self.fold_shift.clone(),
             folded_now: self.folded_now.clone(),
             released: self.released,
+            tied: self.tied.clone(),
+            tied_grads: vec![0.0; self.tied_grads.len()],
         }
     }
 }
@@ -302,8 +308,29 @@ impl Model {
             let op = ops::build(&n.name, &n.op, &n.config, &shapes)?;
             let node_id = nodes.len();
             let mut tensors = Vec::new();
+            let tie = op.tied_to().map(|(i, node)| (i, node.to_string()));
             for (index, decl) in op.params().into_iter().enumerate() {
                 let name = format!("{}.{}", n.name, decl.name);
+                if let Some((_, target)) = tie.as_ref().filter(|(i, _)| *i == index) {
+                    let owner = tied_owner(&n.name, op.kind(), target, &decl.shape, &nodes, &store)?;
+                    let t = store.push_alias(
+                        TensorInfo {
+                            name,
+                            shape: decl.shape.clone(),
+                            offset: 0,
+                            len: 0,
+                            node: node_id,
+                            index,
+                            kind: decl.kind,
+                            group: n.group.clone().unwrap_or_default(),
+                            frozen: false,
+                            tied: None,
+                        },
+                        owner,
+                    );
+                    tensors.push(t);
+                    continue;
+                }
                 declared = declared.saturating_add(decl.len());
                 if declared > max_values {
                     return Err(Error::graph(
@@ -327,6 +354,7 @@ impl Model {
                     kind: decl.kind,
                     group: n.group.clone().unwrap_or_default(),
                     frozen: false,
+                    tied: None,
                 });
                 op.param_from_torch(index, &torch, store.value_mut(t));
                 tensors.push(t);
@@ -391,6 +419,15 @@ impl Model {
             v.offset = offset;
             offset = offset.saturating_add(v.size);
         }
+        let mut tied = Vec::new();
+        let mut tied_len = 0;
+        for (t, info) in store.tensors.iter().enumerate() {
+            if info.tied.is_some() {
+                tied.push((t, tied_len));
+                tied_len += info.len;
+            }
+        }
+        let tied_grads = Error::try_zeros(tied_len, "the tied tensors' gradients")?;
         let mut model = Model {
             spec,
             seed,
@@ -416,6 +453,8 @@ impl Model {
             fold_shift: Vec::new(),
             folded_now: Vec::new(),
             released: false,
+            tied,
+            tied_grads,
         };
         model.plan_folds();
         model.plan_backward();
@@ -649,12 +688,17 @@ impl Model {
                     Buf { ptr: unsafe { store_values.add(i.offset) }, len: i.len }
                 })
                 .collect();
+            let tied_grads = self.tied_grads.as_mut_ptr();
             plan.grads = node
                 .tensors
                 .iter()
                 .map(|&t| {
                     let i = &self.store.tensors[t];
-                    Buf { ptr: unsafe { store_grads.add(i.offset) }, len: i.len }
+                    match self.tied.iter().find(|&&(a, _)| a == t) {
+                        // A tied tensor's op writes its own part of the gradient apart.
+                        Some(&(_, off)) => Buf { ptr: unsafe { tied_grads.add(off) }, len: i.len },
+                        None => Buf { ptr: unsafe { store_grads.add(i.offset) }, len: i.len },
+                    }
                 })
                 .collect();
         }
@@ -830,6 +874,13 @@ impl Model {
                     p[n].1 += t.elapsed().as_secs_f64();
                 }
             }
+        }
+        // A tied tensor's gradient is the sum of its uses (ops overwrite their own).
+        for &(alias, off) in &self.tied {
+            let info = &self.store.tensors[alias];
+            let (owner, len) = (info.offset, info.len);
+            let g = &mut self.store.grads[owner..owner + len];
+            g.iter_mut().zip(&self.tied_grads[off..off + len]).for_each(|(d, &s)| *d += s);
         }
     }
 
@@ -1054,7 +1105,7 @@ impl Model {
         // Mutable provenance: gradient clipping scales the gradients through these refs.
         let grads = self.store.grads.as_mut_ptr();
         for (id, t) in self.store.tensors.iter().enumerate() {
-            if !t.trainable() || t.frozen || group.is_some_and(|g| g != t.group) {
+            if !t.owns_values() || t.frozen || group.is_some_and(|g| g != t.group) {
                 continue;
             }
             out.push(crate::optim::TensorRef {
@@ -1179,6 +1230,31 @@ impl Model {
         self.refs = refs;
     }
 
+}
+
+/// The tensor that node `name`'s parameter of `shape` is tied to: `target`'s weight,
+/// where `target` is an Embedding listed before it with the same shape.
+fn tied_owner(name: &str, kind: &str, target: &str, shape: &[usize], nodes: &[Node], store: &ParamStore) -> Result<usize> {
+    let Some(node) = nodes.iter().find(|m| m.name == target) else {
+        return Err(Error::graph(
+            name,
+            format!("{name} ({kind}) is tied to {target:?} (tiedTo), which is not a node listed before it (nodes: {})", nodes.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", ")),
+        ));
+    };
+    if node.op.kind() != "Embedding" {
+        return Err(Error::graph(name, format!("{name} ({kind}) is tied to {target:?} (tiedTo), which is a {}, not an Embedding", node.op.kind())));
+    }
+    let owner = store.find(&format!("{target}.weight")).expect("an Embedding has a weight");
+    let theirs = &store.tensors[owner].shape;
+    if theirs.as_slice() != shape {
+        return Err(Error::graph(
+            name,
+            format!(
+                "{name} ({kind}) weight {shape:?} [outFeatures, in features] cannot be tied to {target}.weight {theirs:?} ({target} (Embedding) [numEmbeddings, embeddingDim]): the shapes must be equal"
+            ),
+        ));
+    }
+    Ok(owner)
 }
 
 /// The random stream of node `n` at training step `step`: counter-based, so a node's

@@ -170,6 +170,15 @@ pub trait Op: Send + std::fmt::Debug {
         torch.copy_from_slice(internal)
     }
 
+    /// Weight tying: Some((index, node)) when parameter `index` is not the op's own but
+    /// the `weight` of `node` (an earlier node), shared as PyTorch's
+    /// `lm_head.weight = wte.weight`: one tensor in the store, both names in exports.
+    /// The op then keeps that parameter in the owner's layout (PyTorch's), and its
+    /// gradient is summed with the owner's by the graph.
+    fn tied_to(&self) -> Option<(usize, &str)> {
+        None
+    }
+
     /// Sizes the op's own scratch for batches of up to `capacity` samples. Called
     /// when the graph's batch capacity grows, never per batch.
     fn prepare(&mut self, _capacity: usize) {}

@@ -300,6 +300,7 @@ export function checkSpec(raw: unknown): { spec: ModelSpec; layers: LayerSpec[];
     return { name, shape }
   })
   const layers: LayerSpec[] = []
+  const byName = new Map<string, LayerSpec>()
   const nodes: NodeSpec[] = s.nodes.map((n: unknown, k) => {
     const o = (n ?? {}) as Record<string, unknown>
     const where = `spec.nodes[${typeof o.name === 'string' ? o.name : k}]`
@@ -316,6 +317,8 @@ export function checkSpec(raw: unknown): { spec: ModelSpec; layers: LayerSpec[];
     })
     const group = checkGroup(`${where}.group`, o.group)
     shapes.set(name, inferShape(layer, ins.map((i) => shapes.get(i)!), name))
+    if (layer.op === 'Linear' && layer.tiedTo !== undefined) checkTie(name, layer.outFeatures, shapes.get(ins[0]!)!, layer.tiedTo, byName)
+    byName.set(name, layer)
     layers.push(layer)
     const config = layerConfig(layer)
     return { name, op: layer.op, inputs: ins, ...(config ? { config } : {}), ...(group !== undefined ? { group } : {}) }
@@ -328,5 +331,17 @@ export function checkSpec(raw: unknown): { spec: ModelSpec; layers: LayerSpec[];
     spec: { format: SPEC_FORMAT, version: SPEC_VERSION, inputs, nodes, outputs },
     layers,
     outputShape: shapes.get(outputs[0]!)!,
+  }
+}
+
+/** A Linear `name` tied to `target`: an Embedding listed before it, of the Linear's weight shape. */
+function checkTie(name: string, outFeatures: number, input: readonly number[], target: string, byName: ReadonlyMap<string, LayerSpec>): void {
+  const owner = byName.get(target)
+  if (owner === undefined) throw new ShapeError(`${name} (Linear) is tied to ${JSON.stringify(target)} (tiedTo), which is not a node listed before it`, name)
+  if (owner.op !== 'Embedding') throw new ShapeError(`${name} (Linear) is tied to ${JSON.stringify(target)} (tiedTo), which is a ${owner.op}, not an Embedding`, name)
+  const mine = [outFeatures, input[input.length - 1]!]
+  const theirs = [owner.numEmbeddings, owner.embeddingDim]
+  if (fmt(mine) !== fmt(theirs)) {
+    throw new ShapeError(`${name} (Linear) weight ${fmt(mine)} [outFeatures, in features] cannot be tied to ${target}.weight ${fmt(theirs)} (${target} (Embedding) [numEmbeddings, embeddingDim]): the shapes must be equal`, name)
   }
 }

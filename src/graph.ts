@@ -4,7 +4,7 @@
  * before the native core compiles it.
  */
 
-import { OptionError, ShapeError } from './errors.js'
+import { InvalidInputError, OptionError, ShapeError } from './errors.js'
 import { fmt, inferShape, layerArity, layerConfig, normalizeLayer, type LayerSpec } from './layers.js'
 import { describe, unknownOption } from './validate.js'
 
@@ -343,5 +343,27 @@ function checkTie(name: string, outFeatures: number, input: readonly number[], t
   const theirs = [owner.numEmbeddings, owner.embeddingDim]
   if (fmt(mine) !== fmt(theirs)) {
     throw new ShapeError(`${name} (Linear) weight ${fmt(mine)} [outFeatures, in features] cannot be tied to ${target}.weight ${fmt(theirs)} (${target} (Embedding) [numEmbeddings, embeddingDim]): the shapes must be equal`, name)
+  }
+}
+
+/**
+ * Checks the ids an Embedding reads straight from graph input 0 (`values`: rows × the
+ * input's size, PyTorch's order): integers in `0..numEmbeddings`, as the core checks
+ * them per batch; here the whole dataset at once, before anything is trained.
+ * @throws {@link InvalidInputError} naming the node, the sample, the position and the value.
+ */
+export function checkIds(spec: ModelSpec, values: Float32Array): void {
+  const input = spec.inputs[0]!
+  const size = input.shape.reduce((a, b) => a * b, 1)
+  for (const n of spec.nodes) {
+    if (n.op !== 'Embedding' || n.inputs[0] !== input.name) continue
+    const v = n.config!.numEmbeddings as number
+    for (let i = 0; i < values.length; i++) {
+      const x = values[i]!
+      if (x >= 0 && x < v && Number.isInteger(x)) continue
+      const [sample, position] = [Math.floor(i / size), i % size]
+      const reason = Number.isNaN(x) ? 'is NaN, not an id' : Number.isInteger(x) ? `is out of range: ids are integers in 0..${v} (numEmbeddings ${v})` : `is not an integer id (ids are integers in 0..${v}, numEmbeddings ${v})`
+      throw new InvalidInputError(n.name, sample, position, x, `${n.name} (Embedding): input value ${x} of sample ${sample}, position ${position} ${reason}`)
+    }
   }
 }

@@ -194,6 +194,15 @@ describe('token layers', () => {
       const data = Dataset.fromArrays({ inputs: xs, labels: y, sampleShape: [T], numClasses: VOCAB })
       check(await trainer.fit(data, { epochs: 1, shuffle: false }).then(() => undefined, (e: unknown) => e), bad)
     }
+    // fit and evaluate check the whole dataset before the first batch: nothing is trained
+    // even when the bad id is in the last sample.
+    const { x: many, y: manyY } = windows(500, 3)
+    many[499 * T + 5] = VOCAB + 3
+    const data = Dataset.fromArrays({ inputs: many, labels: manyY, sampleShape: [T], numClasses: VOCAB })
+    const e = await trainer.fit(data, { epochs: 1 }).then(() => undefined, (err: unknown) => err)
+    expect(e).toBeInstanceOf(InvalidInputError)
+    expect([(e as InvalidInputError).sample, (e as InvalidInputError).position, (e as InvalidInputError).value]).toEqual([499, 5, VOCAB + 3])
+    await expect(trainer.evaluate(data)).rejects.toThrow(/sample 499, position 5/)
     const xs = x.slice()
     xs[6 * T + 3] = Number.NaN
     check(((): unknown => { try { net.predict(xs) } catch (e) { return e } })(), Number.NaN)

@@ -165,3 +165,27 @@ fn bad_ids_are_typed_errors_from_every_entry_point() {
     ids[4 * 6 + 2] = 6.0;
     m.predict(Inputs::F32(&ids), &mut out).unwrap();
 }
+
+#[test]
+fn a_tied_model_resumes_from_a_checkpoint_bit_for_bit() {
+    use ferronet_core::AdamConfig;
+    let ids: Vec<f32> = (0..32).map(|i| ((i * 5) % 7) as f32).collect();
+    let labels: Vec<u32> = (0..8).map(|i| i % 3).collect();
+    let adam = OptimizerConfig::Adam(AdamConfig { lr: 0.01, ..Default::default() });
+    let mut m = Model::from_json(&spec(true, false), 4).unwrap();
+    let mut trainer = Trainer::new(&adam, 2).unwrap();
+    for _ in 0..3 {
+        trainer.train_batch(&mut m, &ids, Targets::Classes(Labels::U32(&labels))).unwrap();
+    }
+    let path = dir().join("tied.ckpt.safetensors");
+    io::save_checkpoint(&m, &trainer, &path, &Metadata::new()).unwrap();
+    // The optimizer keeps state for the shared tensor once, under its owner's name.
+    assert!(trainer.export_state().optimizer.slots.iter().all(|(id, _, _)| m.store().tensors()[*id].tied.is_none()));
+    let ck = io::load_checkpoint(&path).unwrap();
+    let (mut m2, mut t2) = (ck.model, Trainer::new(&adam, 2).unwrap());
+    t2.restore_state(ck.state).unwrap();
+    let a = trainer.train_batch(&mut m, &ids, Targets::Classes(Labels::U32(&labels))).unwrap();
+    let b = t2.train_batch(&mut m2, &ids, Targets::Classes(Labels::U32(&labels))).unwrap();
+    assert_eq!(a, b);
+    assert_eq!(m.params(), m2.params());
+}

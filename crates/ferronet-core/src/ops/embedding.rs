@@ -10,7 +10,7 @@
 //! clamped into range so the lookup never reads outside the table.
 
 use super::config::parse;
-use super::{expect_inputs, Backward, BadInput, Forward, Init, Op, ParamDecl};
+use super::{expect_inputs, Backward, BadInput, Forward, Init, Op, ParamDecl, SharedMut};
 use crate::error::{Error, Result};
 use crate::graph::layout::is_channels_last;
 use serde::Deserialize;
@@ -133,12 +133,22 @@ impl Op for Embedding {
 
     fn forward(&mut self, cx: &Forward) {
         // out[b, t, :] = weight[ids[b, t], :]
-        let (ids, out, weight) = (cx.input(0), cx.output(), cx.param(0));
+        // Copies in parallel over fixed chunks of positions (disjoint output rows).
+        const POSITIONS_PER_PART: usize = 256;
+        let (ids, weight) = (cx.input(0), cx.param(0));
         let c = self.dim;
-        for (&x, row) in ids.iter().zip(out.chunks_exact_mut(c)) {
-            let r = self.row(x);
-            row.copy_from_slice(&weight[r * c..(r + 1) * c]);
-        }
+        let out = SharedMut::new(cx.output());
+        let n = ids.len();
+        crate::team::run_parts(n.div_ceil(POSITIONS_PER_PART), &|part| {
+            let p0 = part * POSITIONS_PER_PART;
+            let len = POSITIONS_PER_PART.min(n - p0);
+            // Safety: parts cover disjoint ranges of positions, so of output rows.
+            let out = unsafe { out.slice(p0 * c, len * c) };
+            for (&x, row) in ids[p0..p0 + len].iter().zip(out.chunks_exact_mut(c)) {
+                let r = self.row(x);
+                row.copy_from_slice(&weight[r * c..(r + 1) * c]);
+            }
+        });
     }
 
     fn backward(&mut self, cx: &Backward) {

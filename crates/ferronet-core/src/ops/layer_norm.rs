@@ -252,6 +252,30 @@ mod tests {
     }
 
     #[test]
+    fn same_bits_for_any_thread_count() {
+        // 300 rows: 5 parts, partial sums of the weight gradient added in part order.
+        let s = sequential_spec(&[100, 8], &[("LayerNorm", json!({}))]);
+        let base = Model::from_json(&s, 0).unwrap();
+        let x: Vec<f32> = (0..3 * 800).map(|i| ((i * 37) % 101) as f32 / 17.0 - 3.0).collect();
+        let g: Vec<f32> = (0..3 * 800).map(|i| ((i * 13) % 29) as f32 / 7.0 - 2.0).collect();
+        let with = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let mut m = base.clone();
+            m.set_input_grad(true);
+            pool.install(|| {
+                crate::team::with_team(|| {
+                    m.input_buffer(3).copy_from_slice(&x);
+                    let y = m.forward(3).to_vec();
+                    m.output_grad_buffer(3).copy_from_slice(&g);
+                    m.backward(3);
+                    (y, m.input_grad(3).unwrap().to_vec(), m.grads())
+                })
+            })
+        };
+        assert_eq!(with(1), with(2));
+    }
+
+    #[test]
     fn gradients() {
         for config in [json!({}), json!({ "elementwiseAffine": false }), json!({ "bias": false })] {
             // A Linear after it gives the weight and bias non-trivial gradients.

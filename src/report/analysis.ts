@@ -86,7 +86,8 @@ export function layerTable(net: Net): LayerRow[] {
   for (const input of net.spec.inputs) shapes.set(input.name, input.shape)
   const counts = new Map<string, number>()
   for (const p of net.parameters()) {
-    if (!p.trainable) continue
+    // A tied tensor (weight tying) counts once, at its owner (the Embedding).
+    if (!p.trainable || p.tiedTo !== undefined) continue
     const node = p.name.slice(0, p.name.lastIndexOf('.'))
     counts.set(node, (counts.get(node) ?? 0) + p.data.length)
   }

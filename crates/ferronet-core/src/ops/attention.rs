@@ -442,19 +442,19 @@ impl MultiHeadAttention {
 /// (causal, j > i) get probability 0 without being exponentiated.
 fn softmax_row(row: &mut [f32], n: usize) {
     let max = row[..n].iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v));
-    let mut sum = 0f32;
+    let mut sum = 0f64;
     for v in &mut row[..n] {
         *v = (*v - max).exp();
-        sum += *v;
+        sum += *v as f64;
     }
-    let inv = 1.0 / sum;
+    let inv = (1.0 / sum) as f32;
     row[..n].iter_mut().for_each(|v| *v *= inv);
     row[n..].fill(0.0);
 }
 
 /// In place: g[..n] = p ⊙ (g − Σ_j g·p), g[n..] = 0 (the masked entries get no gradient).
 fn softmax_row_backward(g: &mut [f32], p: &[f32], n: usize) {
-    let dot: f32 = g[..n].iter().zip(p).map(|(&a, &b)| a * b).sum();
+    let dot = g[..n].iter().zip(p).map(|(&a, &b)| a as f64 * b as f64).sum::<f64>() as f32;
     for (v, &pj) in g[..n].iter_mut().zip(p) {
         *v = pj * (*v - dot);
     }

@@ -9,7 +9,7 @@ use serde_json::Value;
 /// Relative, with the runner's floor of 1e-2 × the tensor's largest |value| ...
 const REL_TOL: f64 = 1e-5;
 /// ... or twice PyTorch's own float32 error on the case (its "float32Deviation",
-/// up to 9.5e-6 here): f32 rounding of these products is itself about 1e-5.
+/// up to 1.2e-5 here): f32 rounding of these products is itself about 1e-5.
 const F32_FACTOR: f64 = 2.0;
 
 #[test]

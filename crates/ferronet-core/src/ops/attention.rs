@@ -541,21 +541,39 @@ mod tests {
         assert_ne!(&base[..c], &run(&mut m, &x2, 1)[..c]);
     }
 
+    /// Two training steps (forward, backward): outputs and every gradient.
+    fn two_steps(m: &mut Model, x: &[f32], rows: usize) -> Vec<Vec<f32>> {
+        let mut seen = Vec::new();
+        for _ in 0..2 {
+            seen.push(run(m, x, rows));
+            let g: Vec<f32> = (0..seen[0].len()).map(|i| ((i * 29 % 17) as f32 - 8.0) / 8.0).collect();
+            m.output_grad_buffer(rows).copy_from_slice(&g);
+            m.backward(rows);
+            seen.extend((0..m.store().tensors().len()).map(|t| m.store().grad(t).to_vec()));
+            seen.push(m.input_grad(rows).unwrap().to_vec());
+        }
+        seen
+    }
+
     #[test]
-    fn dropout_masks_repeat_for_any_thread_count() {
-        let x: Vec<f32> = (0..4 * 20 * 8).map(|i| (i % 13) as f32 / 7.0 - 0.9).collect();
-        let base = Model::from_json(&spec(&[20, 8], json!({ "numHeads": 2, "dropout": 0.5 })), 1).unwrap();
-        let with = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            let mut m = base.clone();
-            let x = &x;
-            pool.install(move || (run(&mut m, x, 4), run(&mut m, x, 4)))
-        };
-        let (a1, b1) = with(1);
-        let (a2, b2) = with(2);
-        assert_eq!(a1, a2);
-        assert_eq!(b1, b2);
-        assert_ne!(a1, b1, "step 2 draws another mask");
+    fn results_and_dropout_masks_repeat_for_any_thread_count() {
+        let (rows, t, c) = (6, 20, 8);
+        let x: Vec<f32> = (0..rows * t * c).map(|i| (i % 13) as f32 / 7.0 - 0.9).collect();
+        for config in [json!({ "numHeads": 2, "dropout": 0.5 }), json!({ "numHeads": 4, "causal": true, "dropout": 0.2 })] {
+            let mut base = Model::from_json(&spec(&[t, c], config), 1).unwrap();
+            base.set_input_grad(true);
+            let with = |threads: usize, team: bool| {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                let mut m = base.clone();
+                let x = &x;
+                pool.install(move || if team { crate::team::with_team(|| two_steps(&mut m, x, rows)) } else { two_steps(&mut m, x, rows) })
+            };
+            let one = with(1, false);
+            assert_eq!(one, with(2, false));
+            assert_eq!(one, with(2, true), "inside a spinning team as well");
+            let outputs = 1 + base.store().tensors().len() + 1;
+            assert_ne!(one[0], one[outputs], "step 2 draws another mask");
+        }
     }
 
     #[test]

@@ -26,6 +26,7 @@ import * as ort from 'onnxruntime-node'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Dataset, Net, OptionError, ShapeError, SymbolicTensor, Trainer, mnist } from '../src/index.js'
 import { toOnnx } from '../src/onnx.js'
+import { layerTable } from '../src/report/analysis.js'
 
 /** Deterministic values in [lo, hi) (mulberry32). */
 function uniform(n: number, seed: number, lo = -1, hi = 1): Float32Array {
@@ -112,6 +113,7 @@ describe('Net.multiHeadAttention', () => {
     ])
     const nobias = Net.sequential([5, 8], [Net.multiHeadAttention(2, { bias: false })])
     expect(nobias.parameters().map((p) => p.name)).toEqual(['0.in_proj_weight', '0.out_proj.weight'])
+    expect(layerTable(net)[0]).toMatchObject({ op: 'MultiHeadAttention', details: '4 heads of 2, causal, dropout 0.1', outputShape: [5, 8], parameters: 4 * 8 * 8 + 4 * 8 })
   })
 
   it('bad options and shapes: typed errors naming the field or the node and the numbers', () => {

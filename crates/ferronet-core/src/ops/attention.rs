@@ -231,7 +231,9 @@ impl Op for MultiHeadAttention {
     /// Per sample: in_proj T·C·3C + scores T·T·C (H heads of T·T·d) + p·v T·T·C +
     /// out_proj T·C·C = 4·T·C² + 2·T²·C multiply-adds (dense count; causal computes
     /// about 5/8 of the T² part for T = 64). For the GPT target (T 64, C 128) that is
-    /// 4.2 M + 1.0 M = 5.2 M per sample and block: the projections dominate.
+    /// 4.2 M + 1.0 M = 5.2 M per sample and block: the projections dominate. A training
+    /// step of its 4 blocks at batch 12 does 3× that (forward, two backward products),
+    /// ≈ 0.75 G multiply-adds = 1.5 GFLOP.
     fn forward_macs(&self) -> usize {
         4 * self.t * self.c * self.c + 2 * self.t * self.t * self.c
     }

@@ -53,3 +53,4 @@ export type {
   ReduceLrOnPlateau, ReduceLrOnPlateauOptions, TrainBeginInfo, TrainEndInfo,
 } from './callbacks.js'
 export type { ValidationMetrics } from './trainer.js'
+export * as text from './text.js'

@@ -20,7 +20,7 @@ export { SymbolicTensor } from './graph.js'
 export type { Applicable, ApplyOptions, InputSpec, Layer, ModelSpec, NodeSpec } from './graph.js'
 export type {
   AdaptiveAvgPool2dSpec, AddSpec, AvgPool2dSpec, BatchNorm1dSpec, BatchNorm2dSpec, ConcatSpec, Conv2dSpec, DropoutSpec, EmbeddingSpec, LayerNormSpec, PositionEmbeddingSpec,
-  FlattenSpec, GeluSpec, LayerSpec, LeakyReluSpec, LinearSpec, LogSoftmaxSpec, MaxPool2dSpec, OpName, ReluSpec,
+  FlattenSpec, GeluSpec, LayerSpec, LeakyReluSpec, LinearSpec, LogSoftmaxSpec, MaxPool2dSpec, MultiHeadAttentionSpec, OpName, ReluSpec,
   SigmoidSpec, SiluSpec, Size2, SoftmaxSpec, TanhSpec,
 } from './layers.js'
 export { Trainer } from './trainer.js'

@@ -104,6 +104,24 @@ export interface DropoutSpec {
   /** Probability of zeroing a value, in `[0, 1)` (default `0.5`). */
   readonly p?: number
 }
+/**
+ * `nn.MultiheadAttention(C, numHeads, dropout, bias, batch_first=True)` as self-attention on
+ * `[steps, C]` sequences, `mha(x, x, x, need_weights=False, attn_mask=causal mask)`: output
+ * `[steps, C]`. Tensors `in_proj_weight` `[3C, C]`, `in_proj_bias` `[3C]`, `out_proj.weight`
+ * `[C, C]`, `out_proj.bias` `[C]` (PyTorch's names and init). Built by {@link Net.multiHeadAttention}.
+ */
+export interface MultiHeadAttentionSpec {
+  /** The op name in the spec. */
+  readonly op: 'MultiHeadAttention'
+  /** Attention heads, an integer >= 1 that divides the embedding size C (the input's last dimension). */
+  readonly numHeads: number
+  /** Whether step t attends only to steps <= t (default `false`). */
+  readonly causal?: boolean
+  /** Dropout probability on the attention weights in training, in `[0, 1)` (default `0`). */
+  readonly dropout?: number
+  /** Whether the input and output projections add biases (default `true`). */
+  readonly bias?: boolean
+}
 /** `nn.Flatten()` (start_dim 1): `[C, H, W]` → `[C·H·W]`. Built by {@link Net.flatten}. */
 export interface FlattenSpec {
   /** The op name in the spec. */
@@ -219,6 +237,7 @@ export type LayerSpec =
   | ReluSpec | SigmoidSpec | TanhSpec | SiluSpec | LeakyReluSpec | GeluSpec
   | SoftmaxSpec | LogSoftmaxSpec | AddSpec | ConcatSpec
   | EmbeddingSpec | PositionEmbeddingSpec | LayerNormSpec
+  | MultiHeadAttentionSpec
 
 /** Every op name of the spec. */
 export type OpName = LayerSpec['op']
@@ -314,6 +333,7 @@ export const OPS: Readonly<Record<OpName, OpInfo>> = {
   Embedding: { fields: { numEmbeddings: maxInt(1, MAX_EXACT_ID), embeddingDim: int(1), paddingIdx: anyInt }, required: ['numEmbeddings', 'embeddingDim'], arity: 1 },
   PositionEmbedding: { fields: { numPositions: int(1) }, arity: 1 },
   LayerNorm: { fields: { eps: positive, elementwiseAffine: bool, bias: bool }, arity: 1 },
+  MultiHeadAttention: { fields: { numHeads: int(1), causal: bool, dropout: unit, bias: bool }, required: ['numHeads'], arity: 1 },
 }
 
 const OP_NAMES = Object.keys(OPS) as OpName[]
@@ -472,6 +492,12 @@ export function inferShape(layer: LayerSpec, inputs: readonly (readonly number[]
       })
       return out
     }
+    case 'MultiHeadAttention':
+      if (x.length !== 2) throw new ShapeError(`${who} needs [steps, embedding], got ${fmt(x)}`, node)
+      if (x[1]! % layer.numHeads !== 0) {
+        throw new ShapeError(`${who}: the embedding size ${x[1]} (input shape ${fmt(x)}) must be divisible by numHeads ${layer.numHeads}`, node)
+      }
+      return [...x]
     default:
       return [...x]
   }

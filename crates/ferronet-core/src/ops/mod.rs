@@ -14,6 +14,7 @@
 pub mod activations;
 pub mod adaptive_avgpool2d;
 pub mod add;
+pub mod attention;
 pub mod avgpool2d;
 pub mod batchnorm;
 pub mod concat;
@@ -264,6 +265,7 @@ pub const REGISTRY: &[(&str, BuildFn)] = &[
     ("Embedding", embedding::build),
     ("PositionEmbedding", position_embedding::build),
     ("LayerNorm", layer_norm::build),
+    ("MultiHeadAttention", attention::build),
 ];
 
 /// Builds node `name`'s op `kind` from its config and input shapes.

@@ -38,6 +38,25 @@ pub fn kl_forward(kl: &mut [f32], mean: &[f32], logvar: &[f32], z: usize) {
     }
 }
 
+/// dmean[r, j] (+)= dkl[r]·mean[r, j].
+pub fn kl_backward_mean(dmean: &mut [f32], dkl: &[f32], mean: &[f32], z: usize, accumulate: bool) {
+    for (r, &g) in dkl.iter().enumerate() {
+        for (d, &m) in dmean[r * z..(r + 1) * z].iter_mut().zip(&mean[r * z..(r + 1) * z]) {
+            *d = if accumulate { *d + g * m } else { g * m };
+        }
+    }
+}
+
+/// dlogvar[r, j] (+)= dkl[r]·0.5·(exp(logvar[r, j]) − 1).
+pub fn kl_backward_logvar(dlogvar: &mut [f32], dkl: &[f32], logvar: &[f32], z: usize, accumulate: bool) {
+    for (r, &g) in dkl.iter().enumerate() {
+        for (d, &lv) in dlogvar[r * z..(r + 1) * z].iter_mut().zip(&logvar[r * z..(r + 1) * z]) {
+            let v = g * 0.5 * (lv.exp() - 1.0);
+            *d = if accumulate { *d + v } else { v };
+        }
+    }
+}
+
 impl Op for KlDivergence {
     fn kind(&self) -> &'static str {
         "KLDivergence"
@@ -49,23 +68,12 @@ impl Op for KlDivergence {
         kl_forward(cx.output(), cx.input(0), cx.input(1), self.z);
     }
     fn backward(&mut self, cx: &Backward) {
-        let (dkl, z) = (&*cx.dout(), self.z);
+        let dkl = &*cx.dout();
         if let Some(dmean) = cx.dinput(0) {
-            let (mean, acc) = (cx.input(0), cx.accumulate(0));
-            for (r, &g) in dkl.iter().enumerate() {
-                for (d, &m) in dmean[r * z..(r + 1) * z].iter_mut().zip(&mean[r * z..(r + 1) * z]) {
-                    *d = if acc { *d + g * m } else { g * m };
-                }
-            }
+            kl_backward_mean(dmean, dkl, cx.input(0), self.z, cx.accumulate(0));
         }
         if let Some(dlogvar) = cx.dinput(1) {
-            let (logvar, acc) = (cx.input(1), cx.accumulate(1));
-            for (r, &g) in dkl.iter().enumerate() {
-                for (d, &lv) in dlogvar[r * z..(r + 1) * z].iter_mut().zip(&logvar[r * z..(r + 1) * z]) {
-                    let v = g * 0.5 * (lv.exp() - 1.0);
-                    *d = if acc { *d + v } else { v };
-                }
-            }
+            kl_backward_logvar(dlogvar, dkl, cx.input(1), self.z, cx.accumulate(1));
         }
     }
     fn clone_box(&self) -> Box<dyn Op> {

@@ -32,7 +32,9 @@ function load(): OnnxNamespace {
 /** The `onnx` namespace of `onnx-proto` (protobufjs-generated `ModelProto`, `GraphProto`, …), loaded on first use. */
 export const onnx: OnnxNamespace = new Proxy({} as OnnxNamespace, { get: (_, key) => load()[key as keyof OnnxNamespace] })
 
-/** `TensorProto.DataType.FLOAT`, the only element type ferronet exports. */
+/** `TensorProto.DataType.INT64`, for the axes of reductions. */
+const INT64 = 7
+/** `TensorProto.DataType.FLOAT`, the element type of every tensor ferronet exports. */
 export const FLOAT = 1
 
 /** An attribute value, tagged with its ONNX attribute type. */
@@ -128,6 +130,15 @@ export class GraphBuilder {
   initializer(name: string, dims: readonly number[], data: ArrayLike<number>): void {
     if (!this.claim(name)) throw new Error(`internal: initializer name ${JSON.stringify(name)} is taken`)
     this.initializers.push(onnx.TensorProto.create({ name, dims: [...dims], dataType: FLOAT, rawData: float32Bytes(data) }))
+  }
+
+  /** A `Constant` node holding int64 `data` (`axes` of a reduction, shapes) of shape `dims`; returns its output name. */
+  constantInt64(base: string, dims: readonly number[], data: readonly number[]): string {
+    const out = this.fresh(base)
+    const bytes = new Uint8Array(new BigInt64Array(data.map((v) => BigInt(v))).buffer)
+    const value = onnx.TensorProto.create({ name: out, dims: [...dims], dataType: INT64, rawData: bytes })
+    this.node('Constant', [], [out], { value: { tensor: value } })
+    return out
   }
 
   /** A `Constant` node holding float32 `data` of shape `dims` (`[]` for a scalar); returns its output name. */

@@ -384,7 +384,6 @@ export class Net {
   get inputDim(): number {
     return this.shapes.input.reduce((a, b) => a * b, 1)
   }
-  /** Values per output sample (logits of a classifier). */
   /**
    * Per-sample shape of the network's output (or any node) named `name`.
    * @throws {@link OptionError} (`name`) when the spec has no such node or input.
@@ -405,6 +404,7 @@ export class Net {
     return this.shapeCache
   }
 
+  /** Values per output sample (logits of a classifier). */
   get outputDim(): number {
     return this.shapes.output.reduce((a, b) => a * b, 1)
   }

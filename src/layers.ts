@@ -229,6 +229,28 @@ export interface LayerNormSpec {
   /** Whether it has a learned bias, with `elementwiseAffine` (default `true`). */
   readonly bias?: boolean
 }
+/**
+ * A VAE's sampling step on inputs `[mean, logvar]` (one shape): z = mean +
+ * exp(0.5·logvar)·ε, ε ~ N(0, 1) drawn per training step from the net's seed
+ * (the same for any thread count); differentiable in mean and logvar. In eval mode
+ * (predict, evaluate) it outputs the mean, unless `sampleInEval` (functional API only).
+ * Built by {@link Net.reparameterize}.
+ */
+export interface ReparameterizeSpec {
+  /** The op name in the spec. */
+  readonly op: 'Reparameterize'
+  /** Also sample in eval mode (as PyTorch's examples/vae does in its test loop); default `false`: output the mean. */
+  readonly sampleInEval?: boolean
+}
+/**
+ * KL(N(mean, exp(logvar)) ‖ N(0, 1)) per sample on inputs `[mean, logvar]`: output `[1]`,
+ * −0.5·Σ(1 + logvar − mean² − exp(logvar)); a VAE's prior term, trained as a loss term
+ * `{ output, loss: 'value' }` (functional API only). Built by {@link Net.klDivergence}.
+ */
+export interface KLDivergenceSpec {
+  /** The op name in the spec. */
+  readonly op: 'KLDivergence'
+}
 
 /** One layer: a node of the model spec without its name and inputs. */
 export type LayerSpec =
@@ -238,6 +260,7 @@ export type LayerSpec =
   | SoftmaxSpec | LogSoftmaxSpec | AddSpec | ConcatSpec
   | EmbeddingSpec | PositionEmbeddingSpec | LayerNormSpec
   | MultiHeadAttentionSpec
+  | ReparameterizeSpec | KLDivergenceSpec
 
 /** Every op name of the spec. */
 export type OpName = LayerSpec['op']
@@ -247,8 +270,8 @@ interface OpInfo {
   /** Config fields: checker; `required` ones must be present. */
   fields: Record<string, FieldCheck>
   required?: readonly string[]
-  /** Inputs taken: exactly `1`, or `'many'` (two or more). */
-  arity: 1 | 'many'
+  /** Inputs taken: exactly `1` or `2`, or `'many'` (two or more). */
+  arity: 1 | 2 | 'many'
 }
 
 const int = (min: number) => (field: string, v: unknown): number => {
@@ -334,6 +357,8 @@ export const OPS: Readonly<Record<OpName, OpInfo>> = {
   PositionEmbedding: { fields: { numPositions: int(1) }, arity: 1 },
   LayerNorm: { fields: { eps: positive, elementwiseAffine: bool, bias: bool }, arity: 1 },
   MultiHeadAttention: { fields: { numHeads: int(1), causal: bool, dropout: unit, bias: bool }, required: ['numHeads'], arity: 1 },
+  Reparameterize: { fields: { sampleInEval: bool }, arity: 2 },
+  KLDivergence: { fields: {}, arity: 2 },
 }
 
 const OP_NAMES = Object.keys(OPS) as OpName[]
@@ -391,8 +416,8 @@ export function layerConfig(layer: LayerSpec): Record<string, unknown> | undefin
   return Object.keys(clean).length ? clean : undefined
 }
 
-/** How many inputs a layer takes: exactly 1, or 2 and more. */
-export function layerArity(layer: LayerSpec): 1 | 'many' {
+/** How many inputs a layer takes: exactly 1 or 2, or 2 and more. */
+export function layerArity(layer: LayerSpec): 1 | 2 | 'many' {
   return OPS[layer.op].arity
 }
 
@@ -411,6 +436,7 @@ export function inferShape(layer: LayerSpec, inputs: readonly (readonly number[]
   const arity = OPS[layer.op].arity
   if (arity === 1 && inputs.length !== 1) throw new ShapeError(`${who} takes 1 input, got ${inputs.length}`, node)
   if (arity === 'many' && inputs.length < 2) throw new ShapeError(`${who} takes two or more inputs, got ${inputs.length}`, node)
+  if (arity === 2 && inputs.length !== 2) throw new ShapeError(`${who} takes 2 inputs [mean, logvar], got ${inputs.length}`, node)
   const x = inputs[0]!
   const spatial = (what: string): [number, number, number] => {
     if (x.length !== 3) {
@@ -498,6 +524,10 @@ export function inferShape(layer: LayerSpec, inputs: readonly (readonly number[]
         throw new ShapeError(`${who}: the embedding size ${x[1]} (input shape ${fmt(x)}) must be divisible by numHeads ${layer.numHeads}`, node)
       }
       return [...x]
+    case 'Reparameterize':
+    case 'KLDivergence':
+      if (fmt(inputs[1]!) !== fmt(x)) throw new ShapeError(`${who}: mean and logvar need one shape, got ${fmt(x)} and ${fmt(inputs[1]!)}`, node)
+      return layer.op === 'KLDivergence' ? [1] : [...x]
     default:
       return [...x]
   }

@@ -24,12 +24,14 @@ pub mod conv2d_single;
 pub mod dropout;
 pub mod embedding;
 pub mod flatten;
+pub mod kl_divergence;
 pub mod layer_norm;
 pub mod linear;
 pub mod maxpool2d;
 pub mod pool;
 pub mod position_embedding;
 pub mod relu;
+pub mod reparameterize;
 pub mod testing;
 
 use crate::error::{Error, Result};
@@ -266,6 +268,8 @@ pub const REGISTRY: &[(&str, BuildFn)] = &[
     ("PositionEmbedding", position_embedding::build),
     ("LayerNorm", layer_norm::build),
     ("MultiHeadAttention", attention::build),
+    ("Reparameterize", reparameterize::build),
+    ("KLDivergence", kl_divergence::build),
 ];
 
 /// Builds node `name`'s op `kind` from its config and input shapes.

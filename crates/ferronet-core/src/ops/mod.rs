@@ -22,10 +22,13 @@ pub mod conv2d;
 pub mod conv2d_single;
 pub mod dropout;
 pub mod flatten;
+pub mod gru;
 pub mod linear;
+pub mod lstm;
 pub mod maxpool2d;
 pub mod pool;
 pub mod relu;
+pub mod rnn;
 pub mod testing;
 
 use crate::error::{Error, Result};
@@ -211,6 +214,8 @@ pub const REGISTRY: &[(&str, BuildFn)] = &[
     ("LogSoftmax", activations::build_log_softmax),
     ("Add", add::build),
     ("Concat", concat::build),
+    ("LSTM", lstm::build),
+    ("GRU", gru::build),
 ];
 
 /// Builds node `name`'s op `kind` from its config and input shapes.

@@ -34,6 +34,8 @@ export const onnx: OnnxNamespace = new Proxy({} as OnnxNamespace, { get: (_, key
 
 /** `TensorProto.DataType.FLOAT`, the only element type ferronet exports. */
 export const FLOAT = 1
+/** `TensorProto.DataType.INT64`, for the axes and indices some ops take as inputs. */
+export const INT64 = 7
 
 /** An attribute value, tagged with its ONNX attribute type. */
 export type AttributeValue =
@@ -128,6 +130,15 @@ export class GraphBuilder {
   initializer(name: string, dims: readonly number[], data: ArrayLike<number>): void {
     if (!this.claim(name)) throw new Error(`internal: initializer name ${JSON.stringify(name)} is taken`)
     this.initializers.push(onnx.TensorProto.create({ name, dims: [...dims], dataType: FLOAT, rawData: float32Bytes(data) }))
+  }
+
+  /** A `Constant` node holding int64 `data` of shape `dims` (axes, starts and ends of Squeeze, Slice, …); returns its output name. */
+  constantInt64(base: string, dims: readonly number[], data: readonly number[]): string {
+    const out = this.fresh(base)
+    const rawData = new Uint8Array(BigInt64Array.from(data, (v) => BigInt(v)).buffer)
+    const value = onnx.TensorProto.create({ name: out, dims: [...dims], dataType: INT64, rawData })
+    this.node('Constant', [], [out], { value: { tensor: value } })
+    return out
   }
 
   /** A `Constant` node holding float32 `data` of shape `dims` (`[]` for a scalar); returns its output name. */

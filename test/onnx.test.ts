@@ -214,13 +214,30 @@ const OP_CASES: [string, () => Net][] = [
     const x = Net.input([3, 4])
     return randomize(Net.graph({ inputs: x, outputs: Net.concat(-1).apply([x, Net.dense(2).apply(x)]) }))
   }],
+  // LSTM / GRU: one ONNX LSTM / GRU per layer (more cases in test/recurrent.test.ts)
+  ['LSTM, 2 layers, sequence', () => seq([4, 3], [Net.lstm(5, { numLayers: 2 })])],
+  ['LSTM last, then Linear', () => seq([5, 3], [Net.lstm(4, { returns: 'last' }), Net.dense(2)])],
+  ['LSTM state', () => seq([3, 2], [Net.lstm(3, { numLayers: 2, returns: 'state' })])],
+  ['GRU, 2 layers, sequence, no bias', () => seq([4, 3], [Net.gru(5, { numLayers: 2, bias: false })])],
+  ['GRU last', () => seq([5, 3], [Net.gru(4, { returns: 'last' })])],
+  ['GRU state', () => seq([3, 2], [Net.gru(3, { numLayers: 2, returns: 'state' })])],
   ['Concat dim 2 (height) of images', () => {
     const x = Net.input([2, 4, 4])
     return randomize(Net.graph({ inputs: x, outputs: Net.concat(2).apply([x, Net.maxPool2d([2, 1], { stride: 1 }).apply(x)]) }))
   }],
 ]
 
-/** Every op of the spec, in one graph (for the opset sweep). */
+/** Ops on sequences [T, F], which the image graph of allOps() has no way to reach: swept by recurrentOps(). */
+const SEQUENCE_OPS = ['LSTM', 'GRU']
+
+/** The recurrent ops in one graph (for the opset sweep). */
+function recurrentOps(): Net {
+  const x = Net.input([5, 3], { name: 'sequence' })
+  const h = Net.lstm(4, { numLayers: 2 }).apply(x, { name: 'lstm' })
+  return randomize(Net.graph({ inputs: x, outputs: Net.dense(2).apply(Net.gru(3, { returns: 'last' }).apply(h, { name: 'gru' })) }))
+}
+
+/** Every op of the spec but SEQUENCE_OPS, in one graph (for the opset sweep). */
 function allOps(): Net {
   const x = Net.input([2, 8, 8], { name: 'image' })
   const c = Net.conv2d(4, 3, { padding: 1, groups: 2 }).apply(x, { name: 'conv' })
@@ -244,7 +261,8 @@ describe('toOnnx: every op through ONNX Runtime', () => {
     const ops = new Set(OP_CASES.flatMap(([, make]) => make().spec.nodes.map((n) => n.op)))
     expect([...ops].sort()).toEqual(Object.keys(OPS).sort())
     expect(Object.keys(CONVERTERS).sort()).toEqual(Object.keys(OPS).sort())
-    expect(new Set(allOps().spec.nodes.map((n) => n.op))).toEqual(ops)
+    expect(new Set([...allOps().spec.nodes, ...recurrentOps().spec.nodes].map((n) => n.op))).toEqual(ops)
+    expect(recurrentOps().spec.nodes.map((n) => n.op).filter((op) => SEQUENCE_OPS.includes(op)).sort()).toEqual([...SEQUENCE_OPS].sort())
   })
 
   for (const [name, make] of OP_CASES) {
@@ -256,6 +274,7 @@ describe('toOnnx: every op through ONNX Runtime', () => {
   for (let opset = 17; opset <= MAX_OPSET; opset++) {
     it(`a graph of every op at opset ${opset}`, async () => {
       await expectSame(allOps(), { opset })
+      await expectSame(recurrentOps(), { opset })
     })
   }
 

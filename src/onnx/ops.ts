@@ -133,10 +133,11 @@ function recurrent(ctx: ConvertContext<Extract<LayerSpec, { op: 'LSTM' | 'GRU' }
   const returns = layer.returns ?? 'sequence'
   const ints64 = (what: string, v: number[]) => g.constantInt64(`${node.name}/${what}`, [v.length], v)
   const axis0 = ints64('axis0', [0]), axis1 = ints64('axis1', [1])
+  const sizes = ints64('gate_sizes', new Array<number>(gates).fill(hidden))
   /** Gate blocks of a [G·H, …] weight or [G·H] bias in ONNX's order. */
   const reorder = (tensor: string, what: string): string[] => {
     const parts = Array.from({ length: gates }, (_, i) => scoped(ctx, `${what}_gate${i}`))
-    g.node('Split', [tensor], parts, { axis: { int: 0 } })
+    g.node('Split', [tensor, sizes], parts, { axis: { int: 0 } })
     return order.map((i) => parts[i]!)
   }
   /** Concat of `parts` along axis 0, with a leading num_directions = 1 axis. */

@@ -596,3 +596,169 @@ pub mod tests_support {
         assert_gradients(&spec, &o);
     }
 }
+
+/// Initial states at the op level: the op run directly on its inputs [x, h0(, c0)]
+/// (graphs with several inputs are the model's business), against the PyTorch fixture
+/// cases with initial states and against central differences for dh0 / dc0.
+#[cfg(test)]
+mod initial_state_tests {
+    use crate::graph::layout;
+    use crate::ops::testing::{rel_err, tensor};
+    use crate::ops::{self, numel, Backward, Buf, Forward, Mode, Port};
+
+    struct Run {
+        out: Vec<f32>,
+        dinputs: Vec<Vec<f32>>,
+        grads: Vec<Vec<f32>>,
+    }
+
+    fn buf(v: &mut [f32]) -> Buf {
+        Buf { ptr: v.as_mut_ptr(), len: v.len() }
+    }
+
+    /// Builds `kind` on `inputs` (per-sample shape, `rows` samples in the stored layout),
+    /// sets the parameters (PyTorch's layout, declaration order), runs forward and, with
+    /// `dout` (stored layout), backward with every input gradient asked for.
+    fn run(kind: &str, config: &serde_json::Value, rows: usize, inputs: &[(Vec<usize>, Vec<f32>)], torch_params: &[Vec<f32>], dout: Option<&[f32]>) -> Run {
+        let shapes: Vec<Vec<usize>> = inputs.iter().map(|(s, _)| s.clone()).collect();
+        let mut op = ops::build("rnn", kind, config, &shapes).unwrap();
+        let decls = op.params();
+        let mut params: Vec<Vec<f32>> = decls
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                let mut v = vec![0.0; d.len()];
+                op.param_from_torch(i, &torch_params[i], &mut v);
+                v
+            })
+            .collect();
+        let mut grads: Vec<Vec<f32>> = decls.iter().map(|d| vec![0.0; d.len()]).collect();
+        op.prepare(rows);
+        let mut data: Vec<Vec<f32>> = inputs.iter().map(|(_, d)| d.clone()).collect();
+        let ports: Vec<Port> = data.iter_mut().zip(&shapes).map(|(d, s)| Port { shape: s.clone(), size: numel(s), buf: buf(d) }).collect();
+        let oshape = op.output_shape();
+        let osize = numel(&oshape);
+        let mut out = vec![0.0; rows * osize];
+        let oport = Port { shape: oshape, size: osize, buf: buf(&mut out) };
+        let pbufs: Vec<Buf> = params.iter_mut().map(|p| buf(p)).collect();
+        op.forward(&Forward { rows, mode: Mode::Train, seed: 0, inputs: &ports, output: &oport, params: &pbufs });
+        let mut dinputs: Vec<Vec<f32>> = data.iter().map(|d| vec![0.0; d.len()]).collect();
+        if let Some(dout) = dout {
+            let mut dout = dout.to_vec();
+            let dbufs: Vec<Buf> = dinputs.iter_mut().map(|d| buf(d)).collect();
+            let gbufs: Vec<Buf> = grads.iter_mut().map(|g| buf(g)).collect();
+            let n = inputs.len();
+            op.backward(&Backward {
+                rows,
+                mode: Mode::Train,
+                seed: 0,
+                inputs: &ports,
+                output: &oport,
+                dout: buf(&mut dout),
+                dinputs: &dbufs,
+                needs_dinput: &vec![true; n],
+                accumulate: &vec![false; n],
+                mask_dinput: &vec![false; n],
+                dout_unmasked: false,
+                params: &pbufs,
+                grads: &gbufs,
+            });
+        }
+        Run { out, dinputs, grads }
+    }
+
+    fn fixture_cases() -> Vec<serde_json::Value> {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../test/fixtures/parity/rnn.json");
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        v["cases"].as_array().unwrap().clone()
+    }
+
+    #[test]
+    fn initial_states_match_pytorch() {
+        let mut ran = 0;
+        for case in fixture_cases().iter().filter(|c| c.get("extraInputs").is_some()) {
+            let name = case["name"].as_str().unwrap();
+            let node = &case["spec"]["nodes"][0];
+            let kind = node["op"].as_str().unwrap();
+            let (xs, x) = tensor(&case["input"]);
+            let rows = xs[0];
+            let mut inputs = vec![(xs[1..].to_vec(), x)];
+            for s in node["inputs"].as_array().unwrap().iter().skip(1) {
+                let (shape, data) = tensor(&case["extraInputs"][s.as_str().unwrap()]);
+                inputs.push((shape[1..].to_vec(), data));
+            }
+            let shapes: Vec<Vec<usize>> = inputs.iter().map(|(s, _)| s.clone()).collect();
+            let op = ops::build("0", kind, &node["config"], &shapes).unwrap();
+            let params: Vec<Vec<f32>> = op.params().iter().map(|d| tensor(&case["params"][format!("0.{}", d.name)]).1).collect();
+            let oshape = op.output_shape();
+            let (_, g) = tensor(&case["gradOutput"]);
+            let mut g_stored = vec![0.0; g.len()];
+            layout::to_stored(&oshape, &g, &mut g_stored);
+            let r = run(kind, &node["config"], rows, &inputs, &params, Some(&g_stored));
+            let mut out = vec![0.0; r.out.len()];
+            layout::to_logical(&oshape, &r.out, &mut out);
+            let tol = 1e-5f64.max(3.0 * case["float32Error"].as_f64().unwrap());
+            let check = |what: &str, got: &[f32], want: &serde_json::Value| {
+                let e = rel_err(got, &tensor(want).1, 1e-2);
+                assert!(e <= tol, "{name}: {what} differs from PyTorch by {e:.3e} (allowed {tol:.1e})");
+            };
+            check("output", &out, &case["output"]);
+            check("input gradient", &r.dinputs[0], &case["inputGrad"]);
+            for (k, s) in node["inputs"].as_array().unwrap().iter().enumerate().skip(1) {
+                let s = s.as_str().unwrap();
+                check(&format!("gradient of {s}"), &r.dinputs[k], &case["extraInputGrads"][s]);
+            }
+            for (d, got) in op.params().iter().zip(&r.grads) {
+                let mut torch = vec![0.0; got.len()];
+                op.param_to_torch(op.params().iter().position(|p| p.name == d.name).unwrap(), got, &mut torch);
+                check(&format!("gradient of {}", d.name), &torch, &case["paramGrads"][format!("0.{}", d.name)]);
+            }
+            ran += 1;
+        }
+        assert!(ran >= 8, "only {ran} cases with initial states");
+    }
+
+    /// d(Σ out·g)/d h0 (and c0) against central differences, for every `returns`.
+    #[test]
+    fn initial_state_gradients_match_finite_differences() {
+        use rand::{Rng as _, SeedableRng};
+        let (rows, t, f, h, l) = (2, 4, 3, 4, 2);
+        for kind in ["LSTM", "GRU"] {
+            for returns in ["sequence", "last", "state"] {
+                let config = serde_json::json!({ "hiddenSize": h, "numLayers": l, "returns": returns });
+                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+                let mut u = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-1.0..1.0)).collect() };
+                let states = if kind == "LSTM" { 2 } else { 1 };
+                let mut inputs = vec![(vec![t, f], u(rows * t * f))];
+                for _ in 0..states {
+                    inputs.push((vec![l, h], u(rows * l * h)));
+                }
+                let shapes: Vec<Vec<usize>> = inputs.iter().map(|(s, _)| s.clone()).collect();
+                let op = ops::build("rnn", kind, &config, &shapes).unwrap();
+                let params: Vec<Vec<f32>> = op.params().iter().map(|d| u(d.len())).collect();
+                let g = u(rows * numel(&op.output_shape()));
+                let r = run(kind, &config, rows, &inputs, &params, Some(&g));
+                let objective = |inputs: &[(Vec<usize>, Vec<f32>)]| -> f64 {
+                    run(kind, &config, rows, inputs, &params, None).out.iter().zip(&g).map(|(&a, &b)| a as f64 * b as f64).sum()
+                };
+                let step = 5e-3f32;
+                for k in 0..inputs.len() {
+                    let max = r.dinputs[k].iter().fold(0f64, |m, &v| m.max(v.abs() as f64));
+                    assert!(max > 0.0, "{kind} {returns}: input {k} gets no gradient");
+                    for i in 0..inputs[k].1.len() {
+                        let orig = inputs[k].1[i];
+                        inputs[k].1[i] = orig + step;
+                        let plus = objective(&inputs);
+                        inputs[k].1[i] = orig - step;
+                        let minus = objective(&inputs);
+                        inputs[k].1[i] = orig;
+                        let num = (plus - minus) / (2.0 * step as f64);
+                        let a = r.dinputs[k][i] as f64;
+                        let scale = a.abs().max(num.abs()).max(5e-2 * max);
+                        assert!((a - num).abs() / scale < 2e-2, "{kind} {returns}: input {k}[{i}]: analytic {a:e} vs finite difference {num:e}");
+                    }
+                }
+            }
+        }
+    }
+}

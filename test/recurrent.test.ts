@@ -6,7 +6,7 @@
  * options and shapes are typed errors naming the field.
  */
 
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import * as ort from 'onnxruntime-node'
@@ -47,6 +47,49 @@ const cells: [string, (h: number, o?: { numLayers?: number; bias?: boolean; retu
   ['LSTM', (h, o) => Net.lstm(h, o)],
   ['GRU', (h, o) => Net.gru(h, o)],
 ]
+
+interface FixtureTensor { shape: number[]; data: number[] }
+interface FixtureCase {
+  name: string
+  spec: { inputs: { name: string }[]; nodes: { op: string }[] }
+  input: FixtureTensor
+  extraInputs?: Record<string, FixtureTensor>
+  params: Record<string, FixtureTensor>
+  output: FixtureTensor
+}
+const fixture = JSON.parse(readFileSync('test/fixtures/parity/rnn.json', 'utf8')) as { cases: FixtureCase[] }
+
+describe('initial states (graph inputs h0, c0)', () => {
+  const cases = fixture.cases.filter((c) => c.extraInputs)
+  it('the fixture has cases with initial states for both cells', () => {
+    expect(new Set(cases.map((c) => c.spec.nodes[0]!.op))).toEqual(new Set(['LSTM', 'GRU']))
+  })
+  for (const c of cases) {
+    it(`${c.name}: the ONNX export, fed x, h0 (and c0), gives PyTorch's float64 output within 1e-5`, async () => {
+      const net = Net.fromSpec(c.spec)
+      for (const [name, t] of Object.entries(c.params)) net.setParameter(name, Float32Array.from(t.data))
+      const session = await ort.InferenceSession.create(net.toOnnx())
+      const feed: Record<string, ort.Tensor> = { input: new ort.Tensor('float32', Float32Array.from(c.input.data), c.input.shape) }
+      for (const [name, t] of Object.entries(c.extraInputs!)) feed[name] = new ort.Tensor('float32', Float32Array.from(t.data), t.shape)
+      const out = (await session.run(feed))['0']!
+      expect(out.dims).toEqual(c.output.shape)
+      const got = out.data as Float32Array
+      c.output.data.forEach((want, i) => expect(Math.abs(got[i]! - want), `element ${i}`).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(want))))
+    })
+  }
+
+  it('the functional API takes [x, h0, c0] (LSTM) and [x, h0] (GRU), checking their shapes', () => {
+    const x = Net.input([6, 3], { name: 'x' })
+    const h0 = Net.input([2, 5], { name: 'h0' })
+    const c0 = Net.input([2, 5], { name: 'c0' })
+    const lstm = Net.graph({ inputs: [x, h0, c0], outputs: Net.lstm(5, { numLayers: 2, returns: 'state' }).apply([x, h0, c0]) })
+    expect(lstm.outputShape).toEqual([2, 2, 5])
+    const gru = Net.graph({ inputs: [x, h0], outputs: Net.gru(5, { numLayers: 2 }).apply([x, h0]) })
+    expect(gru.outputShape).toEqual([6, 5])
+    expect(() => Net.lstm(5, { numLayers: 2 }).apply([x, h0])).toThrow(/takes 1 or 3 inputs, got 2/)
+    expect(() => Net.gru(5).apply([x, h0])).toThrow(/h0.*\[1, 5\].*got \[2, 5\]/)
+  })
+})
 
 describe.each(cells)('%s', (op, make) => {
   it('learns 28×28 images read row by row (4,000 images, 5 epochs: well above chance), and a save/load round trip predicts identically', async () => {

@@ -549,6 +549,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn config_and_shape_errors_name_the_node_and_field() {
+        let err = |kind: &str, config: serde_json::Value, inputs: &[Vec<usize>]| crate::ops::build("enc", kind, &config, inputs).unwrap_err().to_string();
+        let x = vec![vec![5, 3]];
+        for kind in ["LSTM", "GRU"] {
+            assert!(err(kind, serde_json::json!({}), &x).contains("nodes[enc].config.hiddenSize"));
+            assert!(err(kind, serde_json::json!({ "hiddenSize": 0 }), &x).contains("nodes[enc].config.hiddenSize"));
+            assert!(err(kind, serde_json::json!({ "hiddenSize": 4, "numLayers": 1.5 }), &x).contains("nodes[enc].config.numLayers"));
+            assert!(err(kind, serde_json::json!({ "hiddenSize": 4, "bias": 1 }), &x).contains("nodes[enc].config.bias"));
+            assert!(err(kind, serde_json::json!({ "hiddenSize": 4, "returns": "all" }), &x).contains("nodes[enc].config.returns"));
+            assert!(err(kind, serde_json::json!({ "hiddenSize": 4, "dropout": 0.1 }), &x).contains("nodes[enc].config.dropout"));
+            assert!(err(kind, serde_json::json!({ "hiddenSize": 4 }), &[vec![15]]).contains("[steps, features]"));
+            let e = err(kind, serde_json::json!({ "hiddenSize": 4, "numLayers": 2 }), &[vec![5, 3], vec![1, 4], vec![1, 4]][..if kind == "LSTM" { 3 } else { 2 }]);
+            assert!(e.contains("[numLayers, hiddenSize] = [2, 4]") && e.contains("[1, 4]"), "{e}");
+        }
+        assert!(err("GRU", serde_json::json!({ "hiddenSize": 4 }), &[vec![5, 3], vec![1, 4], vec![1, 4]]).contains("[x] or [x, h0]"));
+    }
+
+    #[test]
     fn fast_gates_are_exact_to_a_few_ulp() {
         let xs: Vec<f32> = (-40000..=40000).map(|i| i as f32 * 5e-4).chain([1e-6, -3e-5, 50.0, -90.0, 100.0, -100.0]).collect();
         let mut s = xs.clone();

@@ -22,13 +22,16 @@ export type {
   AdaptiveAvgPool2dSpec, AddSpec, AvgPool2dSpec, BatchNorm1dSpec, BatchNorm2dSpec, ConcatSpec, Conv2dSpec, DropoutSpec,
   FlattenSpec, GeluSpec, LayerSpec, LeakyReluSpec, LinearSpec, LogSoftmaxSpec, MaxPool2dSpec, MultiHeadAttentionSpec, OpName, ReluSpec,
   SigmoidSpec, SiluSpec, Size2, SoftmaxSpec, TanhSpec, LstmSpec, GruSpec, RecurrentReturns,
+  KLDivergenceSpec, ReparameterizeSpec,
 } from './layers.js'
 export { Trainer } from './trainer.js'
 export type {
-  AdamOptions, AdamWOptions, EpochResult, EvaluateResult, FitOptions, FitResult, LossOptions, LossType, Metrics,
+  AdamOptions, AdamWOptions, EpochResult, EvaluateResult, FitOptions, FitResult, LossOptions, LossTerm, LossType, Metrics,
   OptimizerOptions, Progress, RmspropOptions, ScheduleOptions, SgdOptions, TrainerOptions,
 } from './trainer.js'
 export { Dataset } from './dataset.js'
+export { createRandom, randomNormal } from './random.js'
+export type { Random } from './random.js'
 export type { DatasetArrays, InputArray, InputDType, LabelArray, Sample, SplitOptions } from './dataset.js'
 export * as models from './models.js'
 export * as mnist from './mnist/index.js'

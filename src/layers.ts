@@ -219,13 +219,37 @@ export interface GruSpec {
   readonly returns?: RecurrentReturns
 }
 
+/**
+ * A VAE's sampling step on inputs `[mean, logvar]` (one shape): z = mean +
+ * exp(0.5·logvar)·ε, ε ~ N(0, 1) drawn per training step from the net's seed
+ * (the same for any thread count); differentiable in mean and logvar. In eval mode
+ * (predict, evaluate) it outputs the mean, unless `sampleInEval` (functional API only).
+ * Built by {@link Net.reparameterize}.
+ */
+export interface ReparameterizeSpec {
+  /** The op name in the spec. */
+  readonly op: 'Reparameterize'
+  /** Also sample in eval mode (as PyTorch's examples/vae does in its test loop); default `false`: output the mean. */
+  readonly sampleInEval?: boolean
+}
+/**
+ * KL(N(mean, exp(logvar)) ‖ N(0, 1)) per sample on inputs `[mean, logvar]`: output `[1]`,
+ * −0.5·Σ(1 + logvar − mean² − exp(logvar)); a VAE's prior term, trained as a loss term
+ * `{ output, loss: 'value' }` (functional API only). Built by {@link Net.klDivergence}.
+ */
+export interface KLDivergenceSpec {
+  /** The op name in the spec. */
+  readonly op: 'KLDivergence'
+}
+
 /** One layer: a node of the model spec without its name and inputs. */
 export type LayerSpec =
   | LinearSpec | Conv2dSpec | MaxPool2dSpec | AvgPool2dSpec | AdaptiveAvgPool2dSpec
   | BatchNorm1dSpec | BatchNorm2dSpec | DropoutSpec | FlattenSpec
   | ReluSpec | SigmoidSpec | TanhSpec | SiluSpec | LeakyReluSpec | GeluSpec
   | SoftmaxSpec | LogSoftmaxSpec | AddSpec | ConcatSpec
-  | MultiHeadAttentionSpec | LstmSpec | GruSpec
+  | MultiHeadAttentionSpec
+  | ReparameterizeSpec | KLDivergenceSpec | LstmSpec | GruSpec
 
 /** Every op name of the spec. */
 export type OpName = LayerSpec['op']
@@ -235,12 +259,12 @@ interface OpInfo {
   /** Config fields: checker; `required` ones must be present. */
   fields: Record<string, FieldCheck>
   required?: readonly string[]
-  /** Inputs taken: exactly `1`, `'many'` (two or more), or one of the listed counts. */
+  /** Inputs taken: exactly `1` or `2`, `'many'` (two or more), or one of the listed counts. */
   arity: Arity
 }
 
-/** How many inputs an op takes: exactly `1`, `'many'` (two or more), or one of the listed counts. */
-export type Arity = 1 | 'many' | readonly number[]
+/** How many inputs an op takes: exactly `1` or `2`, `'many'` (two or more), or one of the listed counts. */
+export type Arity = 1 | 2 | 'many' | readonly number[]
 
 const int = (min: number) => (field: string, v: unknown): number => {
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) throw new OptionError(field, `must be an integer >= ${min}, got ${describe(v)}`)
@@ -317,6 +341,8 @@ export const OPS: Readonly<Record<OpName, OpInfo>> = {
   Add: { fields: {}, arity: 'many' },
   Concat: { fields: { dim: anyInt }, arity: 'many' },
   MultiHeadAttention: { fields: { numHeads: int(1), causal: bool, dropout: unit, bias: bool }, required: ['numHeads'], arity: 1 },
+  Reparameterize: { fields: { sampleInEval: bool }, arity: 2 },
+  KLDivergence: { fields: {}, arity: 2 },
   LSTM: { fields: RNN, required: ['hiddenSize'], arity: [1, 3] },
   GRU: { fields: RNN, required: ['hiddenSize'], arity: [1, 2] },
 }
@@ -372,7 +398,7 @@ export function layerConfig(layer: LayerSpec): Record<string, unknown> | undefin
   return Object.keys(clean).length ? clean : undefined
 }
 
-/** How many inputs a layer takes: exactly 1, 2 and more, or one of the listed counts. */
+/** How many inputs a layer takes: exactly 1 or 2, 2 and more, or one of the listed counts. */
 export function layerArity(layer: LayerSpec): Arity {
   return OPS[layer.op].arity
 }
@@ -398,6 +424,7 @@ export function inferShape(layer: LayerSpec, inputs: readonly (readonly number[]
   const arity = OPS[layer.op].arity
   if (arity === 1 && inputs.length !== 1) throw new ShapeError(`${who} takes 1 input, got ${inputs.length}`, node)
   if (arity === 'many' && inputs.length < 2) throw new ShapeError(`${who} takes two or more inputs, got ${inputs.length}`, node)
+  if (arity === 2 && inputs.length !== 2) throw new ShapeError(`${who} takes 2 inputs [mean, logvar], got ${inputs.length}`, node)
   if (Array.isArray(arity) && !arity.includes(inputs.length)) throw new ShapeError(`${who} takes ${arity.join(' or ')} inputs, got ${inputs.length}`, node)
   const x = inputs[0]!
   const spatial = (what: string): [number, number, number] => {
@@ -471,6 +498,10 @@ export function inferShape(layer: LayerSpec, inputs: readonly (readonly number[]
         throw new ShapeError(`${who}: the embedding size ${x[1]} (input shape ${fmt(x)}) must be divisible by numHeads ${layer.numHeads}`, node)
       }
       return [...x]
+    case 'Reparameterize':
+    case 'KLDivergence':
+      if (fmt(inputs[1]!) !== fmt(x)) throw new ShapeError(`${who}: mean and logvar need one shape, got ${fmt(x)} and ${fmt(inputs[1]!)}`, node)
+      return layer.op === 'KLDivergence' ? [1] : [...x]
     case 'LSTM':
     case 'GRU': {
       if (x.length !== 2) throw new ShapeError(`${who} needs a sequence [steps, features] per sample (batch-first), got ${fmt(x)}`, node)

@@ -23,6 +23,7 @@ pub mod conv2d;
 pub mod conv2d_single;
 pub mod dropout;
 pub mod flatten;
+pub mod kl_divergence;
 pub mod gru;
 pub mod linear;
 pub mod lstm;
@@ -30,6 +31,7 @@ pub mod maxpool2d;
 pub mod pool;
 pub mod relu;
 pub mod rnn;
+pub mod reparameterize;
 pub mod testing;
 
 use crate::error::{Error, Result};
@@ -216,6 +218,8 @@ pub const REGISTRY: &[(&str, BuildFn)] = &[
     ("Add", add::build),
     ("Concat", concat::build),
     ("MultiHeadAttention", attention::build),
+    ("Reparameterize", reparameterize::build),
+    ("KLDivergence", kl_divergence::build),
     ("LSTM", lstm::build),
     ("GRU", gru::build),
 ];

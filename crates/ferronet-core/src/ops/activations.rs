@@ -137,6 +137,107 @@ fn erfc_large(x: f64) -> f64 {
     (-x * x).exp() / (std::f64::consts::PI.sqrt() * t)
 }
 
+/// Φ(x), the standard normal CDF, for the exact GELU's hot loop, from erfc(|z|),
+/// z = x/√2, by the Chebyshev fit of Numerical Recipes (erfcc: relative error < 1.2e-7
+/// for every z ≥ 0), so that the left tail, where Φ is small, keeps its relative
+/// accuracy: Φ = erfc(|z|)/2 for x < 0, 1 − erfc(z)/2 otherwise. Evaluated in f64
+/// (parity with PyTorch at 1e-5 through a GPT block needs it) with plain multiply-adds
+/// and `exp_fast`: no libm call, no `mul_add` or `round` (software fallbacks on the
+/// x86-64 baseline the crate is compiled for), so it vectorises.
+/// The f64 Maclaurin series `erf` per element took 51 ns: 85% of a GPT step (each of
+/// 4 GELUs of 393 k elements took 20 ms of forward, against 1 ms for an attention layer).
+#[inline(always)]
+fn normal_cdf_fast(x: f32) -> f64 {
+    let z = (x as f64 * std::f64::consts::FRAC_1_SQRT_2).abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let mut p = 0.170_872_77;
+    for c in [-0.822_152_23, 1.488_515_87, -1.135_203_98, 0.278_868_07, -0.186_288_06, 0.096_784_18, 0.374_091_96, 1.000_023_68, -1.265_512_23] {
+        p = p * t + c;
+    }
+    let half_erfc = 0.5 * t * exp_fast(p - z * z);
+    if x < 0.0 {
+        half_erfc
+    } else {
+        1.0 - half_erfc
+    }
+}
+
+/// e^x in f64 without libm (vectorises): 2^n · e^r, n = x·log₂e rounded by the
+/// 1.5·2^52 trick (its low mantissa bits are n), r = x − n·ln 2 in ±0.35, e^r by its
+/// degree-11 Taylor polynomial (relative error ≲1e-13); x is clamped to ±700.
+#[inline(always)]
+fn exp_fast(x: f64) -> f64 {
+    const MAGIC: f64 = 6_755_399_441_055_744.0;
+    let x = x.clamp(-700.0, 700.0);
+    let shifted = x * std::f64::consts::LOG2_E + MAGIC;
+    let n = shifted - MAGIC;
+    let r = x - n * 0.693_147_180_369_123_8 - n * 1.908_214_929_270_587_7e-10;
+    let mut p = 1.0 / 39_916_800.0;
+    for c in [1.0 / 3_628_800.0, 1.0 / 362_880.0, 1.0 / 40_320.0, 1.0 / 5_040.0, 1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
+        p = p * r + c;
+    }
+    let k = (shifted.to_bits() as i64).wrapping_sub(MAGIC.to_bits() as i64);
+    p * f64::from_bits(((k + 1023) << 52) as u64)
+}
+
+/// y = x·Φ(x), the exact GELU, over a slice.
+pub fn gelu_forward(x: &[f32], y: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        // Safety: the CPU has the features the function is compiled for.
+        return unsafe { gelu_forward_avx2(x, y) };
+    }
+    gelu_forward_loop(x, y)
+}
+
+/// dx = dy · (Φ(x) + x·φ(x)) (or dx += with `accumulate`), the exact GELU's backward.
+pub fn gelu_backward(x: &[f32], dy: &[f32], dx: &mut [f32], accumulate: bool) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        // Safety: as in gelu_forward.
+        return unsafe { gelu_backward_avx2(x, dy, dx, accumulate) };
+    }
+    gelu_backward_loop(x, dy, dx, accumulate)
+}
+
+// The same loops compiled for AVX2 + FMA, picked at run time: LLVM vectorises them
+// 4 doubles wide with fused multiply-adds (the baseline build gets SSE2, 2 wide).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gelu_forward_avx2(x: &[f32], y: &mut [f32]) {
+    gelu_forward_loop(x, y)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gelu_backward_avx2(x: &[f32], dy: &[f32], dx: &mut [f32], accumulate: bool) {
+    gelu_backward_loop(x, dy, dx, accumulate)
+}
+
+#[inline(always)]
+fn gelu_forward_loop(x: &[f32], y: &mut [f32]) {
+    for (y, &x) in y.iter_mut().zip(x) {
+        *y = (x as f64 * normal_cdf_fast(x)) as f32;
+    }
+}
+
+#[inline(always)]
+fn gelu_backward_loop(x: &[f32], dy: &[f32], dx: &mut [f32], accumulate: bool) {
+    let d = |x: f32| {
+        let v = x as f64;
+        (normal_cdf_fast(x) + v * FRAC_1_SQRT_2PI * exp_fast(-0.5 * v * v)) as f32
+    };
+    if accumulate {
+        for ((dx, &g), &x) in dx.iter_mut().zip(dy).zip(x) {
+            *dx += g * d(x);
+        }
+    } else {
+        for ((dx, &g), &x) in dx.iter_mut().zip(dy).zip(x) {
+            *dx = g * d(x);
+        }
+    }
+}
+
 impl Act {
     #[inline]
     fn forward(self, x: f32) -> f32 {
@@ -215,6 +316,9 @@ impl Op for Pointwise {
     }
     fn forward(&mut self, cx: &Forward) {
         let act = self.act;
+        if act == (Act::Gelu { tanh: false }) {
+            return gelu_forward(cx.input(0), cx.output());
+        }
         for (y, &x) in cx.output().iter_mut().zip(cx.input(0)) {
             *y = act.forward(x);
         }
@@ -222,6 +326,9 @@ impl Op for Pointwise {
     fn backward(&mut self, cx: &Backward) {
         let Some(dx) = cx.dinput(0) else { return };
         let (act, x, y, dy) = (self.act, cx.input(0), cx.output(), &*cx.dout());
+        if act == (Act::Gelu { tanh: false }) {
+            return gelu_backward(x, dy, dx, cx.accumulate(0));
+        }
         let it = dx.iter_mut().zip(dy).zip(x.iter().zip(y));
         if cx.accumulate(0) {
             it.for_each(|((d, &g), (&x, &y))| *d += g * act.derivative(x, y));
@@ -363,6 +470,34 @@ mod tests {
         m.set_input(rows, x);
         m.forward(rows);
         m.output_logical(rows)
+    }
+
+    #[test]
+    fn gelu_fast_matches_the_f64_reference() {
+        // Every 1e-4 over ±10: the slices' GELU and its derivative against the f64 formulas.
+        let x: Vec<f32> = (-100_000..=100_000).map(|i| i as f32 * 1e-4).collect();
+        let mut y = vec![0.0; x.len()];
+        super::gelu_forward(&x, &mut y);
+        let dy = vec![1.0f32; x.len()];
+        let mut dx = vec![0.0; x.len()];
+        super::gelu_backward(&x, &dy, &mut dx, false);
+        let (mut worst_y, mut worst_d) = (0f64, 0f64);
+        let (mut at_y, mut at_d) = (0f32, 0f32);
+        for i in 0..x.len() {
+            let v = x[i] as f64;
+            let cdf = 0.5 * (1.0 + erf(v * std::f64::consts::FRAC_1_SQRT_2));
+            let want_y = v * cdf;
+            let want_d = cdf + v * super::FRAC_1_SQRT_2PI * (-0.5 * v * v).exp();
+            // Relative, with a floor of 1e-3 (GELU's values near 0 are x/2 ≈ 0); the
+            // derivative Φ + xφ crosses 0 near x = −0.75: relative to its larger term there.
+            let (ey, ed) = ((y[i] as f64 - want_y).abs() / want_y.abs().max(1e-3), (dx[i] as f64 - want_d).abs() / want_d.abs().max(cdf).max(1e-3));
+            if ey > worst_y { worst_y = ey; at_y = x[i]; }
+            if ed > worst_d { worst_d = ed; at_d = x[i]; }
+        }
+        assert!(worst_y < 2e-6 && worst_d < 2e-6, "GELU relative error {worst_y:.2e} at {at_y}, derivative {worst_d:.2e} at {at_d}");
+        let mut acc = vec![1.0f32; x.len()];
+        super::gelu_backward(&x, &dy, &mut acc, true);
+        assert!(acc.iter().zip(&dx).all(|(a, d)| (a - 1.0 - d).abs() < 1e-6));
     }
 
     #[test]

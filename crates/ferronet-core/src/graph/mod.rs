@@ -18,6 +18,7 @@
 
 pub mod layout;
 pub mod spec;
+mod step;
 
 use crate::error::{Error, Result};
 use crate::ops::{self, Buf, Mode, Op, Port};
@@ -99,6 +100,16 @@ pub struct Model {
     folded_now: Vec<bool>,
     /// Set by `release`: the buffers are gone; nothing may run on this model any more.
     released: bool,
+    /// Whether the parameter gradients hold a backward's result not yet zeroed
+    /// (`zero_grad`): `backward_accumulate` then adds to them.
+    grads_pending: bool,
+    /// `backward_accumulate`'s copy of the pending gradients (one buffer, kept).
+    grad_acc: Vec<f32>,
+    /// Rows of the last forward pass when it was a step-API forward (what a step-API
+    /// backward runs over); 0 after any other forward.
+    last_rows: usize,
+    /// Whether the last backward computed the input's gradient.
+    input_grad_fresh: bool,
 }
 
 // The raw pointers in `plans` point into this model's own arena and store.
@@ -131,6 +142,10 @@ impl Clone for Model {
             fold_shift: self.fold_shift.clone(),
             folded_now: self.folded_now.clone(),
             released: self.released,
+            grads_pending: false,
+            grad_acc: Vec::new(),
+            last_rows: 0,
+            input_grad_fresh: false,
         }
     }
 }
@@ -416,6 +431,10 @@ impl Model {
             fold_shift: Vec::new(),
             folded_now: Vec::new(),
             released: false,
+            grads_pending: false,
+            grad_acc: Vec::new(),
+            last_rows: 0,
+            input_grad_fresh: false,
         };
         model.plan_folds();
         model.plan_backward();
@@ -559,6 +578,7 @@ impl Model {
         self.store.grads = Vec::new();
         self.acts = Vec::new();
         self.grads = Vec::new();
+        self.grad_acc = Vec::new();
         self.capacity = 0;
         self.planned = false;
         self.released = true;
@@ -571,7 +591,7 @@ impl Model {
     /// Bytes of the large buffers this model holds (parameters, gradients, arena), as
     /// reported to V8 so that its garbage collector knows what a net costs.
     pub fn memory_bytes(&self) -> usize {
-        4 * (self.store.values.len() + self.store.grads.len() + self.acts.len() + self.grads.len())
+        4 * (self.store.values.len() + self.store.grads.len() + self.acts.len() + self.grads.len() + self.grad_acc.len())
     }
 
     /// Allocates the activation (and gradient) arena for batches of `rows`, or says how
@@ -730,6 +750,8 @@ impl Model {
             self.train_steps += 1;
         }
         let step = self.train_steps;
+        // Only a step-API forward (which sets it after this) may be followed by its backward.
+        self.last_rows = 0;
         let folding = self.mode == Mode::Eval && self.eval_folding;
         self.folded_now.fill(false);
         for n in 0..self.nodes.len() {
@@ -831,6 +853,8 @@ impl Model {
                 }
             }
         }
+        self.grads_pending = true;
+        self.input_grad_fresh = self.input_grad;
     }
 
     /// Starts timing every node's forward and backward (cleared on each call).

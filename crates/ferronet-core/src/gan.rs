@@ -71,6 +71,9 @@ pub struct GanTrainer {
     zeros: Vec<f32>,
     fake_grad: Vec<f32>,
     loss: LossConfig,
+    /// The parameter groups the two optimizers own (None = all of the net's).
+    pub group_g: Option<String>,
+    pub group_d: Option<String>,
 }
 
 /// N(0, 1) noise of batch `batch` of epoch `epoch` (both 1-based) into `out`
@@ -114,6 +117,8 @@ impl GanTrainer {
             zeros: Vec::new(),
             fake_grad: Vec::new(),
             loss: LossConfig::BceWithLogits { pos_weight: None },
+            group_g: None,
+            group_d: None,
         })
     }
 
@@ -226,7 +231,7 @@ impl GanTrainer {
                 if !(lr + lf).is_finite() {
                     return Err(Error::NonFiniteLoss { value: (lr + lf) as f32, epoch, batch: b + 1 });
                 }
-                d.apply_optimizer_group(opt_d, None);
+                d.apply_optimizer_group(opt_d, self.group_d.as_deref());
                 // Generator step: D(G(z)) → 1 through D (not stepped) into G.
                 d.zero_grad();
                 d.step_forward(Mode::Train, &[fake], d_out)?;
@@ -238,7 +243,7 @@ impl GanTrainer {
                 d.step_input_grad(0, fake_grad)?;
                 g.zero_grad();
                 g.step_backward_grad(fake_grad, false)?;
-                g.apply_optimizer_group(opt_g, None);
+                g.apply_optimizer_group(opt_g, self.group_g.as_deref());
                 control.count_step();
                 d_loss += (lr + lf) * m as f64;
                 g_loss += lg * m as f64;

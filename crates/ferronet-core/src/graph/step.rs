@@ -177,6 +177,11 @@ impl Model {
         self.grads_pending = false;
     }
 
+    /// Rows of the last step-API forward (0 when the last forward was another kind).
+    pub fn step_rows_count(&self) -> usize {
+        self.last_rows
+    }
+
     /// Whether gradients of a backward are pending (not zeroed since).
     pub fn grads_pending(&self) -> bool {
         self.grads_pending

@@ -24,6 +24,12 @@ export type {
   SigmoidSpec, SiluSpec, Size2, SoftmaxSpec, TanhSpec,
 } from './layers.js'
 export { Trainer } from './trainer.js'
+export { Optimizer } from './step.js'
+export type { BackwardOptions, ForwardOptions, InputGradOptions, StepLossName, StepOptimizerOptions } from './step.js'
+export { GanTrainer } from './gan.js'
+export type { GanFitOptions, GanProgress, GanTrainerOptions } from './gan.js'
+export { generate } from './generate.js'
+export type { GenerateOptions, Generation } from './generate.js'
 export type {
   AdamOptions, AdamWOptions, EpochResult, EvaluateResult, FitOptions, FitResult, LossOptions, LossType, Metrics,
   OptimizerOptions, Progress, RmspropOptions, ScheduleOptions, SgdOptions, TrainerOptions,

@@ -81,7 +81,7 @@ impl Model {
     /// Rows of the last forward, or an error naming `what` when there was none.
     fn step_rows(&self, what: &str) -> Result<usize> {
         if self.last_rows == 0 {
-            return Err(Error::config(what, "needs a forward pass first (net.forward)"));
+            return Err(Error::config(what, "needs a step forward first (net.forward); a predict, fit, evaluate or generate since then overwrote its activations"));
         }
         Ok(self.last_rows)
     }

@@ -113,6 +113,19 @@ describe('examples', () => {
     expect(existsSync(r.saved)).toBe(true)
   })
 
+  it('gan-digits.ts: finite losses per epoch and a PNG grid of 64 samples', async () => {
+    const r = run('gan-digits.ts', ...small, '--limit', '640', '--out', out)
+    expect(r.samples).toBe(640)
+    expect(r.dLoss).toHaveLength(1)
+    expect(r.gLoss).toHaveLength(1)
+    expect(Number.isFinite(r.dLoss[0]) && Number.isFinite(r.gLoss[0])).toBe(true)
+    expect(r.epochSeconds[0]).toBeGreaterThan(0)
+    expect(r.pngs).toHaveLength(2)
+    const { default: sharp } = await import('sharp')
+    const meta = await sharp(r.png).metadata()
+    expect([meta.format, meta.width, meta.height]).toEqual(['png', 484, 484])
+  })
+
   it('serve.ts: the server answers the image and the JSON row as the model does', async () => {
     // A fresh folder: the script trains its fallback model there first.
     const dir = join(out, 'serve')

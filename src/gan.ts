@@ -28,7 +28,9 @@ export interface GanTrainerOptions {
 export interface GanProgress {
   /** 1-based, over the trainer's life. */
   epoch: number
+  /** Batches done in this epoch. */
   batch: number
+  /** Batches in the epoch. */
   batches: number
   /** BCE(D(x), 1) + BCE(D(G(z)), 0), the discriminator's loss. */
   dLoss: number
@@ -38,8 +40,11 @@ export interface GanProgress {
   dReal: number
   /** Mean σ(D(G(z))) in the discriminator step: how real D finds the fakes. */
   dFake: number
+  /** Real samples seen in this epoch. */
   samples: number
+  /** Seconds since the epoch started. */
   seconds: number
+  /** Whether this is the epoch's last report. */
   epochEnd: boolean
 }
 
@@ -80,11 +85,17 @@ const DCGAN_ADAM = { type: 'adam', lr: 2e-4, betas: [0.5, 0.999] } as const
  * ```
  */
 export class GanTrainer {
+  /** The generator G: noise `[noiseDim]` → a sample of D's input shape. */
   readonly generator: Net
+  /** The discriminator D: a sample → one logit (real > 0). */
   readonly discriminator: Net
+  /** G's optimizer (stepped only in the generator step). */
   readonly optG: Optimizer
+  /** D's optimizer (stepped only in the discriminator step). */
   readonly optD: Optimizer
+  /** Values per noise vector z (the generator's input size). */
   readonly noiseDim: number
+  /** Seed of the noise and the shuffle. */
   readonly seed: number
   private readonly handle: NativeGanTrainer
 

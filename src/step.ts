@@ -210,6 +210,7 @@ export class Optimizer {
   get lr(): number {
     return this.native.lr
   }
+  /** Sets the learning rate of the following steps (state kept), a number > 0. */
   set lr(value: number) {
     callNative(() => {
       this.native.lr = value

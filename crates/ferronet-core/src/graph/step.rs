@@ -146,7 +146,11 @@ impl Model {
                 format!("{} values", output_grad.len()),
             ));
         }
-        self.set_output_grad(rows, output_grad);
+        self.ensure_capacity(rows, true);
+        let v = &self.values[self.outputs[0]];
+        let start = self.capacity * v.offset;
+        // (Not `set_output_grad`: it copies the shape, an allocation per call.)
+        layout::to_stored(&v.shape, output_grad, &mut self.grads[start..start + rows * v.size]);
         self.backward_accumulate(rows, input_grad)
     }
 

@@ -100,7 +100,7 @@ fn errors_name_the_argument_and_the_shapes() {
     let mut m = mlp(1);
     let ce = LossConfig::default();
     let e = m.step_backward_loss(&ce, BatchTargets::Classes(&[0]), false).unwrap_err();
-    assert!(e.to_string().contains("forward pass first"), "{e}");
+    assert!(e.to_string().contains("step forward first"), "{e}");
     let e = m.step_forward(Mode::Train, &[&[0.0; 7]], &mut [0.0; 3]).unwrap_err();
     assert!(e.to_string().contains("multiple of 5") && e.to_string().contains("7 values"), "{e}");
     let e = m.step_forward(Mode::Train, &[&[0.0; 10]], &mut [0.0; 3]).unwrap_err();

@@ -25,6 +25,31 @@ def _pair(v):
     return tuple(v) if isinstance(v, list) else v
 
 
+class SelfAttention(nn.MultiheadAttention):
+    """ferronet's MultiHeadAttention: nn.MultiheadAttention(C, numHeads, dropout, bias,
+    batch_first=True) called as mha(x, x, x, need_weights=False, attn_mask=causal), the
+    mask True above the diagonal. A subclass (not a wrapper) so that its state_dict
+    names are nn.MultiheadAttention's own: <node>.in_proj_weight, <node>.out_proj.weight.
+    C is the input's last dimension, known at the first call (the dry run of `load`),
+    so nn.MultiheadAttention.__init__ runs then, as lazy modules create their weights."""
+
+    def __init__(self, num_heads, causal=False, dropout=0.0, bias=True):
+        nn.Module.__init__(self)
+        self._config = (num_heads, causal, dropout, bias)
+
+    def forward(self, x):
+        num_heads, causal, dropout, bias = self._config
+        if not hasattr(self, "in_proj_weight"):
+            training = self.training
+            nn.MultiheadAttention.__init__(self, x.shape[-1], num_heads, dropout=dropout, bias=bias, batch_first=True,
+                                           device=x.device, dtype=x.dtype)
+            self._config = (num_heads, causal, dropout, bias)
+            self.train(training)
+        t = x.shape[-2]
+        mask = torch.ones(t, t, dtype=torch.bool, device=x.device).triu(1) if causal else None
+        return super().forward(x, x, x, need_weights=False, attn_mask=mask)[0]
+
+
 def _module(op, c):
     if op == "Linear":
         return nn.LazyLinear(c["outFeatures"], bias=c.get("bias", True))
@@ -40,6 +65,8 @@ def _module(op, c):
     if op in ("BatchNorm1d", "BatchNorm2d"):
         cls = nn.LazyBatchNorm1d if op == "BatchNorm1d" else nn.LazyBatchNorm2d
         return cls(eps=c.get("eps", 1e-5), momentum=c.get("momentum", 0.1), affine=c.get("affine", True))
+    if op == "MultiHeadAttention":
+        return SelfAttention(c["numHeads"], causal=c.get("causal", False), dropout=c.get("dropout", 0.0), bias=c.get("bias", True))
     simple = {"Dropout": lambda: nn.Dropout(c.get("p", 0.5)), "Flatten": nn.Flatten, "ReLU": nn.ReLU, "Sigmoid": nn.Sigmoid, "Tanh": nn.Tanh,
               "SiLU": nn.SiLU, "LeakyReLU": lambda: nn.LeakyReLU(c.get("negativeSlope", 0.01)),
               "GELU": lambda: nn.GELU(approximate=c.get("approximate", "none")),

@@ -20,7 +20,7 @@ export { SymbolicTensor } from './graph.js'
 export type { Applicable, ApplyOptions, InputSpec, Layer, ModelSpec, NodeSpec } from './graph.js'
 export type {
   AdaptiveAvgPool2dSpec, AddSpec, AvgPool2dSpec, BatchNorm1dSpec, BatchNorm2dSpec, ConcatSpec, Conv2dSpec, DropoutSpec,
-  FlattenSpec, GeluSpec, LayerSpec, LeakyReluSpec, LinearSpec, LogSoftmaxSpec, MaxPool2dSpec, OpName, ReluSpec,
+  FlattenSpec, GeluSpec, LayerSpec, LeakyReluSpec, LinearSpec, LogSoftmaxSpec, MaxPool2dSpec, MultiHeadAttentionSpec, OpName, ReluSpec,
   SigmoidSpec, SiluSpec, Size2, SoftmaxSpec, TanhSpec,
 } from './layers.js'
 export { Trainer } from './trainer.js'
@@ -59,3 +59,4 @@ export type {
   ReduceLrOnPlateau, ReduceLrOnPlateauOptions, TrainBeginInfo, TrainEndInfo,
 } from './callbacks.js'
 export type { ValidationMetrics } from './trainer.js'
+export * as text from './text.js'

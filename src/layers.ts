@@ -97,6 +97,24 @@ export interface DropoutSpec {
   /** Probability of zeroing a value, in `[0, 1)` (default `0.5`). */
   readonly p?: number
 }
+/**
+ * `nn.MultiheadAttention(C, numHeads, dropout, bias, batch_first=True)` as self-attention on
+ * `[steps, C]` sequences, `mha(x, x, x, need_weights=False, attn_mask=causal mask)`: output
+ * `[steps, C]`. Tensors `in_proj_weight` `[3C, C]`, `in_proj_bias` `[3C]`, `out_proj.weight`
+ * `[C, C]`, `out_proj.bias` `[C]` (PyTorch's names and init). Built by {@link Net.multiHeadAttention}.
+ */
+export interface MultiHeadAttentionSpec {
+  /** The op name in the spec. */
+  readonly op: 'MultiHeadAttention'
+  /** Attention heads, an integer >= 1 that divides the embedding size C (the input's last dimension). */
+  readonly numHeads: number
+  /** Whether step t attends only to steps <= t (default `false`). */
+  readonly causal?: boolean
+  /** Dropout probability on the attention weights in training, in `[0, 1)` (default `0`). */
+  readonly dropout?: number
+  /** Whether the input and output projections add biases (default `true`). */
+  readonly bias?: boolean
+}
 /** `nn.Flatten()` (start_dim 1): `[C, H, W]` → `[C·H·W]`. Built by {@link Net.flatten}. */
 export interface FlattenSpec {
   /** The op name in the spec. */
@@ -169,6 +187,7 @@ export type LayerSpec =
   | BatchNorm1dSpec | BatchNorm2dSpec | DropoutSpec | FlattenSpec
   | ReluSpec | SigmoidSpec | TanhSpec | SiluSpec | LeakyReluSpec | GeluSpec
   | SoftmaxSpec | LogSoftmaxSpec | AddSpec | ConcatSpec
+  | MultiHeadAttentionSpec
 
 /** Every op name of the spec. */
 export type OpName = LayerSpec['op']
@@ -250,6 +269,7 @@ export const OPS: Readonly<Record<OpName, OpInfo>> = {
   LogSoftmax: { fields: { dim: anyInt }, arity: 1 },
   Add: { fields: {}, arity: 'many' },
   Concat: { fields: { dim: anyInt }, arity: 'many' },
+  MultiHeadAttention: { fields: { numHeads: int(1), causal: bool, dropout: unit, bias: bool }, required: ['numHeads'], arity: 1 },
 }
 
 const OP_NAMES = Object.keys(OPS) as OpName[]
@@ -389,6 +409,12 @@ export function inferShape(layer: LayerSpec, inputs: readonly (readonly number[]
       })
       return out
     }
+    case 'MultiHeadAttention':
+      if (x.length !== 2) throw new ShapeError(`${who} needs [steps, embedding], got ${fmt(x)}`, node)
+      if (x[1]! % layer.numHeads !== 0) {
+        throw new ShapeError(`${who}: the embedding size ${x[1]} (input shape ${fmt(x)}) must be divisible by numHeads ${layer.numHeads}`, node)
+      }
+      return [...x]
     default:
       return [...x]
   }

@@ -12,7 +12,7 @@ import {
   fmt, normalizeLayer,
   type AdaptiveAvgPool2dSpec, type AddSpec, type AvgPool2dSpec, type BatchNorm1dSpec, type BatchNorm2dSpec, type ConcatSpec,
   type Conv2dSpec, type DropoutSpec, type FlattenSpec, type GeluSpec, type LayerSpec, type LeakyReluSpec, type LinearSpec,
-  type LogSoftmaxSpec, type MaxPool2dSpec, type ReluSpec, type SigmoidSpec, type SiluSpec, type Size2, type SoftmaxSpec, type TanhSpec,
+  type LogSoftmaxSpec, type MaxPool2dSpec, type MultiHeadAttentionSpec, type ReluSpec, type SigmoidSpec, type SiluSpec, type Size2, type SoftmaxSpec, type TanhSpec,
 } from './layers.js'
 import {
   gradCam, integratedGradients, saliency, smoothGrad,
@@ -269,6 +269,23 @@ export class Net {
   /** `nn.Dropout(p)` (default 0.5): identity when predicting or evaluating. */
   static dropout(p?: number): Layer<DropoutSpec> {
     return build('Dropout', 'dropout', { p })
+  }
+  /**
+   * `nn.MultiheadAttention(C, numHeads, dropout, bias, batch_first=True)` as self-attention
+   * on `[steps, C]` sequences: `[steps, C]` → `[steps, C]`, C (the embedding size) taken
+   * from the input and divisible by `numHeads`. With `causal: true` step t attends only to
+   * steps up to t (PyTorch's `attn_mask` True above the diagonal). `dropout` (default 0)
+   * drops attention weights in training; `bias` (default true) adds the projections' biases.
+   *
+   * ```ts
+   * // Rows of an image as a sequence of 28 steps of 28 features.
+   * const net = Net.sequential([28, 28], [
+   *   Net.dense(32), Net.multiHeadAttention(4), Net.flatten(), Net.dense(10),
+   * ])
+   * ```
+   */
+  static multiHeadAttention(numHeads: number, options: { causal?: boolean; dropout?: number; bias?: boolean } = {}): Layer<MultiHeadAttentionSpec> {
+    return build('MultiHeadAttention', 'multiHeadAttention', { numHeads, ...opts('multiHeadAttention', options, ['causal', 'dropout', 'bias']) })
   }
   /** `nn.Flatten()`: `[C, H, W]` → `[C·H·W]`, PyTorch's order. */
   static flatten(): Layer<FlattenSpec> {

@@ -833,7 +833,9 @@ export class Trainer {
 
   /**
    * One synchronous optimizer step on one batch of f32 features `[rows, ...inputShape]`
-   * with their class labels (integers) or float targets (`Float32Array`, rows × outputDim).
+   * with their class labels (integers: one per sample, or one per position for a
+   * sequence model whose output is `[positions, classes]`, samples first) or float
+   * targets (`Float32Array`, rows × outputDim).
    * Returns the mean loss before the step. For custom loops.
    */
   trainBatch(features: Float32Array, labelsOrTargets: Float32Array | Uint8Array | Uint32Array | ArrayLike<number>): number {
@@ -851,8 +853,13 @@ export class Trainer {
     }
     if (this.targetKind === 'targets') throw new OptionError('labelsOrTargets', `the loss ${this.loss!.type} needs float targets (a Float32Array), got class labels`)
     const y = labelsOrTargets instanceof Uint32Array ? labelsOrTargets : toU32(labelsOrTargets)
-    if (y.length !== rows) {
-      throw new ShapeError(`trainBatch: ${y.length} labels need ${y.length * dim} features (${dim} per sample), got ${features.length}`)
+    // One label per sample, or one per position of a sequence model's [positions, classes] output.
+    const shape = this.net.outputShape
+    const positions = shape.length >= 2 ? this.net.outputDim / shape[shape.length - 1]! : 1
+    if (y.length !== rows && !(positions > 1 && y.length === rows * positions)) {
+      throw new ShapeError(
+        `trainBatch: ${rows} samples (${dim} features each) need ${rows} labels${positions > 1 ? ` or ${rows * positions} (one per position of the output ${fmt(shape)})` : ''}, got ${y.length}`,
+      )
     }
     return callNative(() => this.handle.trainBatch(features, y))
   }

@@ -214,13 +214,26 @@ const OP_CASES: [string, () => Net][] = [
     const x = Net.input([3, 4])
     return randomize(Net.graph({ inputs: x, outputs: Net.concat(-1).apply([x, Net.dense(2).apply(x)]) }))
   }],
+  ['MultiHeadAttention', () => seq([5, 8], [Net.multiHeadAttention(2)])],
+  ['MultiHeadAttention causal, no bias', () => seq([7, 6], [Net.dense(6), Net.multiHeadAttention(3, { causal: true, bias: false })])],
   ['Concat dim 2 (height) of images', () => {
     const x = Net.input([2, 4, 4])
     return randomize(Net.graph({ inputs: x, outputs: Net.concat(2).apply([x, Net.maxPool2d([2, 1], { stride: 1 }).apply(x)]) }))
   }],
 ]
 
-/** Every op of the spec, in one graph (for the opset sweep). */
+/**
+ * The ops on [steps, features] sequences, in one graph: allOps' image input cannot
+ * reach them (the spec has no reshape to a rank-2 sample).
+ */
+function allSequenceOps(): Net {
+  const x = Net.input([6, 8], { name: 'sequence' })
+  const h = Net.dense(8).apply(x)
+  const a = Net.multiHeadAttention(2, { causal: true }).apply(h)
+  return randomize(Net.graph({ inputs: x, outputs: Net.dense(3).apply(Net.flatten().apply(Net.add().apply([h, a]))) }))
+}
+
+/** Every op of the spec but the sequence ops, in one graph (for the opset sweep). */
 function allOps(): Net {
   const x = Net.input([2, 8, 8], { name: 'image' })
   const c = Net.conv2d(4, 3, { padding: 1, groups: 2 }).apply(x, { name: 'conv' })
@@ -244,7 +257,7 @@ describe('toOnnx: every op through ONNX Runtime', () => {
     const ops = new Set(OP_CASES.flatMap(([, make]) => make().spec.nodes.map((n) => n.op)))
     expect([...ops].sort()).toEqual(Object.keys(OPS).sort())
     expect(Object.keys(CONVERTERS).sort()).toEqual(Object.keys(OPS).sort())
-    expect(new Set(allOps().spec.nodes.map((n) => n.op))).toEqual(ops)
+    expect(new Set([...allOps().spec.nodes, ...allSequenceOps().spec.nodes].map((n) => n.op))).toEqual(ops)
   })
 
   for (const [name, make] of OP_CASES) {
@@ -256,6 +269,7 @@ describe('toOnnx: every op through ONNX Runtime', () => {
   for (let opset = 17; opset <= MAX_OPSET; opset++) {
     it(`a graph of every op at opset ${opset}`, async () => {
       await expectSame(allOps(), { opset })
+      await expectSame(allSequenceOps(), { opset })
     })
   }
 

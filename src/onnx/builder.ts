@@ -32,8 +32,10 @@ function load(): OnnxNamespace {
 /** The `onnx` namespace of `onnx-proto` (protobufjs-generated `ModelProto`, `GraphProto`, …), loaded on first use. */
 export const onnx: OnnxNamespace = new Proxy({} as OnnxNamespace, { get: (_, key) => load()[key as keyof OnnxNamespace] })
 
-/** `TensorProto.DataType.FLOAT`, the only element type ferronet exports. */
+/** `TensorProto.DataType.FLOAT`, the only element type of ferronet's tensors. */
 export const FLOAT = 1
+/** `TensorProto.DataType.INT64`, for the shape and index constants of Reshape and Gather. */
+export const INT64 = 7
 
 /** An attribute value, tagged with its ONNX attribute type. */
 export type AttributeValue =
@@ -134,6 +136,17 @@ export class GraphBuilder {
   constant(base: string, dims: readonly number[], data: ArrayLike<number>): string {
     const out = this.fresh(base)
     const value = onnx.TensorProto.create({ name: out, dims: [...dims], dataType: FLOAT, rawData: float32Bytes(data) })
+    this.node('Constant', [], [out], { value: { tensor: value } })
+    return out
+  }
+
+  /** A `Constant` node holding int64 `data` of shape `dims` (shapes, indices); returns its output name. */
+  constantInt64(base: string, dims: readonly number[], data: readonly number[]): string {
+    const out = this.fresh(base)
+    const bytes = new Uint8Array(data.length * 8)
+    const view = new DataView(bytes.buffer)
+    data.forEach((v, i) => view.setBigInt64(i * 8, BigInt(v), true))
+    const value = onnx.TensorProto.create({ name: out, dims: [...dims], dataType: INT64, rawData: bytes })
     this.node('Constant', [], [out], { value: { tensor: value } })
     return out
   }

@@ -117,6 +117,57 @@ function pool(opType: 'MaxPool' | 'AveragePool') {
   }
 }
 
+/**
+ * Self-attention from standard ops, x [N, T, C], H heads of d = C / H:
+ *   qkv = x · in_proj_weightᵀ (+ in_proj_bias)           MatMul (+ Add)   [N, T, 3C]
+ *   → Reshape [N, T, 3, H, d] → Transpose [3, N, H, T, d] → Gather q, k, v [N, H, T, d]
+ *   s = q · kᵀ · (1/√d) (+ mask: −∞ above the diagonal)   MatMul, Mul (Add) [N, H, T, T]
+ *   y = Softmax(s) · v → Transpose [N, T, H, d] → Reshape [N, T, C]
+ *   out = y · out_proj.weightᵀ (+ out_proj.bias)
+ * Dropout is off at inference. The causal mask is a constant [T, T] broadcast over N
+ * and H; every row keeps its diagonal, so Softmax never sees a row of −∞ only.
+ */
+function multiHeadAttention(ctx: ConvertContext<Extract<LayerSpec, { op: 'MultiHeadAttention' }>>): void {
+  const { g, node, layer } = ctx
+  const [t, c] = ctx.inputShapes[0] as [number, number]
+  const heads = layer.numHeads, d = c / heads
+  const at = (what: string) => `${node.name}/${what}`
+  const linear = (x: string, weight: string, bias: string | undefined, out: string, what: string) => {
+    const wt = scoped(ctx, `${what}_weight_t`)
+    g.node('Transpose', [weight], [wt], { perm: ints([1, 0]) })
+    const product = bias === undefined ? out : scoped(ctx, `${what}_matmul`)
+    g.node('MatMul', [x, wt], [product], {}, bias === undefined && out === ctx.output ? node.name : at(`${what}/MatMul`))
+    if (bias !== undefined) g.node('Add', [product, bias], [out], {}, out === ctx.output ? node.name : at(`${what}/Add`))
+  }
+  const qkv = scoped(ctx, 'qkv')
+  linear(ctx.inputs[0]!, required(ctx, 'in_proj_weight'), ctx.param('in_proj_bias'), qkv, 'in_proj')
+  const split = scoped(ctx, 'qkv_heads'), heads5 = scoped(ctx, 'qkv_by_head')
+  g.node('Reshape', [qkv, g.constantInt64(at('qkv_shape'), [5], [-1, t, 3, heads, d])], [split])
+  g.node('Transpose', [split], [heads5], { perm: ints([2, 0, 3, 1, 4]) })
+  const [q, k, v] = ['q', 'k', 'v'].map((name, i) => {
+    const out = scoped(ctx, name)
+    g.node('Gather', [heads5, g.constantInt64(at(`${name}_index`), [], [i])], [out], { axis: { int: 0 } })
+    return out
+  }) as [string, string, string]
+  const kt = scoped(ctx, 'k_t'), product = scoped(ctx, 'qk'), scores = scoped(ctx, 'scores')
+  g.node('Transpose', [k], [kt], { perm: ints([0, 1, 3, 2]) })
+  g.node('MatMul', [q, kt], [product])
+  g.node('Mul', [product, g.constant(at('scale'), [], [1 / Math.sqrt(d)])], [scores])
+  let logits = scores
+  if (layer.causal ?? false) {
+    const mask = new Float32Array(t * t)
+    for (let i = 0; i < t; i++) for (let j = i + 1; j < t; j++) mask[i * t + j] = -Infinity
+    logits = scoped(ctx, 'masked_scores')
+    g.node('Add', [scores, g.constant(at('causal_mask'), [t, t], mask)], [logits])
+  }
+  const probs = scoped(ctx, 'probs'), yh = scoped(ctx, 'y_heads'), yt = scoped(ctx, 'y_steps'), y = scoped(ctx, 'y')
+  g.node('Softmax', [logits], [probs], { axis: { int: -1 } })
+  g.node('MatMul', [probs, v], [yh])
+  g.node('Transpose', [yh], [yt], { perm: ints([0, 2, 1, 3]) })
+  g.node('Reshape', [yt, g.constantInt64(at('y_shape'), [3], [-1, t, c])], [y])
+  linear(y, required(ctx, 'out_proj.weight'), ctx.param('out_proj.bias'), ctx.output, 'out_proj')
+}
+
 /** The converters, by op. */
 export const CONVERTERS: ConverterTable = {
   Linear(ctx) {
@@ -213,4 +264,6 @@ export const CONVERTERS: ConverterTable = {
 
   Concat: (ctx) =>
     ctx.g.node('Concat', [...ctx.inputs], [ctx.output], { axis: { int: axis(ctx.layer.dim ?? 1, ctx.outputShape.length) } }, ctx.node.name),
+
+  MultiHeadAttention: multiHeadAttention,
 }

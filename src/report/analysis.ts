@@ -85,9 +85,12 @@ export function layerTable(net: Net): LayerRow[] {
   const shapes = new Map<string, readonly number[]>()
   for (const input of net.spec.inputs) shapes.set(input.name, input.shape)
   const counts = new Map<string, number>()
+  // A tensor is its node's name + '.' + a suffix that may have dots too
+  // ('attn.out_proj.weight'): the longest node name that prefixes it owns it.
+  const byLength = net.spec.nodes.map((n) => n.name).sort((a, b) => b.length - a.length)
   for (const p of net.parameters()) {
     if (!p.trainable) continue
-    const node = p.name.slice(0, p.name.lastIndexOf('.'))
+    const node = byLength.find((n) => p.name.startsWith(`${n}.`)) ?? p.name.slice(0, p.name.lastIndexOf('.'))
     counts.set(node, (counts.get(node) ?? 0) + p.data.length)
   }
   return net.spec.nodes.map((node, i) => {
@@ -136,6 +139,13 @@ function describeLayer(layer: LayerSpec, input: readonly number[]): string {
     case 'LogSoftmax':
     case 'Concat':
       return layer.dim === undefined ? '' : `dim ${layer.dim}`
+    case 'MultiHeadAttention': {
+      const parts = [`${layer.numHeads} head${layer.numHeads === 1 ? '' : 's'} of ${input.at(-1)! / layer.numHeads}`]
+      if (layer.causal) parts.push('causal')
+      if (layer.dropout) parts.push(`dropout ${layer.dropout}`)
+      if (layer.bias === false) parts.push('no bias')
+      return parts.join(', ')
+    }
     default:
       return ''
   }

@@ -125,6 +125,16 @@ pub enum Targets<'a> {
 pub struct TargetBuffer {
     pub classes: Vec<u32>,
     pub values: Vec<f32>,
+    /// Class labels per sample: 1, or T for a sequence model's [T, classes] output
+    /// (one label per position, as PyTorch's `logits.view(-1, V)` against `targets.view(-1)`).
+    pub labels_per_sample: usize,
+}
+
+impl TargetBuffer {
+    /// `labels_per_sample` as a divisor (0 in a default buffer means 1).
+    pub fn per_sample(&self) -> usize {
+        self.labels_per_sample.max(1)
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -133,6 +143,8 @@ pub struct DataView<'a> {
     pub targets: Targets<'a>,
     /// Floats per sample.
     pub dim: usize,
+    /// Class labels per sample: 1, or T for per-position labels of a [T, classes] output.
+    pub labels_per_sample: usize,
     len: usize,
 }
 
@@ -147,8 +159,19 @@ impl<'a> DataView<'a> {
         if dim == 0 {
             return Err(Error::shape("dataset inputs", "a sample width > 0", 0));
         }
+        let mut labels_per_sample = 1;
         let n = match targets {
-            Targets::Classes(l) => l.len(),
+            // One label per sample, or the same number k > 1 per sample (a sequence
+            // model's per-position labels): the inputs say how many samples there are.
+            Targets::Classes(l) => {
+                let samples = inputs.len() / dim;
+                if inputs.len() % dim == 0 && samples > 0 && l.len() > samples && l.len() % samples == 0 {
+                    labels_per_sample = l.len() / samples;
+                    samples
+                } else {
+                    l.len()
+                }
+            }
             Targets::Values { data, dim: tdim } => {
                 if tdim == 0 || data.len() % tdim != 0 {
                     return Err(Error::shape(
@@ -168,7 +191,7 @@ impl<'a> DataView<'a> {
                 format!("{len} values"),
             ));
         }
-        Ok(DataView { inputs, targets, dim, len: n })
+        Ok(DataView { inputs, targets, dim, labels_per_sample, len: n })
     }
 
     pub fn len(&self) -> usize {
@@ -256,14 +279,20 @@ impl<'a> DataView<'a> {
     /// Copies the targets of `rows`, checking each again (class ids below `classes`,
     /// float targets finite): the arrays are read in place and may have been changed
     /// since `check_data` validated them. Returns the first bad one as an error.
+    /// `classes` is the model's output size per sample; with k labels per sample the
+    /// class count is that over k (the output is [k, classes]).
     pub fn gather_targets(&self, rows: &[usize], out: &mut TargetBuffer, classes: usize) -> crate::error::Result<()> {
         out.classes.clear();
         out.values.clear();
+        let k = self.labels_per_sample;
+        out.labels_per_sample = k;
         match self.targets {
             Targets::Classes(l) => {
-                out.classes.extend(rows.iter().map(|&r| l.get(r)));
-                if let Some(k) = out.classes.iter().position(|&c| c as usize >= classes) {
-                    return Err(crate::error::Error::LabelOutOfRange { index: rows[k], label: out.classes[k], classes });
+                let classes = classes / k;
+                out.classes.extend(rows.iter().flat_map(|&r| (r * k..(r + 1) * k).map(|i| l.get(i))));
+                if let Some(p) = out.classes.iter().position(|&c| c as usize >= classes) {
+                    let index = rows[p / k] * k + p % k;
+                    return Err(crate::error::Error::LabelOutOfRange { index, label: out.classes[p], classes });
                 }
             }
             Targets::Values { data, dim } => {

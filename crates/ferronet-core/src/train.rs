@@ -112,8 +112,9 @@ impl Metrics {
     fn of(loss: &LossConfig, sums: &LossSum, samples: usize) -> Metrics {
         let per = |x: f64| x / sums.elements.max(1) as f64;
         match loss.metric_kind() {
+            // Per-position labels count positions (`elements`); otherwise samples.
             crate::loss::MetricKind::Accuracy => Metrics {
-                accuracy: Some(sums.correct as f64 / samples.max(1) as f64),
+                accuracy: Some(sums.correct as f64 / if sums.elements > 0 { sums.elements } else { samples }.max(1) as f64),
                 ..Default::default()
             },
             crate::loss::MetricKind::LabelAccuracy => Metrics {
@@ -503,7 +504,7 @@ pub fn forward_backward(model: &mut Model, loss: &LossConfig, rows: usize, targe
     let dim = model.output_dim();
     let sums = {
         let (out, grad) = model.output_and_grad(rows);
-        loss.compute(out, rows, dim, batch_targets(targets, loss.target_kind()), Some(grad))
+        batch_loss(loss, out, rows, dim, targets, Some(grad))
     };
     model.backward(rows);
     sums
@@ -591,7 +592,7 @@ pub fn evaluate(
         let chw = model.input_chw();
         gathered(data.gather(&rows, model.input_buffer(rows.len()), chw), data.gather_targets(&rows, &mut targets, dim), &rows, 0, start / batch_size + 1)?;
         let out = model.forward(rows.len());
-        let batch = loss.compute(out, rows.len(), dim, batch_targets(&targets, loss.target_kind()), None);
+        let batch = batch_loss(loss, out, rows.len(), dim, &targets, None);
         total.add(&batch);
     }
     let metrics = Metrics::of(loss, &total, n);
@@ -604,6 +605,7 @@ pub fn evaluate(
 }
 
 fn check_data(model: &Model, data: &DataView, loss: &LossConfig) -> Result<()> {
+    model.expect_single_input("training and evaluation")?;
     if data.dim != model.input_dim() {
         return Err(Error::shape(
             "dataset sample size",
@@ -611,9 +613,11 @@ fn check_data(model: &Model, data: &DataView, loss: &LossConfig) -> Result<()> {
             data.dim,
         ));
     }
-    loss.validate(model.output_dim())?;
+    let k = data.labels_per_sample;
+    let classes = sequence_classes(model, k)?;
+    loss.validate(classes)?;
     match (loss.target_kind(), data.targets) {
-        (TargetKind::Classes, Targets::Classes(_)) => data.check_labels(model.output_dim()),
+        (TargetKind::Classes, Targets::Classes(_)) => data.check_labels(classes),
         (TargetKind::Values, Targets::Values { dim, .. }) => {
             if dim != model.output_dim() {
                 return Err(Error::TargetWidth { expected: model.output_dim(), got: dim });
@@ -629,6 +633,40 @@ fn check_data(model: &Model, data: &DataView, loss: &LossConfig) -> Result<()> {
             format!("{} needs float targets, the dataset has class labels", loss.name()),
         )),
     }
+}
+
+/// The class count of a model trained with `k` labels per sample: its output size
+/// for k = 1; for k > 1 the output must be [k, classes] (positions first, classes last).
+fn sequence_classes(model: &Model, k: usize) -> Result<usize> {
+    let shape = model.output_shape();
+    if k <= 1 {
+        return Ok(model.output_dim());
+    }
+    let classes = *shape.last().unwrap_or(&0);
+    if shape.len() < 2 || model.output_dim() != k * classes {
+        return Err(Error::shape(
+            "labels per sample",
+            format!(
+                "1 label per sample, or one per position of an output [positions, classes] (the network's output is {shape:?})"
+            ),
+            format!("{k} labels per sample"),
+        ));
+    }
+    Ok(classes)
+}
+
+/// The loss of a batch whose targets may hold k labels per sample (a [k, classes]
+/// output): each position is a row of the loss (PyTorch's `logits.view(-1, V)`), and
+/// the sums are scaled back to samples, so the reported loss is the mean per position
+/// and the accuracy the fraction of positions right.
+pub(crate) fn batch_loss(loss: &LossConfig, out: &[f32], rows: usize, dim: usize, targets: &TargetBuffer, grad: Option<&mut [f32]>) -> LossSum {
+    let k = targets.per_sample();
+    let mut sums = loss.compute(out, rows * k, dim / k, batch_targets(targets, loss.target_kind()), grad);
+    if k > 1 {
+        sums.loss_sum /= k as f64;
+        sums.elements = rows * k;
+    }
+    sums
 }
 
 /// Uniform in-place shuffle driven by our seeded stream.

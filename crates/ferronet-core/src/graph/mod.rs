@@ -223,11 +223,8 @@ impl Model {
     }
 
     fn compile(spec: GraphSpec, seed: u64, fuse: bool, max_values: usize) -> Result<Model> {
-        if spec.inputs.len() != 1 {
-            return Err(Error::config(
-                "spec.inputs",
-                format!("models take exactly one input for now, got {}", spec.inputs.len()),
-            ));
+        if spec.inputs.is_empty() {
+            return Err(Error::config("spec.inputs", "needs at least one input"));
         }
         if spec.outputs.is_empty() {
             return Err(Error::config("spec.outputs", "needs at least one output"));
@@ -544,6 +541,39 @@ impl Model {
     pub fn input_shape(&self) -> &[usize] {
         &self.values[self.inputs[0]].shape
     }
+    /// Graph inputs, in the spec's order. `fit`, `predict` and `explain` feed input 0;
+    /// the others (an RNN's initial state, a second modality) are set with `set_input_at`.
+    pub fn num_inputs(&self) -> usize {
+        self.inputs.len()
+    }
+    /// Per-sample shape of graph input `k`.
+    pub fn input_shape_at(&self, k: usize) -> &[usize] {
+        &self.values[self.inputs[k]].shape
+    }
+    /// Floats per sample of graph input `k`.
+    pub fn input_dim_at(&self, k: usize) -> usize {
+        self.values[self.inputs[k]].size
+    }
+    /// The index of the graph input called `name`.
+    pub fn input_index(&self, name: &str) -> Option<usize> {
+        self.inputs.iter().position(|&v| self.values[v].name == name)
+    }
+    /// Errors unless the model has exactly one input (the entry points that take one
+    /// array of samples: fit, evaluate, trainBatch, predict, explain).
+    pub fn expect_single_input(&self, what: &str) -> Result<()> {
+        if self.inputs.len() != 1 {
+            let names: Vec<&str> = self.inputs.iter().map(|&v| self.values[v].name.as_str()).collect();
+            return Err(Error::config(
+                "net",
+                format!(
+                    "{what} feeds one input, but this net has {} ({}); give every input with the per-batch step API",
+                    names.len(),
+                    names.join(", ")
+                ),
+            ));
+        }
+        Ok(())
+    }
     pub fn output_shape(&self) -> &[usize] {
         &self.values[self.outputs[0]].shape
     }
@@ -684,8 +714,13 @@ impl Model {
     /// The input buffer of a batch of `rows` samples, in the stored layout (channels-last
     /// for [C, H, W]), to be filled before `forward`. Allocates only when `rows` grows.
     pub fn input_buffer(&mut self, rows: usize) -> &mut [f32] {
+        self.input_buffer_at(0, rows)
+    }
+
+    /// `input_buffer` of graph input `k`.
+    pub fn input_buffer_at(&mut self, k: usize, rows: usize) -> &mut [f32] {
         self.ensure_capacity(rows, false);
-        let v = &self.values[self.inputs[0]];
+        let v = &self.values[self.inputs[k]];
         let start = self.capacity * v.offset;
         &mut self.acts[start..start + rows * v.size]
     }
@@ -701,8 +736,13 @@ impl Model {
 
     /// Fills the input buffer with `rows` samples given in PyTorch's order.
     pub fn set_input(&mut self, rows: usize, logical: &[f32]) {
-        let shape = self.input_shape().to_vec();
-        layout::to_stored(&shape, logical, self.input_buffer(rows));
+        self.set_input_at(0, rows, logical)
+    }
+
+    /// Fills graph input `k` with `rows` samples given in PyTorch's order.
+    pub fn set_input_at(&mut self, k: usize, rows: usize, logical: &[f32]) {
+        let shape = self.input_shape_at(k).to_vec();
+        layout::to_stored(&shape, logical, self.input_buffer_at(k, rows));
     }
 
     /// Output 0 of the last forward pass in PyTorch's order.
@@ -721,9 +761,14 @@ impl Model {
 
     /// The input's gradient in PyTorch's order (after `backward`, with `set_input_grad(true)`).
     pub fn input_grad_logical(&self, rows: usize) -> Option<Vec<f32>> {
-        let g = self.input_grad(rows)?;
+        self.input_grad_logical_at(0, rows)
+    }
+
+    /// Graph input `k`'s gradient in PyTorch's order (after `backward`, with `set_input_grad(true)`).
+    pub fn input_grad_logical_at(&self, k: usize, rows: usize) -> Option<Vec<f32>> {
+        let g = self.input_grad_at(k, rows)?;
         let mut v = vec![0.0; g.len()];
-        layout::to_logical(self.input_shape(), g, &mut v);
+        layout::to_logical(self.input_shape_at(k), g, &mut v);
         Some(v)
     }
 
@@ -887,10 +932,15 @@ impl Model {
 
     /// The input's gradient after `backward` (with `set_input_grad(true)`), stored layout.
     pub fn input_grad(&self, rows: usize) -> Option<&[f32]> {
+        self.input_grad_at(0, rows)
+    }
+
+    /// Graph input `k`'s gradient after `backward` (with `set_input_grad(true)`), stored layout.
+    pub fn input_grad_at(&self, k: usize, rows: usize) -> Option<&[f32]> {
         if !self.input_grad || self.grads.is_empty() {
             return None;
         }
-        let v = &self.values[self.inputs[0]];
+        let v = &self.values[self.inputs[k]];
         let start = self.capacity * v.offset;
         Some(&self.grads[start..start + rows * v.size])
     }
@@ -904,6 +954,7 @@ impl Model {
     /// folding off (a folded plan has no BatchNorm backward). Parameter gradients are
     /// overwritten.
     pub fn explain(&mut self, rows: usize, inputs: &[f32], output_grad: &[f32], node: Option<&str>) -> Result<Explanation> {
+        self.expect_single_input("explain")?;
         let (din, dout) = (self.input_dim(), self.output_dim());
         if rows == 0 || inputs.len() != rows * din {
             return Err(Error::shape("explain inputs", format!("rows × {din} values"), inputs.len()));
@@ -1094,6 +1145,7 @@ impl Model {
     /// Outputs (output 0, PyTorch's order) for every sample of `inputs` (PyTorch's order;
     /// u8 pixels are scaled as in training), in eval mode, in chunks.
     pub fn predict(&mut self, inputs: crate::data::Inputs, out: &mut [f32]) -> Result<()> {
+        self.expect_single_input("predict")?;
         let dim = self.input_dim();
         let outputs = self.output_dim();
         if inputs.len() % dim != 0 {
@@ -1144,15 +1196,16 @@ impl Model {
     /// Cross-entropy forward and backward over the batch in the input buffer (the
     /// common case; `train::forward_backward` takes any loss).
     pub fn forward_backward(&mut self, rows: usize, labels: &[u32]) -> crate::loss::LossSum {
-        let targets = crate::data::TargetBuffer { classes: labels.to_vec(), values: Vec::new() };
+        let targets = crate::data::TargetBuffer { classes: labels.to_vec(), values: Vec::new(), labels_per_sample: labels.len() / rows.max(1) };
         crate::train::forward_backward(self, &crate::loss::LossConfig::default(), rows, &targets)
     }
 
     /// Cross-entropy of the batch in the input buffer, without gradients.
     pub fn loss_batch(&mut self, rows: usize, labels: &[u32]) -> crate::loss::LossSum {
         let dim = self.output_dim();
+        let targets = crate::data::TargetBuffer { classes: labels.to_vec(), values: Vec::new(), labels_per_sample: labels.len() / rows.max(1) };
         let out = self.forward(rows);
-        crate::loss::LossConfig::default().compute(out, rows, dim, crate::loss::BatchTargets::Classes(labels), None)
+        crate::train::batch_loss(&crate::loss::LossConfig::default(), out, rows, dim, &targets, None)
     }
 
     /// One step of `optimizer` over every trainable, unfrozen tensor.

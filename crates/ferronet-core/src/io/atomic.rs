@@ -48,8 +48,40 @@ pub fn write_atomic(target: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let result = write_then_rename(&temp, target, bytes);
     if result.is_err() {
         let _ = fs::remove_file(&temp);
+    } else {
+        remove_stale_temps(target);
     }
     result
+}
+
+/// A process killed mid-save (SIGKILL, power loss) cannot remove its temporary file:
+/// the next successful save of the same target removes the temporaries of processes
+/// that no longer run (`.<name>.<pid>-<n>.tmp`). Liveness is read from /proc where
+/// there is one; elsewhere a temporary older than a day counts as stale.
+fn remove_stale_temps(target: &Path) {
+    let (Some(name), Some(dir)) = (target.file_name().map(|n| n.to_string_lossy().into_owned()), target.parent()) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    let prefix = format!(".{name}.");
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    let proc_fs = Path::new("/proc/self").exists();
+    for e in entries.flatten() {
+        let file = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = file.strip_prefix(&prefix).and_then(|r| r.strip_suffix(".tmp")) else { continue };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else { continue };
+        if pid == std::process::id() {
+            continue;
+        }
+        let stale = if proc_fs {
+            !Path::new(&format!("/proc/{pid}")).exists()
+        } else {
+            e.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok()).is_some_and(|age| age.as_secs() > 86_400)
+        };
+        if stale {
+            let _ = fs::remove_file(e.path());
+        }
+    }
 }
 
 fn write_then_rename(temp: &Path, target: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -113,6 +145,25 @@ mod tests {
         // The hook fires once.
         write_atomic(&p, &big).unwrap();
         assert_eq!(fs::read(&p).unwrap(), big);
+    }
+
+    #[test]
+    fn a_save_removes_the_temporaries_of_killed_processes_only() {
+        let d = dir();
+        let p = d.join("m.bin");
+        // pid 4194304 is past Linux's pid_max (2^22): no such process runs.
+        let dead = d.join(".m.bin.4194304-0.tmp");
+        let mine_live = d.join(format!(".m.bin.{}-999.tmp", std::process::id()));
+        let other = d.join(".other.bin.4194304-0.tmp");
+        for f in [&dead, &mine_live, &other] {
+            fs::write(f, b"half a model").unwrap();
+        }
+        write_atomic(&p, b"new").unwrap();
+        if Path::new("/proc/self").exists() {
+            assert!(!dead.exists(), "a dead process's temporary is removed");
+        }
+        assert!(mine_live.exists(), "a running process's temporary is left alone");
+        assert!(other.exists(), "another target's temporary is left alone");
     }
 
     #[test]

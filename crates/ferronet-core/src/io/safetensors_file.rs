@@ -55,8 +55,29 @@ impl View for &Tensor {
 /// The whole file's bytes, header included.
 pub fn encode(path: &Path, tensors: &[(String, Tensor)], metadata: &BTreeMap<String, String>) -> Result<Vec<u8>> {
     let meta: HashMap<String, String> = metadata.clone().into_iter().collect();
-    safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(meta))
-        .map_err(|e| Error::model_file(path, format!("could not be encoded: {e}")))
+    let bytes = safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(meta))
+        .map_err(|e| Error::model_file(path, format!("could not be encoded: {e}")))?;
+    Ok(canonical_header(bytes))
+}
+
+/// The crate writes `__metadata__` from a HashMap, so its keys come out in a random
+/// order and two saves of one model differ: the header is rewritten with every
+/// object's keys sorted (serde_json's Map is a BTreeMap), padded with spaces to
+/// 8 bytes as the format asks. Offsets count from the data section, so they stay.
+fn canonical_header(bytes: Vec<u8>) -> Vec<u8> {
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let Ok(header) = serde_json::from_slice::<serde_json::Value>(&bytes[8..8 + n]) else {
+        return bytes;
+    };
+    let mut text = header.to_string().into_bytes();
+    while text.len() % 8 != 0 {
+        text.push(b' ');
+    }
+    let mut out = Vec::with_capacity(8 + text.len() + bytes.len() - 8 - n);
+    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    out.extend_from_slice(&text);
+    out.extend_from_slice(&bytes[8 + n..]);
+    out
 }
 
 /// One tensor of a file that was read: where its bytes are.

@@ -14,6 +14,7 @@
 pub mod activations;
 pub mod adaptive_avgpool2d;
 pub mod add;
+pub mod attention;
 pub mod avgpool2d;
 pub mod batchnorm;
 pub mod concat;
@@ -211,6 +212,7 @@ pub const REGISTRY: &[(&str, BuildFn)] = &[
     ("LogSoftmax", activations::build_log_softmax),
     ("Add", add::build),
     ("Concat", concat::build),
+    ("MultiHeadAttention", attention::build),
 ];
 
 /// Builds node `name`'s op `kind` from its config and input shapes.

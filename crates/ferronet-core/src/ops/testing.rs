@@ -57,17 +57,26 @@ pub fn check_gradients(spec: &str, o: &GradCheck) -> Result<usize, String> {
         })
         .collect();
     let g: Vec<f32> = (0..rows * model.output_dim()).map(|_| rng.random_range(-1.0..1.0)).collect();
+    // Graph inputs after the first (an RNN's initial state): drawn the same way, and
+    // their gradients checked too.
+    let mut extra: Vec<Vec<f32>> = (1..model.num_inputs())
+        .map(|k| (0..rows * model.input_dim_at(k)).map(|_| o.input_scale * rng.random_range(-1.0f32..1.0)).collect())
+        .collect();
     // The objective at the current parameters for input `x`, always with step 1's randomness.
-    let objective = |model: &mut Model, x: &[f32]| -> f64 {
+    let objective = |model: &mut Model, x: &[f32], extra: &[Vec<f32>]| -> f64 {
         model.set_train_step(0);
         model.input_buffer(rows).copy_from_slice(x);
+        for (k, e) in extra.iter().enumerate() {
+            model.input_buffer_at(k + 1, rows).copy_from_slice(e);
+        }
         let out = model.forward(rows);
         out.iter().zip(&g).map(|(&a, &b)| a as f64 * b as f64).sum()
     };
-    objective(&mut model, &x);
+    objective(&mut model, &x, &extra);
     model.output_grad_buffer(rows).copy_from_slice(&g);
     model.backward(rows);
     let dx = model.input_grad(rows).expect("input grad on").to_vec();
+    let dextra: Vec<Vec<f32>> = (1..model.num_inputs()).map(|k| model.input_grad_at(k, rows).expect("input grad on").to_vec()).collect();
     let grads: Vec<(String, Vec<f32>)> = model
         .store()
         .tensors()
@@ -114,13 +123,24 @@ pub fn check_gradients(spec: &str, o: &GradCheck) -> Result<usize, String> {
     checked += compare("input", &dx, &mut |i| {
         let orig = x[i];
         x[i] = orig + h;
-        let plus = objective(&mut model, &x);
+        let plus = objective(&mut model, &x, &extra);
         x[i] = orig - h;
-        let minus = objective(&mut model, &x);
+        let minus = objective(&mut model, &x, &extra);
         x[i] = orig;
-        (plus, minus, objective(&mut model, &x))
+        (plus, minus, objective(&mut model, &x, &extra))
     })
     .map_err(|e| format!("{e}; the input values around it: {:?}", &x_at_start[..x_at_start.len().min(40)]))?;
+    for (k, analytic) in dextra.iter().enumerate() {
+        checked += compare(&format!("input {}", k + 1), analytic, &mut |i| {
+            let orig = extra[k][i];
+            extra[k][i] = orig + h;
+            let plus = objective(&mut model, &x, &extra);
+            extra[k][i] = orig - h;
+            let minus = objective(&mut model, &x, &extra);
+            extra[k][i] = orig;
+            (plus, minus, objective(&mut model, &x, &extra))
+        })?;
+    }
     let ids: Vec<usize> = model
         .store()
         .tensors()
@@ -133,11 +153,11 @@ pub fn check_gradients(spec: &str, o: &GradCheck) -> Result<usize, String> {
         checked += compare(name, analytic, &mut |i| {
             let orig = model.tensor_value_mut(t)[i];
             model.tensor_value_mut(t)[i] = orig + h;
-            let plus = objective(&mut model, &x);
+            let plus = objective(&mut model, &x, &extra);
             model.tensor_value_mut(t)[i] = orig - h;
-            let minus = objective(&mut model, &x);
+            let minus = objective(&mut model, &x, &extra);
             model.tensor_value_mut(t)[i] = orig;
-            (plus, minus, objective(&mut model, &x))
+            (plus, minus, objective(&mut model, &x, &extra))
         })?;
     }
     Ok(checked)
@@ -206,6 +226,11 @@ pub fn run_parity_case(case: &serde_json::Value, tol: f64) -> Result<f64, String
         let (shape, x) = tensor(input);
         rows = shape[0];
         model.set_input(rows, &x);
+        // Graph inputs after the first, by name (an RNN's h0 and c0).
+        for (iname, t) in case["extraInputs"].as_object().into_iter().flatten() {
+            let at = model.input_index(iname).ok_or(format!("{name}: no graph input {iname}"))?;
+            model.set_input_at(at, rows, &tensor(t).1);
+        }
         model.forward(rows);
         let out = model.output_logical(rows);
         match case.get("outputs") {
@@ -220,6 +245,11 @@ pub fn run_parity_case(case: &serde_json::Value, tol: f64) -> Result<f64, String
         if let Some(want) = case.get("inputGrad") {
             let got = model.input_grad_logical(rows).unwrap();
             check("input gradient", &got, want)?;
+        }
+        for (iname, want) in case["extraInputGrads"].as_object().into_iter().flatten() {
+            let at = model.input_index(iname).ok_or(format!("{name}: no graph input {iname}"))?;
+            let got = model.input_grad_logical_at(at, rows).unwrap();
+            check(&format!("gradient of input {iname}"), &got, want)?;
         }
         let grads = model.grads();
         for (pname, want) in case["paramGrads"].as_object().into_iter().flatten() {

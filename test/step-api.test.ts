@@ -148,6 +148,35 @@ describe('step API', () => {
     expect(() => b.optimizer({ type: 'sgd', momentum: 0.9 }).loadStateBytes(bytes)).toThrow(/adam/)
   })
 
+  it('a net with two graph inputs takes one array per input, and gives each input its gradient', () => {
+    const a = Net.input([5], { name: 'x' })
+    const b = Net.input([3], { name: 'h' })
+    const net = Net.graph({ inputs: [a, b], outputs: Net.add().apply([Net.dense(4).apply(a, { name: 'fa' }), Net.dense(4).apply(b, { name: 'fb' })]) }, { seed: 3 })
+    const p = Object.fromEntries(net.parameters().map((t) => [t.name, t.data]))
+    const xa = new Float32Array(10).map((_, i) => i / 10 - 0.5)
+    const xb = new Float32Array(6).map((_, i) => 0.3 - i / 7)
+    const y = net.forward([xa, xb])
+    for (let r = 0; r < 2; r++) {
+      for (let o = 0; o < 4; o++) {
+        let v = p['fa.bias']![o]! + p['fb.bias']![o]!
+        for (let i = 0; i < 5; i++) v += p['fa.weight']![o * 5 + i]! * xa[r * 5 + i]!
+        for (let i = 0; i < 3; i++) v += p['fb.weight']![o * 3 + i]! * xb[r * 3 + i]!
+        expect(y[r * 4 + o]).toBeCloseTo(v, 5)
+      }
+    }
+    net.backward({ outputGrad: new Float32Array(8).fill(1), inputGrad: true })
+    const gb = net.inputGrad({ input: 1 })
+    expect(gb.length).toBe(6)
+    for (let i = 0; i < 3; i++) {
+      const colSum = [0, 1, 2, 3].reduce((s, o) => s + p['fb.weight']![o * 3 + i]!, 0)
+      expect(gb[i]).toBeCloseTo(colSum, 5)
+      expect(gb[3 + i]).toBeCloseTo(colSum, 5)
+    }
+    expect(net.inputGrad({ input: 0 }).length).toBe(10)
+    expect(() => net.forward(xa)).toThrow(/forward inputs: expected 2 array\(s\), one per graph input, got 1 array/)
+    expect(() => net.forward([xa, new Float32Array(5)])).toThrow(/forward input 1: expected 2 rows × 3 values \(input shape \[3\]\) = 6, got 5 values/)
+  })
+
   it('forward reuses its output array, or writes into the one given', () => {
     const net = mlp(0)
     const { x } = batch(2)

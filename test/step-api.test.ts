@@ -322,6 +322,27 @@ describe('generate', () => {
     expect(a.ids.every((id) => id < V)).toBe(true)
   })
 
+  it('a causal attention model learns a cycle and generates it; its last position ignores the padding', async () => {
+    const net = Net.sequential([T, 1], [Net.dense(16), Net.tanh(), Net.multiHeadAttention(2, { causal: true }), Net.dense(V)], { seed: 1 })
+    // Windows of the cycle 0 1 … 6 0 1 …, each position labelled with the next id.
+    const x = new Float32Array(V * T)
+    const y = new Uint32Array(V * T)
+    for (let s = 0; s < V; s++) {
+      for (let t = 0; t < T; t++) {
+        x[s * T + t] = (s + t) % V
+        y[s * T + t] = (s + t + 1) % V
+      }
+    }
+    const trainer = new Trainer(net, { optimizer: { type: 'adam', lr: 1e-2 } })
+    for (let i = 0; i < 300; i++) trainer.trainBatch(x, y)
+    const g = await net.generate([3], { maxNewTokens: 12, temperature: 0 })
+    expect(Array.from(g.newIds)).toEqual([4, 5, 6, 0, 1, 2, 3, 4, 5, 6, 0, 1])
+    // Causal: position 1's logits are the same whatever fills positions 2…T−1.
+    const a = net.predict(new Float32Array([3, 4, 0, 0, 0, 0])).subarray(V, 2 * V)
+    const b = net.predict(new Float32Array([3, 4, 6, 5, 2, 1])).subarray(V, 2 * V)
+    Array.from(a).forEach((v, i) => expect(v).toBeCloseTo(b[i]!, 5))
+  })
+
   it('refuses nets that are not [T] → [T, V], bad prompts and options', async () => {
     await expect(mlp().generate([1], { maxNewTokens: 2 })).rejects.toThrow(/output is \[T, V\] logits with T = 5/)
     await expect(Net.sequential([2, 3], [Net.dense(2)]).generate([1], { maxNewTokens: 2 })).rejects.toThrow(/input is \[T\] token ids/)

@@ -48,6 +48,24 @@ class SelfAttention(nn.MultiheadAttention):
         t = x.shape[-2]
         mask = torch.ones(t, t, dtype=torch.bool, device=x.device).triu(1) if causal else None
         return super().forward(x, x, x, need_weights=False, attn_mask=mask)[0]
+class Reparameterize(nn.Module):
+    """z = mean + exp(0.5 logvar) * eps, eps ~ N(0, 1); the mean in eval mode unless sample_in_eval."""
+
+    def __init__(self, sample_in_eval=False):
+        super().__init__()
+        self.sample_in_eval = sample_in_eval
+
+    def forward(self, mean, logvar):
+        if not (self.training or self.sample_in_eval):
+            return mean
+        return mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
+
+
+class KLDivergence(nn.Module):
+    """KL(N(mean, exp(logvar)) || N(0, 1)) per sample, shape [batch, 1]."""
+
+    def forward(self, mean, logvar):
+        return -0.5 * torch.sum((1 + logvar - mean.pow(2) - logvar.exp()).flatten(1), dim=1, keepdim=True)
 
 
 def _module(op, c):
@@ -70,7 +88,8 @@ def _module(op, c):
     simple = {"Dropout": lambda: nn.Dropout(c.get("p", 0.5)), "Flatten": nn.Flatten, "ReLU": nn.ReLU, "Sigmoid": nn.Sigmoid, "Tanh": nn.Tanh,
               "SiLU": nn.SiLU, "LeakyReLU": lambda: nn.LeakyReLU(c.get("negativeSlope", 0.01)),
               "GELU": lambda: nn.GELU(approximate=c.get("approximate", "none")),
-              "Softmax": lambda: nn.Softmax(dim=c.get("dim", -1)), "LogSoftmax": lambda: nn.LogSoftmax(dim=c.get("dim", -1))}
+              "Softmax": lambda: nn.Softmax(dim=c.get("dim", -1)), "LogSoftmax": lambda: nn.LogSoftmax(dim=c.get("dim", -1)),
+              "Reparameterize": lambda: Reparameterize(c.get("sampleInEval", False)), "KLDivergence": KLDivergence}
     if op in simple:
         return simple[op]()
     raise ValueError(f"ferronet_torch does not know op {op!r}")
@@ -100,7 +119,7 @@ class FerronetModule(nn.Module):
             elif node["op"] == "Concat":
                 out = torch.cat(args, dim=node.get("config", {}).get("dim", 1))
             else:
-                out = getattr(self, node["name"])(args[0])
+                out = getattr(self, node["name"])(*args)
             values[node["name"]] = out
         outs = [values[o] for o in self.spec["outputs"]]
         return outs[0] if len(outs) == 1 else tuple(outs)

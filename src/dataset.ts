@@ -93,6 +93,7 @@ interface DatasetParts {
   numClasses: number
   classNames: readonly string[] | undefined
   size: number
+  targetsAreInputs?: boolean
 }
 
 /** Proves a constructor call comes from this module, where parts are known to be consistent. */
@@ -148,6 +149,11 @@ export class Dataset {
   readonly classNames: readonly string[] | undefined
   /** Number of samples. */
   readonly size: number
+  /**
+   * Whether the targets are the inputs themselves (an autoencoder's reconstruction
+   * target, as the network sees them: pixels / 255): see {@link Dataset.withInputsAsTargets}.
+   */
+  readonly targetsAreInputs: boolean
 
   /**
    * Internal. Use {@link Dataset.fromArrays}; direct construction throws so that every
@@ -165,6 +171,32 @@ export class Dataset {
     this.numClasses = parts.numClasses
     this.classNames = parts.classNames
     this.size = parts.size
+    this.targetsAreInputs = parts.targetsAreInputs ?? false
+  }
+
+  /**
+   * This dataset with its inputs as its targets (an autoencoder's, a VAE's
+   * reconstruction target), sharing memory: nothing is copied, the core reads each
+   * batch's targets from the input rows (`uint8` pixels as the network sees them,
+   * divided by 255). Labels, if any, are kept (for `classCounts`, `split`'s order, …)
+   * but not trained on. `subset`, `select` and `split` keep the setting.
+   *
+   * ```ts
+   * const train = (await mnist.load({ dir, set: 'train' })).withInputsAsTargets()
+   * ```
+   */
+  withInputsAsTargets(): Dataset {
+    return new Dataset(trusted, {
+      inputs: this.inputs,
+      labels: this.labels,
+      targets: this.targets,
+      targetShape: this.targetShape,
+      sampleShape: this.sampleShape,
+      numClasses: this.numClasses,
+      classNames: this.classNames,
+      size: this.size,
+      targetsAreInputs: true,
+    })
   }
 
   /**
@@ -431,6 +463,7 @@ export class Dataset {
       numClasses: this.numClasses,
       classNames: this.classNames,
       size,
+      targetsAreInputs: this.targetsAreInputs,
     })
   }
 }

@@ -58,7 +58,7 @@ export interface GanFitOptions {
   shuffle?: boolean
   /** Also report every this many batches (default: only at each epoch's end). */
   progressEvery?: number
-  /** Called with each report. */
+  /** Called with each report (an exception thrown by it stops the fit and rejects with it). */
   onProgress?: (p: GanProgress) => void
   /** Stops the fit before its next batch: rejects with an {@link AbortError}, the nets keeping the last finished batch's weights. */
   signal?: AbortSignal
@@ -158,11 +158,36 @@ export class GanTrainer {
     if (signal?.aborted) throw new AbortError('GanTrainer.fit was aborted before it started', 0)
     const stop = () => this.handle.abort()
     signal?.addEventListener('abort', stop, { once: true })
+    // Reports travel through a queue that may be drained after the task settles: fit
+    // resolves once the last epoch-end report has been delivered (a bounded wait), and
+    // delivers none after that.
+    let settled = false
+    let ends = 0
+    let lastEnd: (() => void) | undefined
+    const lastEndSeen = new Promise<void>((resolve) => (lastEnd = resolve))
+    let callbackError: { error: unknown } | undefined
+    const cb = onProgress
+      ? (p: NativeGanProgress) => {
+        if (settled || callbackError) return
+        try {
+          onProgress({ ...p })
+        } catch (error) {
+          callbackError = { error }
+          this.handle.abort()
+        }
+        if (p.epochEnd && ++ends === epochs) lastEnd!()
+      }
+      : undefined
     try {
-      const cb = onProgress ? (p: NativeGanProgress) => onProgress({ ...p }) : undefined
       const out = await awaitNative(callNative(() => this.handle.fit(data, { epochs, batchSize, shuffle, progressEvery }, cb)))
+      if (cb && !callbackError) await Promise.race([lastEndSeen, new Promise((resolve) => setTimeout(resolve, 5000).unref())])
+      if (callbackError) throw callbackError.error
       return out.map((p) => ({ ...p }))
+    } catch (error) {
+      if (callbackError) throw callbackError.error
+      throw error
     } finally {
+      settled = true
       signal?.removeEventListener('abort', stop)
     }
   }

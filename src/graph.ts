@@ -250,7 +250,7 @@ export function sequentialSpec(shape: readonly number[], layersArg: unknown): { 
     if (typeof raw !== 'object' || raw === null) throw new OptionError(`layers[${i}]`, `must be a layer such as Net.dense(10), got ${describe(raw)}`)
     const { op, ...config } = raw as Record<string, unknown>
     const layer = normalizeLayer(op, config, `layers[${i}]`)
-    if (layerArity(layer) !== 1) throw new OptionError(`layers[${i}]`, `${layer.op} takes two or more inputs: build this model with the functional API (Net.input, layer.apply, Net.graph)`)
+    if (layerArity(layer) !== 1) throw new OptionError(`layers[${i}]`, `${layer.op} takes ${layerArity(layer) === 2 ? 'two inputs' : 'two or more inputs'}: build this model with the functional API (Net.input, layer.apply, Net.graph)`)
     return layer
   })
   let current: readonly number[] = shape
@@ -269,7 +269,7 @@ export function sequentialSpec(shape: readonly number[], layersArg: unknown): { 
  * Validates a saved spec (object or JSON text): format and version, names, node order,
  * every op's config, and the shapes. Returns a clean copy and the nodes' layers.
  */
-export function checkSpec(raw: unknown): { spec: ModelSpec; layers: LayerSpec[]; outputShape: number[] } {
+export function checkSpec(raw: unknown): { spec: ModelSpec; layers: LayerSpec[]; outputShape: number[]; shapes: Map<string, number[]> } {
   let value = raw
   if (typeof raw === 'string') {
     try {
@@ -328,5 +328,6 @@ export function checkSpec(raw: unknown): { spec: ModelSpec; layers: LayerSpec[];
     spec: { format: SPEC_FORMAT, version: SPEC_VERSION, inputs, nodes, outputs },
     layers,
     outputShape: shapes.get(outputs[0]!)!,
+    shapes,
   }
 }

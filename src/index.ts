@@ -22,6 +22,7 @@ export type {
   AdaptiveAvgPool2dSpec, AddSpec, AvgPool2dSpec, BatchNorm1dSpec, BatchNorm2dSpec, ConcatSpec, Conv2dSpec, DropoutSpec,
   FlattenSpec, GeluSpec, LayerSpec, LeakyReluSpec, LinearSpec, LogSoftmaxSpec, MaxPool2dSpec, MultiHeadAttentionSpec, OpName, ReluSpec,
   SigmoidSpec, SiluSpec, Size2, SoftmaxSpec, TanhSpec,
+  KLDivergenceSpec, ReparameterizeSpec,
 } from './layers.js'
 export { Trainer } from './trainer.js'
 export { Optimizer } from './step.js'
@@ -31,10 +32,12 @@ export type { GanFitOptions, GanProgress, GanTrainerOptions } from './gan.js'
 export { generate } from './generate.js'
 export type { GenerateOptions, Generation } from './generate.js'
 export type {
-  AdamOptions, AdamWOptions, EpochResult, EvaluateResult, FitOptions, FitResult, LossOptions, LossType, Metrics,
+  AdamOptions, AdamWOptions, EpochResult, EvaluateResult, FitOptions, FitResult, LossOptions, LossTerm, LossType, Metrics,
   OptimizerOptions, Progress, RmspropOptions, ScheduleOptions, SgdOptions, TrainerOptions,
 } from './trainer.js'
 export { Dataset } from './dataset.js'
+export { createRandom, randomNormal } from './random.js'
+export type { Random } from './random.js'
 export type { DatasetArrays, InputArray, InputDType, LabelArray, Sample, SplitOptions } from './dataset.js'
 export * as models from './models.js'
 export * as mnist from './mnist/index.js'

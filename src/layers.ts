@@ -181,6 +181,29 @@ export interface ConcatSpec {
   readonly dim?: number
 }
 
+/**
+ * A VAE's sampling step on inputs `[mean, logvar]` (one shape): z = mean +
+ * exp(0.5·logvar)·ε, ε ~ N(0, 1) drawn per training step from the net's seed
+ * (the same for any thread count); differentiable in mean and logvar. In eval mode
+ * (predict, evaluate) it outputs the mean, unless `sampleInEval` (functional API only).
+ * Built by {@link Net.reparameterize}.
+ */
+export interface ReparameterizeSpec {
+  /** The op name in the spec. */
+  readonly op: 'Reparameterize'
+  /** Also sample in eval mode (as PyTorch's examples/vae does in its test loop); default `false`: output the mean. */
+  readonly sampleInEval?: boolean
+}
+/**
+ * KL(N(mean, exp(logvar)) ‖ N(0, 1)) per sample on inputs `[mean, logvar]`: output `[1]`,
+ * −0.5·Σ(1 + logvar − mean² − exp(logvar)); a VAE's prior term, trained as a loss term
+ * `{ output, loss: 'value' }` (functional API only). Built by {@link Net.klDivergence}.
+ */
+export interface KLDivergenceSpec {
+  /** The op name in the spec. */
+  readonly op: 'KLDivergence'
+}
+
 /** One layer: a node of the model spec without its name and inputs. */
 export type LayerSpec =
   | LinearSpec | Conv2dSpec | MaxPool2dSpec | AvgPool2dSpec | AdaptiveAvgPool2dSpec
@@ -188,6 +211,7 @@ export type LayerSpec =
   | ReluSpec | SigmoidSpec | TanhSpec | SiluSpec | LeakyReluSpec | GeluSpec
   | SoftmaxSpec | LogSoftmaxSpec | AddSpec | ConcatSpec
   | MultiHeadAttentionSpec
+  | ReparameterizeSpec | KLDivergenceSpec
 
 /** Every op name of the spec. */
 export type OpName = LayerSpec['op']
@@ -197,8 +221,8 @@ interface OpInfo {
   /** Config fields: checker; `required` ones must be present. */
   fields: Record<string, FieldCheck>
   required?: readonly string[]
-  /** Inputs taken: exactly `1`, or `'many'` (two or more). */
-  arity: 1 | 'many'
+  /** Inputs taken: exactly `1` or `2`, or `'many'` (two or more). */
+  arity: 1 | 2 | 'many'
 }
 
 const int = (min: number) => (field: string, v: unknown): number => {
@@ -270,6 +294,8 @@ export const OPS: Readonly<Record<OpName, OpInfo>> = {
   Add: { fields: {}, arity: 'many' },
   Concat: { fields: { dim: anyInt }, arity: 'many' },
   MultiHeadAttention: { fields: { numHeads: int(1), causal: bool, dropout: unit, bias: bool }, required: ['numHeads'], arity: 1 },
+  Reparameterize: { fields: { sampleInEval: bool }, arity: 2 },
+  KLDivergence: { fields: {}, arity: 2 },
 }
 
 const OP_NAMES = Object.keys(OPS) as OpName[]
@@ -323,8 +349,8 @@ export function layerConfig(layer: LayerSpec): Record<string, unknown> | undefin
   return Object.keys(clean).length ? clean : undefined
 }
 
-/** How many inputs a layer takes: exactly 1, or 2 and more. */
-export function layerArity(layer: LayerSpec): 1 | 'many' {
+/** How many inputs a layer takes: exactly 1 or 2, or 2 and more. */
+export function layerArity(layer: LayerSpec): 1 | 2 | 'many' {
   return OPS[layer.op].arity
 }
 
@@ -343,6 +369,7 @@ export function inferShape(layer: LayerSpec, inputs: readonly (readonly number[]
   const arity = OPS[layer.op].arity
   if (arity === 1 && inputs.length !== 1) throw new ShapeError(`${who} takes 1 input, got ${inputs.length}`, node)
   if (arity === 'many' && inputs.length < 2) throw new ShapeError(`${who} takes two or more inputs, got ${inputs.length}`, node)
+  if (arity === 2 && inputs.length !== 2) throw new ShapeError(`${who} takes 2 inputs [mean, logvar], got ${inputs.length}`, node)
   const x = inputs[0]!
   const spatial = (what: string): [number, number, number] => {
     if (x.length !== 3) {
@@ -415,6 +442,10 @@ export function inferShape(layer: LayerSpec, inputs: readonly (readonly number[]
         throw new ShapeError(`${who}: the embedding size ${x[1]} (input shape ${fmt(x)}) must be divisible by numHeads ${layer.numHeads}`, node)
       }
       return [...x]
+    case 'Reparameterize':
+    case 'KLDivergence':
+      if (fmt(inputs[1]!) !== fmt(x)) throw new ShapeError(`${who}: mean and logvar need one shape, got ${fmt(x)} and ${fmt(inputs[1]!)}`, node)
+      return layer.op === 'KLDivergence' ? [1] : [...x]
     default:
       return [...x]
   }

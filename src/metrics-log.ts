@@ -10,7 +10,8 @@
  *
  * One `run` line per `fit` call, a `batch` line every `logEvery` batches, an `epoch`
  * line per finished epoch. Regression losses write `mse`/`mae` (and `valMse`/`valMae`)
- * instead of `accuracy`; keys without a value (no validation, no gradient norm yet) are
+ * instead of `accuracy`; a loss of terms (a VAE's) adds `"terms":{"recon":240.1,"kl":25.3}`
+ * (and `valTerms`) after the other keys, `loss` being their weighted total; keys without a value (no validation, no gradient norm yet) are
  * left out. Writing never stops training: the first write error is kept (and emitted
  * once as a process warning), later lines are dropped.
  * @module
@@ -33,6 +34,11 @@ export function logLine(kind: 'batch' | 'epoch', keys: readonly string[], values
     // The optimizer keeps the rate in f32: 0.0010000000474974513 is written 0.001.
     if (k === 'lr') v = Number(v.toPrecision(7))
     out[k] = v
+  }
+  // A loss of terms: each term by name (and on the validation data).
+  for (const k of ['terms', 'valTerms']) {
+    const t = values[k]
+    if (typeof t === 'object' && t !== null) out[k] = Object.fromEntries(Object.entries(t).filter(([, v]) => typeof v === 'number' && Number.isFinite(v)))
   }
   return out
 }

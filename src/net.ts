@@ -13,6 +13,7 @@ import {
   type AdaptiveAvgPool2dSpec, type AddSpec, type AvgPool2dSpec, type BatchNorm1dSpec, type BatchNorm2dSpec, type ConcatSpec,
   type Conv2dSpec, type DropoutSpec, type FlattenSpec, type GeluSpec, type LayerSpec, type LeakyReluSpec, type LinearSpec,
   type LogSoftmaxSpec, type MaxPool2dSpec, type MultiHeadAttentionSpec, type ReluSpec, type SigmoidSpec, type SiluSpec, type Size2, type SoftmaxSpec, type TanhSpec,
+  type KLDivergenceSpec, type ReparameterizeSpec,
 } from './layers.js'
 import {
   gradCam, integratedGradients, saliency, smoothGrad,
@@ -121,6 +122,7 @@ export class Net {
   private readonly specObject: ModelSpec
   private readonly nodeLayers: readonly LayerSpec[]
   private readonly shapes: { input: readonly number[]; output: readonly number[] }
+  private shapeCache: Map<string, readonly number[]> | undefined
   private infoCache: { name: string; shape: readonly number[]; length: number; trainable: boolean; group: string }[] | undefined
   private readonly stepState = new StepState()
   private inputSizes: number[] | undefined
@@ -332,6 +334,68 @@ export class Net {
     return build('Concat', 'concat', { dim })
   }
 
+  /**
+   * A VAE's sampling step, applied to `[mean, logvar]` (functional API only): z = mean +
+   * exp(0.5·logvar)·ε with ε ~ N(0, 1) drawn per training step from the net's seed.
+   * In eval mode (predict, evaluate) z = mean, unless `sampleInEval` (PyTorch's
+   * examples/vae samples in its test loop too).
+   *
+   * ```ts
+   * const z = Net.reparameterize().apply([mu, logvar], { name: 'z' })
+   * ```
+   */
+  static reparameterize(options: { sampleInEval?: boolean } = {}): Layer<ReparameterizeSpec> {
+    const o = opts('reparameterize', options, ['sampleInEval'])
+    return build('Reparameterize', 'reparameterize', { sampleInEval: o.sampleInEval })
+  }
+  /**
+   * KL(N(mean, exp(logvar)) ‖ N(0, 1)) per sample of `[mean, logvar]`, output `[1]`
+   * (functional API only): a VAE's prior term, trained as the loss term
+   * `{ output: 'kl', loss: 'value', reduction: 'sum' }`.
+   */
+  static klDivergence(): Layer<KLDivergenceSpec> {
+    return build('KLDivergence', 'klDivergence', {})
+  }
+
+  /**
+   * The part of this network from node `from`'s output to output `to` as a new network
+   * whose input (named `from`) has that node's shape: the nodes between, with their
+   * weights and buffers copied by name (the two nets are independent afterwards). A
+   * VAE's decoder, to sample from the prior:
+   *
+   * ```ts
+   * const decoder = vae.subnet({ from: 'z', to: 'recon' })
+   * const images = decoder.predict(randomNormal(64 * 20, { seed: 1 }))
+   * ```
+   * @throws {@link OptionError} (`from`, `to`) for names that are not nodes of this net,
+   *   or when `to` reads another graph input or a node that does not depend on `from`.
+   */
+  subnet(options: { from: string; to: string }): Net {
+    const o = opts('subnet', options, ['from', 'to'])
+    const spec = this.specObject
+    const from = o.from, to = o.to
+    const byName = new Map(spec.nodes.map((n) => [n.name, n]))
+    if (typeof from !== 'string' || !(byName.has(from) || spec.inputs.some((i) => i.name === from))) {
+      throw new OptionError('from', `must name a node or input of this net, got ${describe(from)}`)
+    }
+    if (typeof to !== 'string' || !byName.has(to)) throw new OptionError('to', `must name a node of this net, got ${describe(to)}`)
+    // The nodes `to` needs, walking back until `from`.
+    const needed = new Set<string>()
+    const visit = (name: string, path: string): void => {
+      if (name === from || needed.has(name)) return
+      const node = byName.get(name)
+      if (!node) throw new OptionError('to', `${JSON.stringify(to)} reads ${JSON.stringify(name)} (via ${path}), which is not computed from ${JSON.stringify(from)}`)
+      needed.add(name)
+      for (const i of node.inputs) visit(i, `${path} ← ${node.name}`)
+    }
+    visit(to, to)
+    const nodes = spec.nodes.filter((n) => needed.has(n.name))
+    const sub = Net.fromSpec({ format: spec.format, version: spec.version, inputs: [{ name: from, shape: [...this.shapeOf(from)] }], nodes, outputs: [to] }, { seed: this.seed })
+    const mine = new Map(this.parameters().map((p) => [p.name, p.data]))
+    sub.setParameters(sub.parameters().map((p) => mine.get(p.name)!))
+    return sub
+  }
+
   /** Per-sample input shape, PyTorch order. */
   get inputShape(): readonly number[] {
     return this.shapes.input
@@ -344,6 +408,26 @@ export class Net {
   get inputDim(): number {
     return this.shapes.input.reduce((a, b) => a * b, 1)
   }
+  /**
+   * Per-sample shape of the network's output (or any node) named `name`.
+   * @throws {@link OptionError} (`name`) when the spec has no such node or input.
+   */
+  shapeOf(name: string): readonly number[] {
+    const shape = this.nodeShapes().get(name)
+    if (!shape) throw new OptionError('name', `${JSON.stringify(name)} is not a node or input of this network`)
+    return shape
+  }
+
+  /** Values per sample of the output (or node) named `name`. */
+  outputDimOf(name: string): number {
+    return this.shapeOf(name).reduce((a, b) => a * b, 1)
+  }
+
+  private nodeShapes(): Map<string, readonly number[]> {
+    this.shapeCache ??= checkSpec(this.specObject).shapes
+    return this.shapeCache
+  }
+
   /** Values per output sample (logits of a classifier). */
   get outputDim(): number {
     return this.shapes.output.reduce((a, b) => a * b, 1)

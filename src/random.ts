@@ -91,3 +91,27 @@ export function permutation(n: number, random: Random): Uint32Array {
   for (let i = 0; i < n; i++) order[i] = i
   return shuffleInPlace(order, random)
 }
+
+/**
+ * `n` samples of the standard normal N(0, 1) as a `Float32Array`, seeded (Box–Muller on
+ * {@link createRandom}'s stream): the same seed gives the same numbers everywhere. For
+ * sampling a VAE's prior, `decoder.predict(randomNormal(64 * latent, { seed: 1 }))`.
+ *
+ * @param n - How many numbers; a non-negative integer.
+ * @param options - `seed` (default `0`), or `random`: a generator to draw from instead.
+ * @throws {@link OptionError} (`n`, `seed`) for a bad count or seed.
+ */
+export function randomNormal(n: number, options: { seed?: number; random?: Random } = {}): Float32Array {
+  if (!Number.isSafeInteger(n) || n < 0) throw new OptionError('n', `expected a non-negative integer, got ${String(n)}`)
+  const random = options.random ?? createRandom(options.seed ?? 0)
+  const out = new Float32Array(n)
+  for (let i = 0; i < n; i += 2) {
+    // u1 in (0, 1]: the log stays finite.
+    const u1 = 1 - random.nextFloat()
+    const u2 = random.nextFloat()
+    const r = Math.sqrt(-2 * Math.log(u1))
+    out[i] = r * Math.cos(2 * Math.PI * u2)
+    if (i + 1 < n) out[i + 1] = r * Math.sin(2 * Math.PI * u2)
+  }
+  return out
+}

@@ -1,7 +1,10 @@
 /**
  * Text for language models: a character-level tokenizer, the corpus of Debian's
  * `fortunes` package (about 2.6 MB of English quotations), and nanoGPT-style batches
- * of random windows (inputs are ids as f32, labels the ids one step later).
+ * of random windows (inputs are ids as f32, labels the ids one step later). Exported
+ * from the package as the `text` namespace, e.g. `text.loadFortunes()`.
+ *
+ * @module text
  */
 
 import { readdirSync, readFileSync, statSync } from 'node:fs'
@@ -108,15 +111,25 @@ export function loadFortunes(dir: string = FORTUNES_DIR): string {
 }
 
 /** Train and validation ids: the last `validation` fraction held out, as nanoGPT does. */
-export function splitIds(ids: Uint32Array, validation = 0.1): { train: Uint32Array; val: Uint32Array } {
+export function splitIds(ids: Uint32Array, validation = 0.1): TextSplit {
   if (!(validation > 0 && validation < 1)) throw new OptionError('validation', `must be in (0, 1), got ${validation}`)
   const n = Math.floor(ids.length * (1 - validation))
   return { train: ids.subarray(0, n), val: ids.subarray(n) }
 }
 
+/** The two parts of {@link splitIds}. */
+export interface TextSplit {
+  /** The first `1 − validation` of the ids (views, not copies). */
+  readonly train: Uint32Array
+  /** The last `validation` of the ids. */
+  readonly val: Uint32Array
+}
+
 /** A batch of windows: inputs [batch, context] ids as f32, labels the next ids [batch × context]. */
 export interface TextBatch {
+  /** The windows' ids as f32 (what an Embedding reads), `batch × context`. */
   readonly inputs: Float32Array
+  /** Each position's next id, `batch × context` (one label per position). */
   readonly labels: Uint32Array
 }
 

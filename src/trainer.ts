@@ -123,9 +123,50 @@ export type LossOptions =
     /** Weight of the positive term (`pos_weight`), >= 0: one number per output, or one for all. Default `1`. */
     posWeight?: number | readonly number[]
   }
+  /**
+   * `nn.BCELoss` (`F.binary_cross_entropy`) on probabilities, for a network that ends in
+   * a Sigmoid, with targets in [0, 1]; logs are clamped at −100 as PyTorch does.
+   * `bce_with_logits` on the logits is the numerically better form of the same loss.
+   */
+  | {
+    /** Selects binary cross-entropy on probabilities. */
+    type: 'bce'
+  }
 
-/** The name of a loss (`LossOptions['type']`): `cross_entropy`, `mse`, `l1`, `smooth_l1`, `huber` or `bce_with_logits`. */
+/** The name of a loss (`LossOptions['type']`): `cross_entropy`, `mse`, `l1`, `smooth_l1`, `huber`, `bce_with_logits` or `bce`. */
 export type LossType = LossOptions['type']
+
+/**
+ * One term of a loss made of several (`TrainerOptions.loss` as a list): the objective
+ * is Σ weight × term, and every term is reported by name. A VAE's:
+ *
+ * ```ts
+ * loss: [
+ *   { output: 'recon', loss: 'bce', reduction: 'sum' }, // against the inputs: data.withInputsAsTargets()
+ *   { output: 'kl', loss: 'value', reduction: 'sum' },  // a KLDivergence node's output
+ * ]
+ * ```
+ */
+export interface LossTerm {
+  /** The graph output the term reads (a name in `net.spec.outputs`). */
+  output: string
+  /**
+   * `'value'`: the output itself is the per-sample loss (summed over its values), as a
+   * {@link Net.klDivergence} node's. Otherwise a loss against the dataset's targets, by
+   * name (`'bce'`) or with its options (`{ type: 'bce_with_logits', posWeight: 2 }`).
+   */
+  loss: 'value' | LossType | LossOptions
+  /** Weight of the term in the objective, a finite number; default `1`. */
+  weight?: number
+  /**
+   * `'mean'` (default, PyTorch's): the mean over a sample's values, gradient of the
+   * batch mean. `'sum'`: summed over a sample's values, gradient of the sum over the
+   * batch (PyTorch's `reduction="sum"`). Either way the term is reported per sample.
+   */
+  reduction?: 'mean' | 'sum'
+  /** The name the term is reported under; default the output's name. */
+  name?: string
+}
 
 /**
  * A learning-rate schedule, stepped after every optimizer step (`plateau`: after every
@@ -200,8 +241,12 @@ export type ScheduleOptions =
 export interface TrainerOptions {
   /** Default `{ type: 'adam', lr: 1e-3 }`. */
   optimizer?: OptimizerOptions
-  /** Default `{ type: 'cross_entropy' }` (labelled data only: float targets need a regression loss). */
-  loss?: LossOptions
+  /**
+   * Default `{ type: 'cross_entropy' }` (labelled data only: float targets need a
+   * regression loss). A list of {@link LossTerm}s puts one loss on each of several
+   * outputs (a VAE's reconstruction and KL terms).
+   */
+  loss?: LossOptions | readonly LossTerm[]
   /** Learning-rate schedule; default none (constant lr). */
   schedule?: ScheduleOptions
   /** Clip the global L2 norm of the gradients to this (as `clip_grad_norm_`); default none. */
@@ -250,6 +295,8 @@ export interface Progress extends Metrics {
   lr: number
   /** Global gradient norm of the last step, when the addon reports it. */
   gradNorm?: number
+  /** With a loss of {@link LossTerm}s: each term's mean per sample so far, by name (`loss` is their weighted total). */
+  terms?: Record<string, number>
 }
 
 /** Options of {@link Trainer.fit}. */
@@ -304,6 +351,8 @@ export interface ValidationMetrics {
   valMse?: number
   /** Mean absolute error per target value on the validation data (regression losses). */
   valMae?: number
+  /** With a loss of {@link LossTerm}s: each term's mean per sample on the validation data, by name. */
+  valTerms?: Record<string, number>
 }
 
 /** Statistics of one training epoch. */
@@ -320,6 +369,8 @@ export interface EpochResult extends Metrics, ValidationMetrics {
   lr: number
   /** Global gradient norm of the epoch's last step (before clipping). */
   gradNorm?: number
+  /** With a loss of {@link LossTerm}s: each term's mean per sample over the epoch, by name (`loss` is their weighted total). */
+  terms?: Record<string, number>
 }
 
 /** What {@link Trainer.fit} resolves with. */
@@ -344,13 +395,15 @@ export interface EvaluateResult extends Metrics {
   loss: number
   /** Number of samples evaluated (the dataset's size). */
   samples: number
+  /** With a loss of {@link LossTerm}s: each term's mean per sample, by name (`loss` is their weighted total). */
+  terms?: Record<string, number>
 }
 
 const TRAINER_KEYS = ['optimizer', 'loss', 'schedule', 'clipNorm', 'group', 'batchSize', 'threads', 'seed'] as const
 const FIT_KEYS = ['epochs', 'onProgress', 'progressEvery', 'signal', 'shuffle', 'validationSplit', 'validationData', 'callbacks', 'log', 'logEvery'] as const
 const CLASS_LOSSES: readonly LossType[] = ['cross_entropy']
 /** Losses whose metric is accuracy; the others report mse and mae. */
-const ACCURACY_LOSSES: readonly LossType[] = ['cross_entropy', 'bce_with_logits']
+const ACCURACY_LOSSES: readonly LossType[] = ['cross_entropy', 'bce_with_logits', 'bce']
 const MAX_INT = 2 ** 31 - 1
 
 function checkKeys(where: string, o: unknown, keys: readonly string[]): Record<string, unknown> {
@@ -406,8 +459,10 @@ export class Trainer {
   readonly batchSize: number
   /** The optimizer options as given (default `{ type: 'adam' }`: Adam with PyTorch's defaults). */
   readonly optimizer: Readonly<OptimizerOptions>
-  /** The loss as given (undefined: the default, cross-entropy on labels). */
+  /** The loss as given (undefined: the default, cross-entropy on labels, or a list of terms: see {@link Trainer.lossTerms}). */
   readonly loss: Readonly<LossOptions> | undefined
+  /** A loss of several terms as given (names filled in); undefined for a single loss. */
+  readonly lossTerms: readonly Readonly<LossTerm>[] | undefined
   /** The learning-rate schedule as given (undefined: none, the lr stays constant unless set with {@link Trainer.setLearningRate}). */
   readonly schedule: Readonly<ScheduleOptions> | undefined
   private readonly handle: NativeTrainer
@@ -428,10 +483,13 @@ export class Trainer {
     const threads = integerInRange('threads', o.threads ?? 0, 0, 1024)
     const seed = integerInRange('seed', o.seed ?? net.seed, 0)
     this.optimizer = Object.freeze({ ...(o.optimizer ?? { type: 'adam' }) }) as OptimizerOptions
-    this.loss = o.loss === undefined ? undefined : (Object.freeze({ ...o.loss }) as LossOptions)
+    const terms = Array.isArray(o.loss) ? checkTerms(o.loss as readonly LossTerm[], net) : undefined
+    this.lossTerms = terms?.given
+    this.loss = o.loss === undefined || terms ? undefined : (Object.freeze({ ...(o.loss as LossOptions) }) as LossOptions)
     this.schedule = o.schedule === undefined ? undefined : (Object.freeze({ ...o.schedule }) as ScheduleOptions)
     const nativeOptions: Record<string, unknown> = { optimizer: nativeOptimizer(this.optimizer), seed, threads }
     if (this.loss) nativeOptions.loss = nativeLoss(this.loss, net.outputDim)
+    if (terms) nativeOptions.lossTerms = terms.native
     if (this.schedule) nativeOptions.schedule = nativeSchedule(this.schedule)
     if (o.clipNorm !== undefined) nativeOptions.clipNorm = positiveNumber('clipNorm', o.clipNorm)
     if (o.group !== undefined) {
@@ -562,7 +620,19 @@ export class Trainer {
 
   /** What the loss expects: class labels or float targets. */
   get targetKind(): 'classes' | 'targets' {
+    if (this.lossTerms) return this.termTypes().some((t) => CLASS_LOSSES.includes(t)) ? 'classes' : 'targets'
     return CLASS_LOSSES.includes(this.loss?.type ?? 'cross_entropy') ? 'classes' : 'targets'
+  }
+
+  /** The loss types of the terms that compare with targets. */
+  private termTypes(): LossType[] {
+    return (this.lossTerms ?? []).flatMap((t) => (t.loss === 'value' ? [] : [typeof t.loss === 'string' ? t.loss : t.loss.type]))
+  }
+
+  /** The native report's per-term values by name (undefined for a single loss). */
+  private named(values: readonly number[] | null | undefined): Record<string, number> | undefined {
+    if (!this.lossTerms || !values) return undefined
+    return Object.fromEntries(this.lossTerms.map((t, k) => [t.name!, values[k]!]))
   }
 
   /**
@@ -665,7 +735,7 @@ export class Trainer {
             firstEpoch = raw.epoch
             lastEpoch = firstEpoch + epochs - 1
           }
-          const p = clean({ ...raw, lastEpoch }) as Progress
+          const p = clean({ ...raw, lastEpoch, terms: this.named(raw.terms) }) as Progress
           const onBatch = progressEvery > 0 && p.batch % progressEvery === 0
           try {
             if (p.epochEnd) epochEnd = p
@@ -703,7 +773,7 @@ export class Trainer {
           // Bounded wait: a report lost by the addon must not hang fit.
           if (!callbackError) await Promise.race([finalReportSeen, delay(5000)])
           if (callbackError) throw callbackError.error
-          stats = clean({ ...s!, gradNorm: epochEnd?.gradNorm }) as EpochResult
+          stats = clean({ ...s!, gradNorm: epochEnd?.gradNorm, terms: this.named(s!.terms) }) as EpochResult
         } catch (error) {
           if (callbackError) throw callbackError.error
           if (error instanceof AbortError) {
@@ -730,7 +800,7 @@ export class Trainer {
           } finally {
             running = undefined
           }
-          stats = clean({ ...stats, valLoss: v.loss, valAccuracy: v.accuracy, valMse: v.mse, valMae: v.mae })
+          stats = clean({ ...stats, valLoss: v.loss, valAccuracy: v.accuracy, valMse: v.mse, valMae: v.mae, valTerms: this.named(v.terms) })
           if (plateauOnValidation && Number.isFinite(v.loss)) callNative(() => this.handle.reportValidationLoss(v.loss))
         }
         // In the log's order: epoch, training metrics, validation metrics, lr, speed, gradNorm, seconds.
@@ -798,7 +868,7 @@ export class Trainer {
 
   /** The metrics each epoch reports. */
   private metricNames(validation: boolean): MetricName[] {
-    const train: MetricName[] = ACCURACY_LOSSES.includes(this.loss?.type ?? 'cross_entropy') ? ['loss', 'accuracy'] : ['loss', 'mse', 'mae']
+    const train: MetricName[] = this.lossTerms ? ['loss'] : ACCURACY_LOSSES.includes(this.loss?.type ?? 'cross_entropy') ? ['loss', 'accuracy'] : ['loss', 'mse', 'mae']
     if (!validation) return train
     return [...train, ...train.map((m) => `val${m[0]!.toUpperCase()}${m.slice(1)}` as MetricName)]
   }
@@ -808,7 +878,7 @@ export class Trainer {
     const o = this.savedOptions
     return JSON.parse(JSON.stringify({
       optimizer: this.optimizer,
-      loss: this.loss ?? { type: 'cross_entropy' },
+      loss: this.lossTerms ?? this.loss ?? { type: 'cross_entropy' },
       ...(this.schedule ? { schedule: this.schedule } : {}),
       ...(o.clipNorm !== undefined ? { clipNorm: o.clipNorm } : {}),
       ...(o.group !== undefined ? { group: o.group } : {}),
@@ -828,7 +898,8 @@ export class Trainer {
     const batchSize = integerInRange('batchSize', options.batchSize ?? 1000, 1, 2 ** 31 - 1)
     const nativeData = this.toNative(data, 'evaluate')
     this.checkIdle('evaluate')
-    return clean(await awaitNative(callNative(() => this.handle.evaluate(nativeData, batchSize)))) as EvaluateResult
+    const r = await awaitNative(callNative(() => this.handle.evaluate(nativeData, batchSize)))
+    return clean({ ...r, terms: this.named(r.terms) }) as EvaluateResult
   }
 
   /**
@@ -872,6 +943,19 @@ export class Trainer {
     }
     if (data.size === 0) throw new ShapeError(`${what}: dataset is empty`)
     const inputs = data.dtype === 'uint8' ? { pixels: data.inputs as Uint8Array } : { features: data.inputs as Float32Array }
+    if (this.lossTerms) {
+      // The core checks each term's output against the targets, naming the term.
+      if (data.targetsAreInputs) return { ...inputs, targetsAreInputs: true, dim: data.inputDim }
+      if (data.targets) return { ...inputs, targets: data.targets, targetDim: data.targetDim, dim: data.inputDim }
+      return data.labels instanceof Uint32Array ? { ...inputs, labels32: data.labels, dim: data.inputDim } : { ...inputs, labels: data.labels, dim: data.inputDim }
+    }
+    if (data.targetsAreInputs) {
+      if (this.targetKind === 'classes') throw new OptionError('loss.type', `${what}: ${this.loss?.type ?? 'cross_entropy'} needs class labels but the dataset's targets are its inputs`)
+      if (data.inputDim !== net.outputDim) {
+        throw new ShapeError(`${what}: the dataset's targets are its inputs (${data.inputDim} values) but the network's output shape is ${fmt(net.outputShape)} (${net.outputDim} values)`)
+      }
+      return { ...inputs, targetsAreInputs: true, dim: data.inputDim }
+    }
     if (data.targets) {
       if (this.loss === undefined) {
         throw new OptionError('loss', `${what}: the dataset has float targets (shape ${fmt(data.targetShape)}) but the default loss, cross_entropy, needs class labels; pick a loss for targets, e.g. { type: 'mse' } (regression) or { type: 'bce_with_logits' } (multi-label)`)
@@ -980,6 +1064,7 @@ export function nativeOptimizer(o: OptimizerOptions): Record<string, unknown> {
 }
 
 const LOSS_KEYS: Record<LossType, readonly string[]> = {
+  bce: ['type'],
   cross_entropy: ['type', 'classWeights', 'labelSmoothing'],
   mse: ['type'],
   l1: ['type'],
@@ -988,29 +1073,65 @@ const LOSS_KEYS: Record<LossType, readonly string[]> = {
   bce_with_logits: ['type', 'posWeight'],
 }
 
-function nativeLoss(l: LossOptions, outputs: number): Record<string, unknown> {
-  if (typeof l !== 'object' || l === null) throw new OptionError('loss', `must be an object like { type: 'mse' }, got ${describe(l)}`)
-  const type = oneOf('loss.type', (l as { type?: unknown }).type, Object.keys(LOSS_KEYS) as LossType[])
-  const r = checkKeys('loss', l, LOSS_KEYS[type])
+const TERM_KEYS = ['output', 'loss', 'weight', 'reduction', 'name'] as const
+
+/** A list of loss terms: checked, names filled in, and as the addon takes them. */
+function checkTerms(list: readonly LossTerm[], net: Net): { given: readonly Readonly<LossTerm>[]; native: Record<string, unknown>[] } {
+  const outputs = net.spec.outputs
+  if (list.length === 0 || list.length > 8) throw new OptionError('loss', `a list of 1 to 8 terms, got ${list.length}`)
+  const names = new Set<string>()
+  const given: Readonly<LossTerm>[] = []
+  const nativeTerms = list.map((t, k) => {
+    const where = `loss[${k}]`
+    const r = checkKeys(where, t, TERM_KEYS)
+    if (typeof r.output !== 'string' || !outputs.includes(r.output)) {
+      throw new OptionError(`${where}.output`, `must name an output of the network (${outputs.map((o) => JSON.stringify(o)).join(', ')}), got ${describe(r.output)}`)
+    }
+    const name = r.name ?? r.output
+    if (typeof name !== 'string' || name === '') throw new OptionError(`${where}.name`, `must be a non-empty string, got ${describe(name)}`)
+    if (names.has(name)) throw new OptionError(`${where}.name`, `${JSON.stringify(name)} names two terms; give each a name`)
+    names.add(name)
+    const weight = r.weight === undefined ? 1 : r.weight
+    if (typeof weight !== 'number' || !Number.isFinite(weight)) throw new OptionError(`${where}.weight`, `must be a finite number, got ${describe(weight)}`)
+    const reduction = oneOf(`${where}.reduction`, r.reduction ?? 'mean', ['mean', 'sum'] as const)
+    const loss = r.loss
+    if (loss === undefined) throw new OptionError(`${where}.loss`, `is required: 'value' or a loss (${Object.keys(LOSS_KEYS).join(', ')})`)
+    let nativeTermLoss: Record<string, unknown>
+    if (loss === 'value') nativeTermLoss = { kind: 'value' }
+    else {
+      const options = (typeof loss === 'string' ? { type: loss } : loss) as LossOptions
+      const dim = net.outputDimOf(r.output)
+      nativeTermLoss = nativeLoss(options, dim, `${where}.loss`)
+    }
+    given.push(Object.freeze({ ...(t as LossTerm), name, weight, reduction }))
+    return { name, output: r.output, loss: nativeTermLoss, weight, reduction }
+  })
+  return { given: Object.freeze(given), native: nativeTerms }
+}
+
+function nativeLoss(l: LossOptions, outputs: number, where = 'loss'): Record<string, unknown> {
+  if (typeof l !== 'object' || l === null) throw new OptionError(where, `must be an object like { type: 'mse' }, got ${describe(l)}`)
+  const type = oneOf(`${where}.type`, (l as { type?: unknown }).type, Object.keys(LOSS_KEYS) as LossType[])
+  const r = checkKeys(where, l, LOSS_KEYS[type])
   const numbers = (field: string, v: unknown, check: (f: string, x: unknown) => number): number[] => {
     if (!Array.isArray(v) || v.length !== outputs) throw new OptionError(field, `must be an array of ${outputs} numbers (one per output), got ${describe(v)}`)
     return v.map((x, i) => check(`${field}[${i}]`, x))
   }
   switch (type) {
     case 'cross_entropy': {
-      const labelSmoothing = opt('loss.labelSmoothing', r.labelSmoothing, (f, v) => {
+      const labelSmoothing = opt(`${where}.labelSmoothing`, r.labelSmoothing, (f, v) => {
         if (typeof v !== 'number' || !(v >= 0 && v <= 1)) throw new OptionError(f, `must be a number in [0, 1], got ${describe(v)}`)
         return v
       })
-      return { kind: type, classWeights: r.classWeights === undefined ? undefined : numbers('loss.classWeights', r.classWeights, nonNegativeNumber), labelSmoothing }
+      return { kind: type, classWeights: r.classWeights === undefined ? undefined : numbers(`${where}.classWeights`, r.classWeights, nonNegativeNumber), labelSmoothing }
     }
     case 'smooth_l1':
-      return { kind: type, beta: opt('loss.beta', r.beta, nonNegativeNumber) }
+      return { kind: type, beta: opt(`${where}.beta`, r.beta, nonNegativeNumber) }
     case 'huber':
-      return { kind: type, delta: opt('loss.delta', r.delta, positiveNumber) }
+      return { kind: type, delta: opt(`${where}.delta`, r.delta, positiveNumber) }
     case 'bce_with_logits': {
       const pw = r.posWeight
-      const posWeight = pw === undefined ? undefined : typeof pw === 'number' ? new Array<number>(outputs).fill(nonNegativeNumber('loss.posWeight', pw)) : numbers('loss.posWeight', pw, nonNegativeNumber)
+      const posWeight = pw === undefined ? undefined : typeof pw === 'number' ? new Array<number>(outputs).fill(nonNegativeNumber(`${where}.posWeight`, pw)) : numbers(`${where}.posWeight`, pw, nonNegativeNumber)
       return { kind: type, posWeight }
     }
     default:

@@ -126,6 +126,20 @@ describe('examples', () => {
     expect([meta.format, meta.width, meta.height]).toEqual(['png', 484, 484])
   })
 
+  it('vae-fashion.ts: the test loss per image falls below an untrained decoder\'s, and both PNGs are written', async () => {
+    const r = run('vae-fashion.ts', ...small, '--limit', '3000', '--out', join(out, 'vae'))
+    expect(r.trainSamples).toBe(3000)
+    expect(r.testSamples).toBe(600)
+    expect(r.testLoss).toHaveLength(1)
+    expect(r.epochSeconds).toHaveLength(1)
+    // An untrained decoder gives ≈ 784·ln 2 ≈ 543 per image; one epoch of 3000 ≈ 350.
+    expect(r.testLoss[0]).toBeLessThan(450)
+    expect(Object.keys(r.testTerms[0])).toEqual(['recon', 'kl'])
+    const sharp = (await import('sharp')).default
+    expect(await sharp(r.reconstructionPng).metadata()).toMatchObject({ width: 3 * (8 * 30 + 2), height: 3 * (2 * 30 + 2) })
+    expect(await sharp(r.samplePng).metadata()).toMatchObject({ width: 3 * (8 * 30 + 2), height: 3 * (8 * 30 + 2) })
+  })
+
   it('serve.ts: the server answers the image and the JSON row as the model does', async () => {
     // A fresh folder: the script trains its fallback model there first.
     const dir = join(out, 'serve')

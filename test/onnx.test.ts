@@ -216,6 +216,16 @@ const OP_CASES: [string, () => Net][] = [
   }],
   ['MultiHeadAttention', () => seq([5, 8], [Net.multiHeadAttention(2)])],
   ['MultiHeadAttention causal, no bias', () => seq([7, 6], [Net.dense(6), Net.multiHeadAttention(3, { causal: true, bias: false })])],
+  ['Reparameterize (the mean at inference) and KLDivergence', () => {
+    const x = Net.input(6)
+    const mu = Net.dense(3).apply(x), logvar = Net.dense(3).apply(x)
+    const z = Net.reparameterize().apply([mu, logvar]), kl = Net.klDivergence().apply([mu, logvar])
+    return randomize(Net.graph({ inputs: x, outputs: Net.concat().apply([z, kl]) }))
+  }],
+  ['KLDivergence on [T, F]', () => {
+    const x = Net.input([3, 4])
+    return randomize(Net.graph({ inputs: x, outputs: Net.klDivergence().apply([x, Net.dense(4).apply(x)]) }))
+  }],
   ['Concat dim 2 (height) of images', () => {
     const x = Net.input([2, 4, 4])
     return randomize(Net.graph({ inputs: x, outputs: Net.concat(2).apply([x, Net.maxPool2d([2, 1], { stride: 1 }).apply(x)]) }))
@@ -248,7 +258,9 @@ function allOps(): Net {
   const s = Net.add().apply([Net.gelu().apply(h), Net.gelu({ approximate: 'tanh' }).apply(h), Net.tanh().apply(h), Net.sigmoid().apply(h), Net.leakyRelu(0.1).apply(h)])
   const b = Net.batchNorm1d({ affine: false }).apply(s)
   const g = Net.adaptiveAvgPool2d(1).apply(cat)
-  const logits = Net.dense(3).apply(Net.concat().apply([b, Net.flatten().apply(g)]), { name: 'logits' })
+  const mu = Net.dense(2).apply(s), logvar = Net.dense(2).apply(s)
+  const z = Net.reparameterize().apply([mu, logvar]), kl = Net.klDivergence().apply([mu, logvar])
+  const logits = Net.dense(3).apply(Net.concat().apply([b, Net.flatten().apply(g), z, kl]), { name: 'logits' })
   return randomize(Net.graph({ inputs: x, outputs: Net.logSoftmax().apply(Net.softmax().apply(logits)) }))
 }
 

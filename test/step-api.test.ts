@@ -206,19 +206,19 @@ describe('step API', () => {
     expect(() => net.forward(new Float32Array(10), { mode: 'training' as never })).toThrow(OptionError)
 
     // A net in a running fit cannot be stepped.
-    const data = Dataset.fromArrays({ inputs: new Float32Array(5 * 256).fill(0.1), labels: new Uint8Array(256), numClasses: 3 })
+    const data = Dataset.fromArrays({ inputs: new Float32Array(5 * 20000).fill(0.1), labels: new Uint8Array(20000), numClasses: 3 })
+    let done = false
+    const fit = new Trainer(net, { batchSize: 8 }).fit(data, { epochs: 1 }).then(() => (done = true))
     let busy: unknown
-    await new Trainer(net, { batchSize: 8 }).fit(data, {
-      epochs: 1,
-      progressEvery: 4,
-      onProgress: () => {
-        try {
-          net.forward(new Float32Array(5))
-        } catch (e) {
-          busy ??= e
-        }
-      },
-    })
+    while (!done && busy === undefined) {
+      try {
+        net.forward(new Float32Array(5))
+      } catch (e) {
+        busy = e
+      }
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+    await fit
     expect(busy).toBeInstanceOf(NativeError)
     expect((busy as NativeError).code).toBe('ERR_BUSY')
   })

@@ -32,7 +32,7 @@ function load(): OnnxNamespace {
 /** The `onnx` namespace of `onnx-proto` (protobufjs-generated `ModelProto`, `GraphProto`, …), loaded on first use. */
 export const onnx: OnnxNamespace = new Proxy({} as OnnxNamespace, { get: (_, key) => load()[key as keyof OnnxNamespace] })
 
-/** `TensorProto.DataType.FLOAT`, the only element type of ferronet's tensors. */
+/** `TensorProto.DataType.FLOAT`, the element type of every tensor ferronet exports. */
 export const FLOAT = 1
 /** `TensorProto.DataType.INT64`, for the shape and index constants of Reshape and Gather. */
 export const INT64 = 7
@@ -140,7 +140,7 @@ export class GraphBuilder {
     return out
   }
 
-  /** A `Constant` node holding int64 `data` of shape `dims` (shapes, indices); returns its output name. */
+  /** A `Constant` node holding int64 `data` of shape `dims` (shapes, indices, the axes of a reduction); returns its output name. */
   constantInt64(base: string, dims: readonly number[], data: readonly number[]): string {
     const out = this.fresh(base)
     const bytes = new Uint8Array(data.length * 8)

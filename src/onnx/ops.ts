@@ -266,4 +266,33 @@ export const CONVERTERS: ConverterTable = {
     ctx.g.node('Concat', [...ctx.inputs], [ctx.output], { axis: { int: axis(ctx.layer.dim ?? 1, ctx.outputShape.length) } }, ctx.node.name),
 
   MultiHeadAttention: multiHeadAttention,
+  Reparameterize(ctx) {
+    const { g, node } = ctx
+    const [mean, logvar] = ctx.inputs as [string, string]
+    // At inference z = mean, unless the net samples in eval mode too: then
+    // mean + exp(0.5·logvar)·ε with ONNX Runtime's own ε (not ferronet's stream).
+    if (!ctx.layer.sampleInEval) return g.node('Identity', [mean], [ctx.output], {}, node.name)
+    const half = scoped(ctx, 'half_logvar'), std = scoped(ctx, 'std'), eps = scoped(ctx, 'eps'), noise = scoped(ctx, 'noise')
+    g.node('Mul', [logvar, g.constant(`${node.name}/half`, [], [0.5])], [half])
+    g.node('Exp', [half], [std])
+    g.node('RandomNormalLike', [mean], [eps], { mean: { float: 0 }, scale: { float: 1 } })
+    g.node('Mul', [std, eps], [noise])
+    g.node('Add', [mean, noise], [ctx.output], {}, node.name)
+  },
+
+  KLDivergence(ctx) {
+    const { g, node } = ctx
+    const [mean, logvar] = ctx.inputs as [string, string]
+    // −0.5 · ReduceSum(1 + logvar − mean² − exp(logvar)) over each sample's values → [batch, 1].
+    const v = (what: string) => scoped(ctx, what)
+    const [m2, e, a, b, t, flat, sum] = ['mean2', 'exp', 'one_plus', 'minus_mean2', 'terms', 'flat', 'sum'].map(v) as [string, string, string, string, string, string, string]
+    g.node('Mul', [mean, mean], [m2])
+    g.node('Exp', [logvar], [e])
+    g.node('Add', [logvar, g.constant(`${node.name}/one`, [], [1])], [a])
+    g.node('Sub', [a, m2], [b])
+    g.node('Sub', [b, e], [t])
+    g.node('Flatten', [t], [flat], { axis: { int: 1 } })
+    g.node('ReduceSum', [flat, g.constantInt64(`${node.name}/axes`, [1], [1])], [sum], { keepdims: { int: 1 } })
+    g.node('Mul', [sum, g.constant(`${node.name}/minus_half`, [], [-0.5])], [ctx.output], {}, node.name)
+  },
 }

@@ -118,6 +118,9 @@ pub enum Targets<'a> {
     Classes(Labels<'a>),
     /// Float targets, `dim` per sample (regression, multi-label 0/1).
     Values { data: &'a [f32], dim: usize },
+    /// The inputs themselves, as the network sees them (u8 → v/255): an autoencoder's
+    /// reconstruction target, read from the input rows, never copied whole.
+    Inputs,
 }
 
 /// The targets of one gathered batch, kept by the trainer across batches.
@@ -182,6 +185,7 @@ impl<'a> DataView<'a> {
                 }
                 data.len() / tdim
             }
+            Targets::Inputs => inputs.len() / dim,
         };
         let len = inputs.len();
         if len != n * dim {
@@ -303,6 +307,14 @@ impl<'a> DataView<'a> {
                     return Err(crate::error::Error::NonFiniteData { what: "target".into(), sample: rows[k / dim], epoch: 0, batch: 0 });
                 }
             }
+            Targets::Inputs => {
+                // Logical order (PyTorch's), as the loss compares it with a flat output;
+                // a non-finite input is already reported by `gather`.
+                out.values.resize(rows.len() * self.dim, 0.0);
+                for (k, &r) in rows.iter().enumerate() {
+                    self.inputs.copy_row(r, self.dim, &mut out.values[k * self.dim..(k + 1) * self.dim]);
+                }
+            }
         }
         Ok(())
     }
@@ -312,6 +324,7 @@ impl<'a> DataView<'a> {
         match self.targets {
             Targets::Classes(_) => 1,
             Targets::Values { dim, .. } => dim,
+            Targets::Inputs => self.dim,
         }
     }
 }

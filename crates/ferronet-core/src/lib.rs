@@ -37,4 +37,5 @@ pub use graph::{Explanation, LayerSpec, Model};
 pub use loss::LossConfig;
 pub use ops::Mode;
 pub use optim::{Adam, AdamConfig, AdamW, AdamWConfig, Optimizer, OptimizerConfig, Rmsprop, RmspropConfig, Schedule, ScheduleConfig, Sgd, SgdConfig};
-pub use train::{EpochStats, EvalStats, FitConfig, Metrics, Progress, TrainControl, Trainer, TrainerConfig, TrainerState};
+pub use loss::{LossTerm, Reduction, TermLoss};
+pub use train::{EpochStats, EvalStats, TermValues, FitConfig, Metrics, Progress, TrainControl, Trainer, TrainerConfig, TrainerState};

@@ -3,7 +3,8 @@
 
 use crate::data::{DataView, TargetBuffer, Targets};
 use crate::error::{Error, Result};
-use crate::loss::{BatchTargets, LossConfig, LossSum, TargetKind};
+use crate::loss::terms::{compute_terms, resolve_outputs};
+use crate::loss::{BatchTargets, LossConfig, LossSum, LossTerm, TargetKind};
 use crate::model::Model;
 use crate::ops::Mode;
 use crate::optim::{clip, Optimizer, OptimizerConfig, OptimizerState, Schedule, ScheduleConfig, TensorRef};
@@ -97,6 +98,30 @@ pub struct Progress {
     /// The global 2-norm of this report's step's gradients, before any clipping
     /// (measured on reported steps and whenever clipping is on).
     pub grad_norm: f64,
+    /// With loss terms: each term's mean per sample so far, in the terms' order
+    /// (`loss` is their weighted total); empty for a single loss.
+    pub terms: TermValues,
+}
+
+/// Each loss term's mean per sample, in the terms' order (none for a single loss).
+/// A fixed array, so the reports stay `Copy`: a loss has at most `MAX_TERMS` terms.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct TermValues {
+    len: usize,
+    values: [f64; crate::loss::terms::MAX_TERMS],
+}
+
+impl TermValues {
+    fn per_sample(sums: &[f64], samples: usize) -> Self {
+        let mut t = TermValues { len: sums.len(), ..Default::default() };
+        for (v, s) in t.values.iter_mut().zip(sums) {
+            *v = s / samples.max(1) as f64;
+        }
+        t
+    }
+    pub fn as_slice(&self) -> &[f64] {
+        &self.values[..self.len]
+    }
 }
 
 /// The metrics that fit the loss: accuracy for classification (per label for
@@ -126,6 +151,7 @@ impl Metrics {
                 mse: Some(per(sums.sq_err)),
                 mae: Some(per(sums.abs_err)),
             },
+            crate::loss::MetricKind::None => Metrics::default(),
         }
     }
 }
@@ -141,6 +167,8 @@ pub struct EpochStats {
     /// The learning rate of the epoch's last step (a Plateau reduction at the
     /// epoch's end shows from the next epoch on).
     pub lr: f64,
+    /// Each loss term's mean per sample (see `Progress::terms`).
+    pub terms: TermValues,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -149,6 +177,8 @@ pub struct EvalStats {
     pub accuracy: f64,
     pub metrics: Metrics,
     pub samples: usize,
+    /// Each loss term's mean per sample (see `Progress::terms`).
+    pub terms: TermValues,
 }
 
 /// Everything a trainer is configured with.
@@ -196,9 +226,51 @@ pub struct Trainer {
     refs: Vec<TensorRef>,
     /// Per-step state beside the optimizer: schedule, clipping, last norm and lr.
     extras: StepExtras,
+    /// Loss terms' scratch: output indices, per-term sums, one term's gradient.
+    terms: TermScratch,
     /// Plateau is fed validation losses by `report_validation_loss` instead of the
     /// epoch's training loss once one has been given.
     plateau_external: bool,
+}
+
+/// What loss terms need per batch, kept across batches.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TermScratch {
+    /// Each term's output index in the model.
+    outputs: Vec<usize>,
+    /// Each term's loss summed over the samples so far (of the epoch or evaluation).
+    sums: Vec<f64>,
+    grad: Vec<f32>,
+    /// Class count the labels are checked against (a class term's output size).
+    classes: Option<usize>,
+}
+
+/// The loss a run optimises or reports: one loss on output 0, or terms.
+#[derive(Clone, Copy)]
+enum Objective<'a> {
+    Single(&'a LossConfig),
+    Terms(&'a [LossTerm]),
+}
+
+impl<'a> Objective<'a> {
+    fn of(config: &'a TrainerConfig) -> Self {
+        match &config.loss {
+            LossConfig::Terms(terms) => Objective::Terms(terms),
+            loss => Objective::Single(loss),
+        }
+    }
+    fn terms(&self) -> usize {
+        match self {
+            Objective::Single(_) => 0,
+            Objective::Terms(t) => t.len(),
+        }
+    }
+    fn metrics(&self, sums: &LossSum, samples: usize) -> Metrics {
+        match self {
+            Objective::Single(l) => Metrics::of(l, sums, samples),
+            Objective::Terms(_) => Metrics::default(),
+        }
+    }
 }
 
 /// What a step needs besides the model and optimizer, and what it reports.
@@ -246,6 +318,7 @@ impl Trainer {
                 lr,
             },
             plateau_external: false,
+            terms: TermScratch::default(),
             optimizer,
             shuffle_rng: rng::stream(config.seed, rng::STREAM_SHUFFLE),
             config,
@@ -369,7 +442,8 @@ impl Trainer {
         on_progress: &mut dyn FnMut(&Progress),
         control: &TrainControl,
     ) -> Result<EpochStats> {
-        check_data(model, data, &self.config.loss)?;
+        let objective = Objective::of(&self.config);
+        check_data(model, data, objective, &mut self.terms)?;
         if config.batch_size == 0 {
             return Err(Error::config("batchSize", "must be >= 1"));
         }
@@ -391,26 +465,27 @@ impl Trainer {
         let mut samples = 0;
         // The pool's other threads spin for the epoch, ready for each product's parts.
         let order = &self.order;
-        let loss = &self.config.loss;
         let group = self.config.group.as_deref();
-        let (targets, optimizer, refs, extras) =
-            (&mut self.targets, &mut self.optimizer, &mut self.refs, &mut self.extras);
+        let (targets, optimizer, refs, extras, ts) =
+            (&mut self.targets, &mut self.optimizer, &mut self.refs, &mut self.extras, &mut self.terms);
+        ts.sums.clear();
+        ts.sums.resize(objective.terms(), 0.0);
         crate::team::with_team(|| -> Result<()> {
             for b in 0..batches {
                 control.check()?;
                 let rows = &order[b * config.batch_size..((b + 1) * config.batch_size).min(n)];
                 let chw = model.input_chw();
-                let classes = model.output_dim();
+                let classes = ts.classes.unwrap_or(model.output_dim());
                 gathered(data.gather(rows, model.input_buffer(rows.len()), chw), data.gather_targets(rows, targets, classes), rows, epoch, b + 1)?;
                 let epoch_end = b + 1 == batches;
                 let report = epoch_end || (config.progress_every > 0 && (b + 1) % config.progress_every == 0);
-                let batch = step(model, optimizer, loss, group, refs, extras, rows.len(), targets, epoch, b + 1, report)?;
+                let batch = step(model, optimizer, objective, ts, group, refs, extras, rows.len(), targets, epoch, b + 1, report)?;
                 control.steps.fetch_add(1, Ordering::SeqCst);
                 total.add(&batch);
                 samples += rows.len();
                 if report {
                     let seconds = started.elapsed().as_secs_f64();
-                    let metrics = Metrics::of(loss, &total, samples);
+                    let metrics = objective.metrics(&total, samples);
                     on_progress(&Progress {
                         epoch,
                         batch: b + 1,
@@ -424,6 +499,7 @@ impl Trainer {
                         epoch_end,
                         lr: extras.lr,
                         grad_norm: extras.grad_norm,
+                        terms: TermValues::per_sample(&ts.sums, samples),
                     });
                 }
             }
@@ -431,7 +507,7 @@ impl Trainer {
         })?;
         self.epochs_done = epoch;
         let seconds = started.elapsed().as_secs_f64();
-        let metrics = Metrics::of(loss, &total, n);
+        let metrics = objective.metrics(&total, n);
         let lr = self.extras.lr;
         if !self.plateau_external {
             if let Some(s) = self.extras.schedule.as_mut() {
@@ -446,6 +522,7 @@ impl Trainer {
             seconds,
             samples_per_second: n as f64 / seconds.max(1e-9),
             lr,
+            terms: TermValues::per_sample(&self.terms.sums, n),
         })
     }
 
@@ -453,18 +530,22 @@ impl Trainer {
     /// returns the mean loss before the step. For custom loops and parity tests.
     pub fn train_batch(&mut self, model: &mut Model, inputs: &[f32], targets: Targets) -> Result<f64> {
         let data = DataView::with_targets(crate::data::Inputs::F32(inputs), targets, model.input_dim())?;
-        check_data(model, &data, &self.config.loss)?;
+        let objective = Objective::of(&self.config);
+        check_data(model, &data, objective, &mut self.terms)?;
         model.reserve(data.len(), true)?;
         model.set_mode(Mode::Train);
         let rows: Vec<usize> = (0..data.len()).collect();
         let chw = model.input_chw();
-        let classes = model.output_dim();
+        let classes = self.terms.classes.unwrap_or(model.output_dim());
         gathered(data.gather(&rows, model.input_buffer(rows.len()), chw), data.gather_targets(&rows, &mut self.targets, classes), &rows, self.epochs_done + 1, 1)?;
         let group = self.config.group.as_deref();
+        self.terms.sums.clear();
+        self.terms.sums.resize(objective.terms(), 0.0);
         let batch = step(
             model,
             &mut self.optimizer,
-            &self.config.loss,
+            objective,
+            &mut self.terms,
             group,
             &mut self.refs,
             &mut self.extras,
@@ -510,6 +591,19 @@ pub fn forward_backward(model: &mut Model, loss: &LossConfig, rows: usize, targe
     sums
 }
 
+/// `forward_backward` for either objective; terms add their batch sums to `ts.sums`.
+fn forward_backward_objective(model: &mut Model, objective: Objective, ts: &mut TermScratch, rows: usize, targets: &TargetBuffer) -> LossSum {
+    match objective {
+        Objective::Single(loss) => forward_backward(model, loss, rows, targets),
+        Objective::Terms(terms) => {
+            model.forward(rows);
+            let sums = compute_terms(model, terms, &ts.outputs, rows, targets, &mut ts.sums, Some(&mut ts.grad));
+            model.backward_outputs(rows);
+            sums
+        }
+    }
+}
+
 /// One optimizer step on the batch in the model's input buffer. A non-finite loss
 /// skips the update, so the weights stay usable, and names the epoch and batch.
 /// After backward: the gradients' global norm (when clipping, or when the step is
@@ -520,7 +614,8 @@ pub fn forward_backward(model: &mut Model, loss: &LossConfig, rows: usize, targe
 fn step(
     model: &mut Model,
     optimizer: &mut Optimizer,
-    loss: &LossConfig,
+    objective: Objective,
+    ts: &mut TermScratch,
     group: Option<&str>,
     refs: &mut Vec<TensorRef>,
     extras: &mut StepExtras,
@@ -530,7 +625,7 @@ fn step(
     batch: usize,
     measure_norm: bool,
 ) -> Result<LossSum> {
-    let sums = forward_backward(model, loss, rows, targets);
+    let sums = forward_backward_objective(model, objective, ts, rows, targets);
     let mean = sums.loss_sum / rows.max(1) as f64;
     if !mean.is_finite() {
         return Err(Error::NonFiniteLoss {
@@ -573,7 +668,23 @@ pub fn evaluate(
     loss: &LossConfig,
     control: &TrainControl,
 ) -> Result<EvalStats> {
-    check_data(model, data, loss)?;
+    evaluate_objective(model, data, batch_size, Objective::Single(loss), control)
+}
+
+/// `evaluate` for a loss of terms: `EvalStats::loss` is their weighted total and
+/// `terms` each one's mean per sample.
+pub fn evaluate_terms(model: &mut Model, data: &DataView, batch_size: usize, terms: &[LossTerm], control: &TrainControl) -> Result<EvalStats> {
+    evaluate_objective(model, data, batch_size, Objective::Terms(terms), control)
+}
+
+/// `evaluate` with the loss `config` trains with (its terms, if it has any).
+pub fn evaluate_config(model: &mut Model, data: &DataView, batch_size: usize, config: &TrainerConfig, control: &TrainControl) -> Result<EvalStats> {
+    evaluate_objective(model, data, batch_size, Objective::of(config), control)
+}
+
+fn evaluate_objective(model: &mut Model, data: &DataView, batch_size: usize, objective: Objective, control: &TrainControl) -> Result<EvalStats> {
+    let mut ts = TermScratch::default();
+    check_data(model, data, objective, &mut ts)?;
     if batch_size == 0 {
         return Err(Error::config("batchSize", "must be >= 1"));
     }
@@ -585,26 +696,34 @@ pub fn evaluate(
     let mut rows: Vec<usize> = Vec::with_capacity(batch_size);
     let mut targets = TargetBuffer::default();
     let dim = model.output_dim();
+    let classes = ts.classes.unwrap_or(dim);
+    if let Objective::Terms(t) = objective {
+        ts.sums.resize(t.len(), 0.0);
+    }
     for start in (0..n).step_by(batch_size) {
         control.check()?;
         rows.clear();
         rows.extend(start..(start + batch_size).min(n));
         let chw = model.input_chw();
-        gathered(data.gather(&rows, model.input_buffer(rows.len()), chw), data.gather_targets(&rows, &mut targets, dim), &rows, 0, start / batch_size + 1)?;
+        gathered(data.gather(&rows, model.input_buffer(rows.len()), chw), data.gather_targets(&rows, &mut targets, classes), &rows, 0, start / batch_size + 1)?;
         let out = model.forward(rows.len());
-        let batch = batch_loss(loss, out, rows.len(), dim, &targets, None);
+        let batch = match objective {
+            Objective::Single(loss) => batch_loss(loss, out, rows.len(), dim, &targets, None),
+            Objective::Terms(terms) => compute_terms(model, terms, &ts.outputs, rows.len(), &targets, &mut ts.sums, None),
+        };
         total.add(&batch);
     }
-    let metrics = Metrics::of(loss, &total, n);
+    let metrics = objective.metrics(&total, n);
     Ok(EvalStats {
         loss: total.loss_sum / n.max(1) as f64,
         accuracy: metrics.accuracy.unwrap_or(f64::NAN),
         metrics,
         samples: n,
+        terms: TermValues::per_sample(&ts.sums, n),
     })
 }
 
-fn check_data(model: &Model, data: &DataView, loss: &LossConfig) -> Result<()> {
+fn check_data(model: &Model, data: &DataView, objective: Objective, ts: &mut TermScratch) -> Result<()> {
     model.expect_single_input("training and evaluation")?;
     if data.dim != model.input_dim() {
         return Err(Error::shape(
@@ -613,23 +732,32 @@ fn check_data(model: &Model, data: &DataView, loss: &LossConfig) -> Result<()> {
             data.dim,
         ));
     }
-    let k = data.labels_per_sample;
-    let classes = sequence_classes(model, k)?;
+    let loss = match objective {
+        Objective::Single(loss) => loss,
+        Objective::Terms(terms) => return check_terms(model, data, terms, ts),
+    };
+    let classes = sequence_classes(model, data.labels_per_sample)?;
     loss.validate(classes)?;
+    check_targets(data, loss, classes, "loss")
+}
+
+/// The dataset's targets against a loss on an output of `dim` values (classes when
+/// the labels are per position).
+fn check_targets(data: &DataView, loss: &LossConfig, dim: usize, field: &str) -> Result<()> {
     match (loss.target_kind(), data.targets) {
-        (TargetKind::Classes, Targets::Classes(_)) => data.check_labels(classes),
-        (TargetKind::Values, Targets::Values { dim, .. }) => {
-            if dim != model.output_dim() {
-                return Err(Error::TargetWidth { expected: model.output_dim(), got: dim });
+        (TargetKind::Classes, Targets::Classes(_)) => data.check_labels(dim),
+        (TargetKind::Values, Targets::Values { .. } | Targets::Inputs) => {
+            if data.target_dim() != dim {
+                return Err(Error::TargetWidth { expected: dim, got: data.target_dim() });
             }
             Ok(())
         }
         (TargetKind::Classes, _) => Err(Error::config(
-            "loss",
+            field,
             format!("{} needs integer class labels, the dataset has float targets", loss.name()),
         )),
         (TargetKind::Values, _) => Err(Error::config(
-            "loss",
+            field,
             format!("{} needs float targets, the dataset has class labels", loss.name()),
         )),
     }
@@ -667,6 +795,23 @@ pub(crate) fn batch_loss(loss: &LossConfig, out: &[f32], rows: usize, dim: usize
         sums.elements = rows * k;
     }
     sums
+}
+
+/// Each term's output, options and targets; fills `ts.outputs` and `ts.classes`.
+fn check_terms(model: &Model, data: &DataView, terms: &[LossTerm], ts: &mut TermScratch) -> Result<()> {
+    resolve_outputs(terms, model, &mut ts.outputs)?;
+    ts.classes = None;
+    for (k, (t, &o)) in terms.iter().zip(&ts.outputs).enumerate() {
+        let dim = crate::ops::numel(model.output_shape_at(o));
+        t.validate(k, dim)?;
+        if let crate::loss::TermLoss::Loss(l) = &t.loss {
+            check_targets(data, l, dim, &format!("loss[{k}]"))?;
+            if l.target_kind() == TargetKind::Classes {
+                ts.classes = Some(dim);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Uniform in-place shuffle driven by our seeded stream.

@@ -23,6 +23,8 @@ pub struct NativeData {
     /// Float targets (regression, multi-label), `targetDim` per sample.
     pub targets: Option<Float32Array>,
     pub target_dim: Option<u32>,
+    /// The targets are the inputs themselves (an autoencoder's): instead of the above.
+    pub targets_are_inputs: Option<bool>,
     /// Values per sample.
     pub dim: u32,
 }
@@ -42,6 +44,7 @@ impl NativeData {
             )),
         };
         let targets = match (&self.labels, &self.labels32, &self.targets) {
+            (None, None, None) if self.targets_are_inputs == Some(true) => Targets::Inputs,
             (Some(l), None, None) => Targets::Classes(Labels::U8(l)),
             (None, Some(l), None) => Targets::Classes(Labels::U32(l)),
             (None, None, Some(t)) => Targets::Values {

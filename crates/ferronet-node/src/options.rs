@@ -1,8 +1,8 @@
 //! Plain option and result objects crossing the boundary, and their translation.
 
 use ferronet_core::{
-    AdamConfig, AdamWConfig, LossConfig, Metrics, OptimizerConfig, RmspropConfig, ScheduleConfig, SgdConfig,
-    TrainerConfig,
+    AdamConfig, AdamWConfig, LossConfig, LossTerm, Metrics, OptimizerConfig, Reduction, RmspropConfig, ScheduleConfig,
+    SgdConfig, TermLoss, TermValues, TrainerConfig,
 };
 use napi::Result;
 use napi_derive::napi;
@@ -123,8 +123,36 @@ pub fn loss_config(l: &NativeLoss) -> Result<LossConfig> {
         "bce_with_logits" => Ok(LossConfig::BceWithLogits {
             pos_weight: l.pos_weight.as_ref().map(|w| w.iter().map(|&x| x as f32).collect()),
         }),
+        "bce" => Ok(LossConfig::Bce),
         other => Err(invalid("loss.type", format!("unknown loss {other:?}"))),
     }
+}
+
+/// One term of a loss of several (see ferronet_core::loss::terms).
+#[napi(object)]
+pub struct NativeLossTerm {
+    /// The name the term is reported under.
+    pub name: String,
+    /// The graph output it reads.
+    pub output: String,
+    /// "value" (the output is the per-sample loss) or a loss of `NativeLoss`.
+    pub loss: NativeLoss,
+    pub weight: Option<f64>,
+    /// "mean" (default) or "sum".
+    pub reduction: Option<String>,
+}
+
+pub fn loss_term(k: usize, t: &NativeLossTerm) -> Result<LossTerm> {
+    let reduction = match t.reduction.as_deref() {
+        None | Some("mean") => Reduction::Mean,
+        Some("sum") => Reduction::Sum,
+        Some(other) => return Err(invalid(&format!("loss[{k}].reduction"), format!("expected \"mean\" or \"sum\", got {other:?}"))),
+    };
+    let loss = match t.loss.kind.as_str() {
+        "value" => TermLoss::Value,
+        _ => TermLoss::Loss(loss_config(&t.loss).map_err(|_| invalid(&format!("loss[{k}].loss"), format!("unknown loss {:?}", t.loss.kind)))?),
+    };
+    Ok(LossTerm { name: t.name.clone(), output: t.output.clone(), loss, weight: t.weight.unwrap_or(1.0) as f32, reduction })
 }
 
 /// A learning-rate schedule; fields left out take PyTorch's defaults.
@@ -191,6 +219,8 @@ pub fn schedule_config(s: &NativeSchedule) -> Result<ScheduleConfig> {
 pub struct NativeTrainerOptions {
     pub optimizer: NativeOptimizer,
     pub loss: Option<NativeLoss>,
+    /// A loss of weighted terms on the graph's outputs (instead of `loss`).
+    pub loss_terms: Option<Vec<NativeLossTerm>>,
     /// Parameter group the optimizer owns (absent: every trainable tensor).
     pub group: Option<String>,
     pub seed: f64,
@@ -205,9 +235,10 @@ pub struct NativeTrainerOptions {
 pub fn trainer_config(o: &NativeTrainerOptions) -> Result<TrainerConfig> {
     Ok(TrainerConfig {
         optimizer: optimizer_config(&o.optimizer)?,
-        loss: match &o.loss {
-            Some(l) => loss_config(l)?,
-            None => LossConfig::default(),
+        loss: match (&o.loss_terms, &o.loss) {
+            (Some(terms), _) => LossConfig::Terms(terms.iter().enumerate().map(|(k, t)| loss_term(k, t)).collect::<Result<_>>()?),
+            (None, Some(l)) => loss_config(l)?,
+            (None, None) => LossConfig::default(),
         },
         group: o.group.clone(),
         seed: o.seed as u64,
@@ -237,6 +268,8 @@ pub struct NativeProgress {
     pub lr: f64,
     /// Global gradient 2-norm of the last step, before clipping.
     pub grad_norm: f64,
+    /// With loss terms: each term's mean per sample, in the terms' order.
+    pub terms: Option<Vec<f64>>,
 }
 
 impl From<&ferronet_core::Progress> for NativeProgress {
@@ -255,6 +288,7 @@ impl From<&ferronet_core::Progress> for NativeProgress {
             epoch_end: p.epoch_end,
             lr: p.lr,
             grad_norm: p.grad_norm,
+            terms: terms(&p.terms),
         }
     }
 }
@@ -269,6 +303,7 @@ pub struct NativeEpochStats {
     pub seconds: f64,
     pub samples_per_second: f64,
     pub lr: f64,
+    pub terms: Option<Vec<f64>>,
 }
 
 impl From<ferronet_core::EpochStats> for NativeEpochStats {
@@ -282,6 +317,7 @@ impl From<ferronet_core::EpochStats> for NativeEpochStats {
             seconds: s.seconds,
             samples_per_second: s.samples_per_second,
             lr: s.lr,
+            terms: terms(&s.terms),
         }
     }
 }
@@ -293,18 +329,25 @@ pub struct NativeEvalStats {
     pub mse: Option<f64>,
     pub mae: Option<f64>,
     pub samples: u32,
+    pub terms: Option<Vec<f64>>,
 }
 
 impl NativeEvalStats {
-    pub fn new(loss: f64, m: Metrics, samples: usize) -> Self {
+    pub fn new(loss: f64, m: Metrics, samples: usize, t: &TermValues) -> Self {
         NativeEvalStats {
             loss,
             accuracy: m.accuracy,
             mse: m.mse,
             mae: m.mae,
             samples: samples as u32,
+            terms: terms(t),
         }
     }
+}
+
+/// Term values for JS: absent for a single loss.
+fn terms(t: &TermValues) -> Option<Vec<f64>> {
+    (!t.as_slice().is_empty()).then(|| t.as_slice().to_vec())
 }
 
 #[napi(object)]

@@ -2,7 +2,7 @@
 //! pool; `fit` and `evaluate` run as AsyncTasks on the libuv pool and report progress
 //! through a threadsafe function.
 
-use ferronet_core::train::evaluate;
+use ferronet_core::train::evaluate_config;
 use ferronet_core::TrainControl;
 use ferronet_core::{FitConfig, Progress, Trainer};
 use ferronet_core::team::run_on_pool;
@@ -335,12 +335,12 @@ impl Task for EvalTask {
             let data = self.data.view()?;
             let mut model_guard = live(lock(&self.model))?;
             let model = &mut *model_guard;
-            let loss = self.trainer.lock().unwrap_or_else(|p| p.into_inner()).config().loss.clone();
+            let config = self.trainer.lock().unwrap_or_else(|p| p.into_inner()).config().clone();
             let s = run_on_pool(self.threads, || {
-                evaluate(model, &data, self.batch_size, &loss, &self.control)
+                evaluate_config(model, &data, self.batch_size, &config, &self.control)
             })
             .map_err(to_js)?;
-            Ok(NativeEvalStats::new(s.loss, s.metrics, s.samples))
+            Ok(NativeEvalStats::new(s.loss, s.metrics, s.samples, &s.terms))
         })
     }
 

@@ -858,6 +858,32 @@ impl Model {
         (&self.acts[start..start + rows * v.size], &mut self.grads[start..start + rows * v.size])
     }
 
+    /// The graph's output names, in the spec's order (output 0 first).
+    pub fn output_names(&self) -> &[String] {
+        &self.spec.outputs
+    }
+
+    /// Per-sample shape of output `k`.
+    pub fn output_shape_at(&self, k: usize) -> &[usize] {
+        &self.values[self.outputs[k]].shape
+    }
+
+    /// Output `k` of the last forward pass: rows × its size, stored layout.
+    pub fn output_at(&self, k: usize, rows: usize) -> &[f32] {
+        let v = &self.values[self.outputs[k]];
+        let start = self.capacity * v.offset;
+        &self.acts[start..start + rows * v.size]
+    }
+
+    /// Output `k` of the last forward pass and its gradient buffer (stored layout), for
+    /// losses on several outputs (see `backward_outputs`).
+    pub fn output_and_grad_at(&mut self, k: usize, rows: usize) -> (&[f32], &mut [f32]) {
+        self.ensure_capacity(rows, true);
+        let v = &self.values[self.outputs[k]];
+        let start = self.capacity * v.offset;
+        (&self.acts[start..start + rows * v.size], &mut self.grads[start..start + rows * v.size])
+    }
+
     /// Backpropagates the gradient in output 0's gradient buffer through the graph,
     /// filling every trainable parameter's gradient (and the input's, if asked).
     pub fn backward(&mut self, rows: usize) {
@@ -868,6 +894,13 @@ impl Model {
             let start = self.capacity * v.offset;
             self.grads[start..start + rows * v.size].fill(0.0);
         }
+        self.backward_outputs(rows);
+    }
+
+    /// Backpropagates the gradients the caller wrote into every output's gradient
+    /// buffer (`output_and_grad_at`): a loss with terms on several outputs.
+    pub fn backward_outputs(&mut self, rows: usize) {
+        self.ensure_capacity(rows, true);
         let step = self.train_steps;
         for n in (0..self.nodes.len()).rev() {
             let plan = &self.plans[n];

@@ -46,3 +46,29 @@ pub fn bce_with_logits(
     out.loss_sum = sum * inv_n * rows as f64;
     out
 }
+
+/// `nn.BCELoss` / `F.binary_cross_entropy` on probabilities p (after a Sigmoid), mean
+/// over every element, exactly as PyTorch computes it:
+///   loss = −[y·max(log p, −100) + (1 − y)·max(log(1 − p), −100)]
+///   d loss / dp = (p − y) / max(p·(1 − p), 1e−12) / N
+/// The clamp keeps p = 0 or 1 finite. Logits with `bce_with_logits` are the more
+/// accurate form of the same loss; this one matches models that end in a Sigmoid
+/// (PyTorch's examples/vae). Metric: an element is right when (p > 0.5) == (y > 0.5).
+pub fn bce(p: &[f32], target: &[f32], rows: usize, mut grad: Option<&mut [f32]>) -> LossSum {
+    let n = p.len();
+    let inv_n = 1.0 / n.max(1) as f64;
+    let mut out = LossSum::default();
+    let mut sum = 0.0f64;
+    for (i, (&x, &y)) in p.iter().zip(target).enumerate() {
+        let (x, y) = (x as f64, y as f64);
+        let (log_p, log_q) = (x.ln().max(-100.0), (1.0 - x).ln().max(-100.0));
+        sum -= y * log_p + (1.0 - y) * log_q;
+        out.correct += usize::from((x > 0.5) == (y > 0.5));
+        if let Some(g) = grad.as_deref_mut() {
+            g[i] = ((x - y) / (x * (1.0 - x)).max(1e-12) * inv_n) as f32;
+        }
+    }
+    out.elements = n;
+    out.loss_sum = sum * inv_n * rows as f64;
+    out
+}

@@ -5,8 +5,10 @@
 pub mod bce;
 pub mod cross_entropy;
 pub mod regression;
+pub mod terms;
 
 use crate::error::{Error, Result};
+pub use terms::{LossTerm, Reduction, TermLoss};
 pub use cross_entropy::{softmax_cross_entropy_backward, softmax_cross_entropy_forward};
 
 /// The targets of one batch: class ids (classification) or float values
@@ -33,6 +35,8 @@ pub enum MetricKind {
     LabelAccuracy,
     /// Mean squared and absolute error.
     Regression,
+    /// None beyond the loss (a loss of terms reports each term).
+    None,
 }
 
 /// A batch's loss and metrics, summed so batches add up to an epoch.
@@ -77,6 +81,11 @@ pub enum LossConfig {
     Huber { delta: f32 },
     /// `nn.BCEWithLogitsLoss(pos_weight)` on logits with 0/1 (or soft) float targets.
     BceWithLogits { pos_weight: Option<Vec<f32>> },
+    /// `nn.BCELoss` on probabilities (a Sigmoid's output) with targets in [0, 1].
+    Bce,
+    /// Weighted terms on the graph's outputs, each reported (`loss::terms`): the
+    /// trainer computes them, never `compute`; a term's own loss is never `Terms`.
+    Terms(Vec<LossTerm>),
 }
 
 impl Default for LossConfig {
@@ -98,14 +107,17 @@ impl LossConfig {
             LossConfig::SmoothL1 { .. } => "smooth_l1",
             LossConfig::Huber { .. } => "huber",
             LossConfig::BceWithLogits { .. } => "bce_with_logits",
+            LossConfig::Bce => "bce",
+            LossConfig::Terms(_) => "terms",
         }
     }
 
     /// The metrics that fit this loss.
     pub fn metric_kind(&self) -> MetricKind {
         match self {
+            LossConfig::Terms(_) => MetricKind::None,
             LossConfig::CrossEntropy { .. } => MetricKind::Accuracy,
-            LossConfig::BceWithLogits { .. } => MetricKind::LabelAccuracy,
+            LossConfig::BceWithLogits { .. } | LossConfig::Bce => MetricKind::LabelAccuracy,
             LossConfig::Mse | LossConfig::L1 | LossConfig::SmoothL1 { .. } | LossConfig::Huber { .. } => {
                 MetricKind::Regression
             }
@@ -148,7 +160,8 @@ impl LossConfig {
                 }
                 Ok(())
             }
-            LossConfig::Mse | LossConfig::L1 => Ok(()),
+            LossConfig::Mse | LossConfig::L1 | LossConfig::Bce => Ok(()),
+            LossConfig::Terms(_) => Err(Error::config("loss", "a term's loss cannot itself be a list of terms")),
             LossConfig::SmoothL1 { beta } => {
                 if !beta.is_finite() || *beta < 0.0 {
                     return Err(Error::config("loss.beta", format!("must be a finite number >= 0, got {beta}")));
@@ -206,6 +219,7 @@ impl LossConfig {
             (LossConfig::BceWithLogits { pos_weight }, BatchTargets::Values(t)) => {
                 bce::bce_with_logits(pred, t, rows, dim, pos_weight.as_deref(), grad)
             }
+            (LossConfig::Bce, BatchTargets::Values(t)) => bce::bce(pred, t, rows, grad),
             (loss, t) => panic!("loss {loss:?} got targets of the wrong kind {t:?} (checked before training)"),
         }
     }

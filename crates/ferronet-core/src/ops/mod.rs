@@ -23,10 +23,12 @@ pub mod conv2d;
 pub mod conv2d_single;
 pub mod dropout;
 pub mod flatten;
+pub mod kl_divergence;
 pub mod linear;
 pub mod maxpool2d;
 pub mod pool;
 pub mod relu;
+pub mod reparameterize;
 pub mod testing;
 
 use crate::error::{Error, Result};
@@ -213,6 +215,8 @@ pub const REGISTRY: &[(&str, BuildFn)] = &[
     ("Add", add::build),
     ("Concat", concat::build),
     ("MultiHeadAttention", attention::build),
+    ("Reparameterize", reparameterize::build),
+    ("KLDivergence", kl_divergence::build),
 ];
 
 /// Builds node `name`'s op `kind` from its config and input shapes.

@@ -49,6 +49,26 @@ describe('step API', () => {
     params(d).flat().forEach((v, i) => expect(v).toBeCloseTo(params(c).flat()[i]!, 6))
   })
 
+  it('crossEntropy takes one label per position of a [T, V] output, as trainBatch does', () => {
+    const make = () => Net.sequential([4, 2], [Net.dense(6), Net.tanh(), Net.dense(5)], { seed: 7 })
+    const x = new Float32Array(3 * 8).map((_, i) => Math.cos(i))
+    const y = new Uint32Array(3 * 4).map((_, i) => (i * 3) % 5)
+    const a = make()
+    const trainer = new Trainer(a, { optimizer: { type: 'sgd', lr: 0.3 } })
+    const b = make()
+    const opt = b.optimizer({ type: 'sgd', lr: 0.3 })
+    for (let s = 0; s < 2; s++) {
+      const la = trainer.trainBatch(x, y)
+      b.zeroGrad()
+      b.forward(x, { mode: 'train' })
+      expect(b.backward({ loss: 'crossEntropy', targets: y })).toBe(la)
+      opt.step()
+    }
+    expect(params(b)).toEqual(params(a))
+    b.forward(x)
+    expect(() => b.backward({ loss: 'crossEntropy', targets: y.subarray(0, 5) })).toThrow(/3 class ids \(one per row of the last forward\) or 12 \(one per position of the output \[4, 5\]\)/)
+  })
+
   it('gradients accumulate across backward calls until zeroGrad', () => {
     const net = mlp(3)
     const A = batch(4, 0)

@@ -94,7 +94,6 @@ impl Model {
     pub fn step_backward_loss(&mut self, loss: &LossConfig, targets: BatchTargets, input_grad: bool) -> Result<LossSum> {
         let rows = self.step_rows("backward")?;
         let dim = self.output_dim();
-        loss.validate(dim)?;
         if layout::is_channels_last(self.output_shape()) {
             return Err(Error::config(
                 "backward.loss",
@@ -103,11 +102,19 @@ impl Model {
         }
         match (loss.target_kind(), targets) {
             (crate::loss::TargetKind::Classes, BatchTargets::Classes(labels)) => {
-                if labels.len() != rows {
-                    return Err(Error::shape("backward targets", format!("{rows} class ids (one per row of the last forward)"), format!("{} values", labels.len())));
+                // One id per row, or one per position of a [positions, classes] output.
+                let classes = *self.output_shape().last().unwrap_or(&dim);
+                let per_position = self.output_shape().len() >= 2 && labels.len() == rows * (dim / classes);
+                if labels.len() != rows && !per_position {
+                    return Err(Error::shape(
+                        "backward targets",
+                        format!("{rows} class ids (one per row of the last forward){}", if self.output_shape().len() >= 2 { format!(" or {} (one per position of the output {:?})", rows * (dim / classes), self.output_shape()) } else { String::new() }),
+                        format!("{} values", labels.len()),
+                    ));
                 }
-                if let Some(i) = labels.iter().position(|&l| l as usize >= dim) {
-                    return Err(Error::LabelOutOfRange { index: i, label: labels[i], classes: dim });
+                let classes = if labels.len() == rows { dim } else { classes };
+                if let Some(i) = labels.iter().position(|&l| l as usize >= classes) {
+                    return Err(Error::LabelOutOfRange { index: i, label: labels[i], classes });
                 }
             }
             (crate::loss::TargetKind::Values, BatchTargets::Values(t)) => {
@@ -126,10 +133,18 @@ impl Model {
                 return Err(Error::config("backward.targets", format!("{} needs float targets, got class ids", loss.name())))
             }
         }
-        let sums = {
-            let (out, grad) = self.output_and_grad(rows);
-            loss.compute(out, rows, dim, targets, Some(grad))
+        // Per-position labels: each position is a row of the loss (PyTorch's
+        // `logits.view(-1, V)`, the mean over every position), scaled back to samples.
+        let k = match targets {
+            BatchTargets::Classes(l) if l.len() != rows => l.len() / rows,
+            _ => 1,
         };
+        loss.validate(dim / k)?;
+        let mut sums = {
+            let (out, grad) = self.output_and_grad(rows);
+            loss.compute(out, rows * k, dim / k, targets, Some(grad))
+        };
+        sums.loss_sum /= k as f64;
         self.backward_accumulate(rows, input_grad)?;
         Ok(sums)
     }

@@ -25,6 +25,48 @@ def _pair(v):
     return tuple(v) if isinstance(v, list) else v
 
 
+class Embedding(nn.Embedding):
+    """nn.Embedding on ferronet's float ids (cast to int64)."""
+
+    def forward(self, ids):
+        return super().forward(ids.long())
+
+
+class PositionEmbedding(nn.Module):
+    """ferronet's PositionEmbedding (GPT-2's wpe): x + weight[:T], weight [numPositions, C]
+    (an nn.Embedding-style table looked up at 0..T); sized on the first call."""
+
+    def __init__(self, num_positions=None):
+        super().__init__()
+        self.num_positions = num_positions
+        self.register_parameter("weight", None)
+
+    def forward(self, x):
+        if self.weight is None:
+            self.weight = nn.Parameter(torch.zeros(self.num_positions or x.shape[1], x.shape[2]))
+        return x + self.weight[: x.shape[1]]
+
+
+class LayerNorm(nn.Module):
+    """nn.LayerNorm over the last dim, its size taken from the first call."""
+
+    def __init__(self, eps=1e-5, elementwise_affine=True, bias=True):
+        super().__init__()
+        self.eps, self.affine, self.has_bias = eps, elementwise_affine, elementwise_affine and bias
+        self.register_parameter("weight", None)
+        self.register_parameter("bias", None)
+        self.size = None
+
+    def forward(self, x):
+        if self.size is None:
+            self.size = x.shape[-1]
+            if self.affine:
+                self.weight = nn.Parameter(torch.ones(self.size))
+            if self.has_bias:
+                self.bias = nn.Parameter(torch.zeros(self.size))
+        return nn.functional.layer_norm(x, (self.size,), self.weight, self.bias, self.eps)
+
+
 class SelfAttention(nn.MultiheadAttention):
     """ferronet's MultiHeadAttention: nn.MultiheadAttention(C, numHeads, dropout, bias,
     batch_first=True) called as mha(x, x, x, need_weights=False, attn_mask=causal), the
@@ -69,6 +111,12 @@ class KLDivergence(nn.Module):
 
 
 def _module(op, c):
+    if op == "Embedding":
+        return Embedding(c["numEmbeddings"], c["embeddingDim"], padding_idx=c.get("paddingIdx"))
+    if op == "PositionEmbedding":
+        return PositionEmbedding(c.get("numPositions"))
+    if op == "LayerNorm":
+        return LayerNorm(c.get("eps", 1e-5), c.get("elementwiseAffine", True), c.get("bias", True))
     if op == "Linear":
         return nn.LazyLinear(c["outFeatures"], bias=c.get("bias", True))
     if op == "Conv2d":
@@ -125,6 +173,15 @@ class FerronetModule(nn.Module):
         return outs[0] if len(outs) == 1 else tuple(outs)
 
 
+def tie(model):
+    """Weight tying: a Linear with tiedTo shares its Embedding's weight (nanoGPT's
+    lm_head.weight = wte.weight); both names stay in the state_dict."""
+    for node in model.spec["nodes"]:
+        target = node.get("config", {}).get("tiedTo") if node["op"] == "Linear" else None
+        if target is not None:
+            getattr(model, node["name"]).weight = getattr(model, target).weight
+
+
 def load(path):
     """The model of a ferronet file, with its weights, in eval mode."""
     with safetensors.safe_open(path, "pt") as f:
@@ -135,5 +192,6 @@ def load(path):
     model = FerronetModule(spec).eval()
     with torch.no_grad():
         model(*[torch.zeros(1, *i["shape"]) for i in spec["inputs"]])
+    tie(model)
     model.load_state_dict(safetensors.torch.load_file(path), strict=True)
     return model

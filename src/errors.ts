@@ -101,6 +101,30 @@ export class ModelFileError extends FerronetError {
   }
 }
 
+/**
+ * An input value a layer cannot take: an {@link EmbeddingSpec | Embedding}'s id that is
+ * not an integer in `0..numEmbeddings` (or NaN). Thrown before anything is trained on
+ * the batch, by `trainBatch`, `fit`, `evaluate`, `predict` and the {@link Dataset}
+ * checks; `code` is `ERR_INVALID_INPUT`.
+ */
+export class InvalidInputError extends FerronetError {
+  /** The node that reads the value (`"wte"`, `"0"`). */
+  readonly node: string
+  /** The sample's index in the data given. */
+  readonly sample: number
+  /** The value's position within the sample (its flat index). */
+  readonly position: number
+  /** The value. */
+  readonly value: number
+  constructor(node: string, sample: number, position: number, value: number, message: string, options?: { cause?: unknown }) {
+    super('ERR_INVALID_INPUT', message, options)
+    this.node = node
+    this.sample = sample
+    this.position = position
+    this.value = value
+  }
+}
+
 /** Training was stopped through an `AbortSignal`. The network keeps the weights of the last finished batch. */
 export class AbortError extends FerronetError {
   /** Optimizer steps this `fit` completed before it stopped, when known. */

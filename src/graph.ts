@@ -4,7 +4,7 @@
  * before the native core compiles it.
  */
 
-import { OptionError, ShapeError } from './errors.js'
+import { InvalidInputError, OptionError, ShapeError } from './errors.js'
 import { fmt, inferShape, layerArity, layerConfig, normalizeLayer, type LayerSpec } from './layers.js'
 import { describe, unknownOption } from './validate.js'
 
@@ -300,6 +300,7 @@ export function checkSpec(raw: unknown): { spec: ModelSpec; layers: LayerSpec[];
     return { name, shape }
   })
   const layers: LayerSpec[] = []
+  const byName = new Map<string, LayerSpec>()
   const nodes: NodeSpec[] = s.nodes.map((n: unknown, k) => {
     const o = (n ?? {}) as Record<string, unknown>
     const where = `spec.nodes[${typeof o.name === 'string' ? o.name : k}]`
@@ -316,6 +317,8 @@ export function checkSpec(raw: unknown): { spec: ModelSpec; layers: LayerSpec[];
     })
     const group = checkGroup(`${where}.group`, o.group)
     shapes.set(name, inferShape(layer, ins.map((i) => shapes.get(i)!), name))
+    if (layer.op === 'Linear' && layer.tiedTo !== undefined) checkTie(name, layer.outFeatures, shapes.get(ins[0]!)!, layer.tiedTo, byName)
+    byName.set(name, layer)
     layers.push(layer)
     const config = layerConfig(layer)
     return { name, op: layer.op, inputs: ins, ...(config ? { config } : {}), ...(group !== undefined ? { group } : {}) }
@@ -329,5 +332,39 @@ export function checkSpec(raw: unknown): { spec: ModelSpec; layers: LayerSpec[];
     layers,
     outputShape: shapes.get(outputs[0]!)!,
     shapes,
+  }
+}
+
+/** A Linear `name` tied to `target`: an Embedding listed before it, of the Linear's weight shape. */
+function checkTie(name: string, outFeatures: number, input: readonly number[], target: string, byName: ReadonlyMap<string, LayerSpec>): void {
+  const owner = byName.get(target)
+  if (owner === undefined) throw new ShapeError(`${name} (Linear) is tied to ${JSON.stringify(target)} (tiedTo), which is not a node listed before it`, name)
+  if (owner.op !== 'Embedding') throw new ShapeError(`${name} (Linear) is tied to ${JSON.stringify(target)} (tiedTo), which is a ${owner.op}, not an Embedding`, name)
+  const mine = [outFeatures, input[input.length - 1]!]
+  const theirs = [owner.numEmbeddings, owner.embeddingDim]
+  if (fmt(mine) !== fmt(theirs)) {
+    throw new ShapeError(`${name} (Linear) weight ${fmt(mine)} [outFeatures, in features] cannot be tied to ${target}.weight ${fmt(theirs)} (${target} (Embedding) [numEmbeddings, embeddingDim]): the shapes must be equal`, name)
+  }
+}
+
+/**
+ * Checks the ids an Embedding reads straight from graph input 0 (`values`: rows × the
+ * input's size, PyTorch's order): integers in `0..numEmbeddings`, as the core checks
+ * them per batch; here the whole dataset at once, before anything is trained.
+ * @throws {@link InvalidInputError} naming the node, the sample, the position and the value.
+ */
+export function checkIds(spec: ModelSpec, values: Float32Array): void {
+  const input = spec.inputs[0]!
+  const size = input.shape.reduce((a, b) => a * b, 1)
+  for (const n of spec.nodes) {
+    if (n.op !== 'Embedding' || n.inputs[0] !== input.name) continue
+    const v = n.config!.numEmbeddings as number
+    for (let i = 0; i < values.length; i++) {
+      const x = values[i]!
+      if (x >= 0 && x < v && Number.isInteger(x)) continue
+      const [sample, position] = [Math.floor(i / size), i % size]
+      const reason = Number.isNaN(x) ? 'is NaN, not an id' : Number.isInteger(x) ? `is out of range: ids are integers in 0..${v} (numEmbeddings ${v})` : `is not an integer id (ids are integers in 0..${v}, numEmbeddings ${v})`
+      throw new InvalidInputError(n.name, sample, position, x, `${n.name} (Embedding): input value ${x} of sample ${sample}, position ${position} ${reason}`)
+    }
   }
 }

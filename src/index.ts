@@ -19,7 +19,7 @@ export { writeFileAtomic } from './files.js'
 export { SymbolicTensor } from './graph.js'
 export type { Applicable, ApplyOptions, InputSpec, Layer, ModelSpec, NodeSpec } from './graph.js'
 export type {
-  AdaptiveAvgPool2dSpec, AddSpec, AvgPool2dSpec, BatchNorm1dSpec, BatchNorm2dSpec, ConcatSpec, Conv2dSpec, DropoutSpec,
+  AdaptiveAvgPool2dSpec, AddSpec, AvgPool2dSpec, BatchNorm1dSpec, BatchNorm2dSpec, ConcatSpec, Conv2dSpec, DropoutSpec, EmbeddingSpec, LayerNormSpec, PositionEmbeddingSpec,
   FlattenSpec, GeluSpec, LayerSpec, LeakyReluSpec, LinearSpec, LogSoftmaxSpec, MaxPool2dSpec, MultiHeadAttentionSpec, OpName, ReluSpec,
   SigmoidSpec, SiluSpec, Size2, SoftmaxSpec, TanhSpec,
   KLDivergenceSpec, ReparameterizeSpec,
@@ -42,7 +42,7 @@ export type { DatasetArrays, InputArray, InputDType, LabelArray, Sample, SplitOp
 export * as models from './models.js'
 export * as mnist from './mnist/index.js'
 export * as bench from './bench.js'
-export { AbortError, FerronetError, IdxFormatError, ImageError, ModelFileError, NativeError, OptionError, ShapeError } from './errors.js'
+export { AbortError, FerronetError, IdxFormatError, ImageError, InvalidInputError, ModelFileError, NativeError, OptionError, ShapeError } from './errors.js'
 export type { IdxErrorReason, ImageErrorReason } from './errors.js'
 export { imageInput, imageInputs, mnistImage } from './image.js'
 export type { ImageFit, ImageInputOptions, ImageInputsOptions, ImagePreprocess, ImageReadOptions, ImageSource, MnistImageOptions } from './image.js'

@@ -19,6 +19,13 @@ export interface LinearSpec {
   readonly outFeatures: number
   /** Whether the layer adds a bias (default `true`). */
   readonly bias?: boolean
+  /**
+   * Weight tying: the name of an {@link EmbeddingSpec} node listed before this one whose
+   * weight `[numEmbeddings, embeddingDim]` this layer uses as its own `[outFeatures, in]`
+   * (a GPT's output projection: nanoGPT's `lm_head.weight = wte.weight`). One tensor,
+   * listed under both names by {@link Net.parameters}, its gradient the sum of both uses.
+   */
+  readonly tiedTo?: string
 }
 /** `nn.Conv2d` on `[C, H, W]`: weight `[outChannels, C / groups, kh, kw]`, output `[outChannels, H', W']` (PyTorch's formula). Built by {@link Net.conv2d}. */
 export interface Conv2dSpec {
@@ -182,6 +189,47 @@ export interface ConcatSpec {
 }
 
 /**
+ * `nn.Embedding`: a lookup table. Per sample, integer ids `[T]` (carried as floats,
+ * exact up to 2^24) → their rows `[T, embeddingDim]`. Weight `[numEmbeddings,
+ * embeddingDim]`, init N(0, 1). Ids that are not integers in `0..numEmbeddings` are an
+ * {@link InvalidInputError}. Built by {@link Net.embedding}.
+ */
+export interface EmbeddingSpec {
+  /** The op name in the spec. */
+  readonly op: 'Embedding'
+  /** Rows of the table (the vocabulary size), an integer in 1..2^24. */
+  readonly numEmbeddings: number
+  /** Width of a row, an integer >= 1. */
+  readonly embeddingDim: number
+  /** An id whose row starts at zero and gets no gradient (padding); negative counts from the end. */
+  readonly paddingIdx?: number
+}
+/**
+ * Learned absolute positions (GPT-2's `wpe`): `[T, C]` → input + weight`[0..T]`; weight
+ * `[numPositions, C]`, init N(0, 1). Built by {@link Net.positionEmbedding}.
+ */
+export interface PositionEmbeddingSpec {
+  /** The op name in the spec. */
+  readonly op: 'PositionEmbedding'
+  /** Rows of the table, at least the input's steps T (default: T). */
+  readonly numPositions?: number
+}
+/**
+ * `nn.LayerNorm(C)` over the last dimension of `[F]` or `[T, F]` samples: each row
+ * normalised by its own mean and variance, then scaled by weight `[C]` (ones) and
+ * shifted by bias `[C]` (zeros). Built by {@link Net.layerNorm}.
+ */
+export interface LayerNormSpec {
+  /** The op name in the spec. */
+  readonly op: 'LayerNorm'
+  /** Added to the variance, > 0 (default `1e-5`). */
+  readonly eps?: number
+  /** Whether it has a learned weight (and bias) (default `true`). */
+  readonly elementwiseAffine?: boolean
+  /** Whether it has a learned bias, with `elementwiseAffine` (default `true`). */
+  readonly bias?: boolean
+}
+/**
  * A VAE's sampling step on inputs `[mean, logvar]` (one shape): z = mean +
  * exp(0.5·logvar)·ε, ε ~ N(0, 1) drawn per training step from the net's seed
  * (the same for any thread count); differentiable in mean and logvar. In eval mode
@@ -210,6 +258,7 @@ export type LayerSpec =
   | BatchNorm1dSpec | BatchNorm2dSpec | DropoutSpec | FlattenSpec
   | ReluSpec | SigmoidSpec | TanhSpec | SiluSpec | LeakyReluSpec | GeluSpec
   | SoftmaxSpec | LogSoftmaxSpec | AddSpec | ConcatSpec
+  | EmbeddingSpec | PositionEmbeddingSpec | LayerNormSpec
   | MultiHeadAttentionSpec
   | ReparameterizeSpec | KLDivergenceSpec
 
@@ -265,12 +314,23 @@ const approximate = (field: string, v: unknown): 'none' | 'tanh' => {
   return v
 }
 
+const nodeName = (field: string, v: unknown): string => {
+  if (typeof v !== 'string' || v === '') throw new OptionError(field, `must be the name of a node, got ${describe(v)}`)
+  return v
+}
+/** Ids are carried as f32: integers are exact up to 2^24. */
+export const MAX_EXACT_ID = 2 ** 24
+const maxInt = (min: number, max: number) => (field: string, v: unknown): number => {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) throw new OptionError(field, `must be an integer in ${min}..${max}, got ${describe(v)}`)
+  return v
+}
+
 const BN = { eps: positive, momentum, affine: bool }
 const POOL = { kernelSize: size2(1), stride: size2(1), padding: size2(0) }
 
 /** What each op takes. */
 export const OPS: Readonly<Record<OpName, OpInfo>> = {
-  Linear: { fields: { outFeatures: int(1), bias: bool }, required: ['outFeatures'], arity: 1 },
+  Linear: { fields: { outFeatures: int(1), bias: bool, tiedTo: nodeName }, required: ['outFeatures'], arity: 1 },
   Conv2d: {
     fields: { outChannels: int(1), kernelSize: size2(1), stride: size2(1), padding: size2(0), dilation: size2(1), groups: int(1), bias: bool },
     required: ['outChannels', 'kernelSize'],
@@ -293,6 +353,9 @@ export const OPS: Readonly<Record<OpName, OpInfo>> = {
   LogSoftmax: { fields: { dim: anyInt }, arity: 1 },
   Add: { fields: {}, arity: 'many' },
   Concat: { fields: { dim: anyInt }, arity: 'many' },
+  Embedding: { fields: { numEmbeddings: maxInt(1, MAX_EXACT_ID), embeddingDim: int(1), paddingIdx: anyInt }, required: ['numEmbeddings', 'embeddingDim'], arity: 1 },
+  PositionEmbedding: { fields: { numPositions: int(1) }, arity: 1 },
+  LayerNorm: { fields: { eps: positive, elementwiseAffine: bool, bias: bool }, arity: 1 },
   MultiHeadAttention: { fields: { numHeads: int(1), causal: bool, dropout: unit, bias: bool }, required: ['numHeads'], arity: 1 },
   Reparameterize: { fields: { sampleInEval: bool }, arity: 2 },
   KLDivergence: { fields: {}, arity: 2 },
@@ -331,6 +394,10 @@ export function normalizeLayer(op: unknown, config: unknown, path: string, opPat
     if ((out.outChannels as number) % groups !== 0) {
       throw new OptionError(`${path}.groups`, `outChannels (${String(out.outChannels)}) must be divisible by groups (${groups})`)
     }
+  }
+  if (op === 'Embedding' && out.paddingIdx !== undefined) {
+    const v = out.numEmbeddings as number, p = out.paddingIdx as number
+    if (p < -v || p >= v) throw new OptionError(`${path}.paddingIdx`, `${p} is out of range for numEmbeddings ${v} (use -${v}..${v - 1})`)
   }
   if (op === 'MaxPool2d' || op === 'AvgPool2d') {
     const [kh, kw] = pair(out.kernelSize as Size2)
@@ -417,6 +484,21 @@ export function inferShape(layer: LayerSpec, inputs: readonly (readonly number[]
       return [...x]
     case 'Flatten':
       return [x.reduce((a, b) => a * b, 1)]
+    case 'Embedding': {
+      const out = [...x, layer.embeddingDim]
+      // The core reads ids and rows in their given order: shapes it stores channels-last are refused.
+      if (channelsLast(x) || channelsLast(out)) throw new ShapeError(`${who} takes ids of shape [T] (or any shape whose output S + [C] is not a 3-d image), got input shape ${fmt(x)}`, node)
+      return out
+    }
+    case 'PositionEmbedding': {
+      if (x.length !== 2) throw new ShapeError(`${who} takes a sequence [steps, features] per sample, got input shape ${fmt(x)}`, node)
+      const p = layer.numPositions ?? x[0]!
+      if (p < x[0]!) throw new ShapeError(`${who}: ${p} positions (numPositions) is fewer than the input's ${x[0]} steps (input shape ${fmt(x)})`, node)
+      return [...x]
+    }
+    case 'LayerNorm':
+      if (x.length === 0 || channelsLast(x)) throw new ShapeError(`${who} normalises the last dimension of [features] or [steps, features] samples, got input shape ${fmt(x)}`, node)
+      return [...x]
     case 'Softmax':
     case 'LogSoftmax':
       batchDim(who, node, layer.dim ?? -1, x.length)
@@ -449,6 +531,11 @@ export function inferShape(layer: LayerSpec, inputs: readonly (readonly number[]
     default:
       return [...x]
   }
+}
+
+/** Whether the core stores a per-sample shape channels-last ([C, H, W] with C > 1). */
+function channelsLast(shape: readonly number[]): boolean {
+  return shape.length === 3 && shape[0]! > 1
 }
 
 /** A PyTorch dim over [batch, ...sample] normalised to 1..rank (batch dim 0 is refused). */

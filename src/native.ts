@@ -6,7 +6,7 @@
 
 import { createRequire } from 'node:module'
 import { isMainThread } from 'node:worker_threads'
-import { AbortError, FerronetError, ModelFileError, NativeError, OptionError, ShapeError } from './errors.js'
+import { AbortError, FerronetError, InvalidInputError, ModelFileError, NativeError, OptionError, ShapeError } from './errors.js'
 
 export type * from '../native/binding.cjs'
 import type * as Binding from '../native/binding.cjs'
@@ -83,6 +83,11 @@ export function fromNative(error: unknown): unknown {
     case 'ERR_MODEL_FILE':
       // The core's file errors start with the path: "<path>: <problem>".
       return new ModelFileError(message.split(': ')[0] ?? '', message, { cause: error })
+    case 'ERR_INVALID_INPUT': {
+      // "<node> (<op>): input value <v> of sample <s>, position <p> <reason>"
+      const m = /^(\S+) \([^)]*\): input value (\S+) of sample (\d+), position (\d+)/.exec(message)
+      return new InvalidInputError(m?.[1] ?? '', Number(m?.[3] ?? -1), Number(m?.[4] ?? -1), Number(m?.[2] ?? NaN), message, { cause: error })
+    }
     case 'ABORT_ERR': {
       const steps = /after (\d+) steps/.exec(message)?.[1]
       return new AbortError(message, steps === undefined ? undefined : Number(steps))

@@ -11,7 +11,7 @@ import { checkShape, checkSpec, graphSpec, input, makeLayer, sequentialSpec, typ
 import {
   fmt, normalizeLayer,
   type AdaptiveAvgPool2dSpec, type AddSpec, type AvgPool2dSpec, type BatchNorm1dSpec, type BatchNorm2dSpec, type ConcatSpec,
-  type Conv2dSpec, type DropoutSpec, type FlattenSpec, type GeluSpec, type LayerSpec, type LeakyReluSpec, type LinearSpec,
+  type Conv2dSpec, type DropoutSpec, type EmbeddingSpec, type FlattenSpec, type LayerNormSpec, type PositionEmbeddingSpec, type GeluSpec, type LayerSpec, type LeakyReluSpec, type LinearSpec,
   type LogSoftmaxSpec, type MaxPool2dSpec, type MultiHeadAttentionSpec, type ReluSpec, type SigmoidSpec, type SiluSpec, type Size2, type SoftmaxSpec, type TanhSpec,
   type KLDivergenceSpec, type ReparameterizeSpec,
 } from './layers.js'
@@ -52,6 +52,12 @@ export interface Parameter {
   readonly trainable: boolean
   /** The node's parameter group (`""` if none). */
   readonly group: string
+  /**
+   * Weight tying: the tensor this one is (`"wte.weight"` for `lm_head.weight` of a
+   * `Net.dense(v, { tiedTo: 'wte' })`): both names hold the same values and gradient,
+   * as in PyTorch's `state_dict`; the tensor is stored, counted and trained once.
+   */
+  readonly tiedTo?: string
 }
 
 /** Options of {@link Net.save}. */
@@ -240,9 +246,38 @@ export class Net {
     return new Net(handle, spec, layers)
   }
 
-  /** `nn.Linear` with `units` outputs (PyTorch's init): op `Linear`. */
-  static dense(units: number, options: { bias?: boolean } = {}): Layer<LinearSpec> {
-    return build('Linear', 'dense', { outFeatures: units, ...opts('dense', options, ['bias']) })
+  /**
+   * `nn.Linear` with `units` outputs (PyTorch's init): op `Linear`. `tiedTo` names an
+   * {@link Net.embedding} node whose weight `[units, in]` it shares (weight tying, a
+   * GPT's output projection; name the embedding with `apply(x, { name: 'wte' })`, or
+   * use its index in {@link Net.sequential}, `'0'`).
+   *
+   * ```ts
+   * const ids = Net.input([64])
+   * const wte = Net.embedding(96, 32).apply(ids, { name: 'wte' })
+   * const logits = Net.dense(96, { bias: false, tiedTo: 'wte' }).apply(Net.layerNorm().apply(wte))
+   * ```
+   */
+  static dense(units: number, options: { bias?: boolean; tiedTo?: string } = {}): Layer<LinearSpec> {
+    return build('Linear', 'dense', { outFeatures: units, ...opts('dense', options, ['bias', 'tiedTo']) })
+  }
+  /**
+   * `nn.Embedding(numEmbeddings, embeddingDim)`: integer ids `[T]` → rows `[T, embeddingDim]`
+   * of a table initialised N(0, 1). Ids travel as floats (exact up to 2^24); one that is
+   * not an integer in `0..numEmbeddings` is an {@link InvalidInputError} naming the
+   * sample, the position and the value. `paddingIdx`: that id's row starts at zero and
+   * is never trained.
+   */
+  static embedding(numEmbeddings: number, embeddingDim: number, options: { paddingIdx?: number } = {}): Layer<EmbeddingSpec> {
+    return build('Embedding', 'embedding', { numEmbeddings, embeddingDim, ...opts('embedding', options, ['paddingIdx']) })
+  }
+  /** Learned absolute positions (GPT-2's `wpe`): `[T, C]` → input + weight`[0..T]`, weight `[numPositions, C]` (default `numPositions` = T), init N(0, 1). */
+  static positionEmbedding(options: { numPositions?: number } = {}): Layer<PositionEmbeddingSpec> {
+    return build('PositionEmbedding', 'positionEmbedding', opts('positionEmbedding', options, ['numPositions']))
+  }
+  /** `nn.LayerNorm` over the last dimension (`eps` 1e-5; weight and bias unless `elementwiseAffine` / `bias` are false). */
+  static layerNorm(options: { eps?: number; elementwiseAffine?: boolean; bias?: boolean } = {}): Layer<LayerNormSpec> {
+    return build('LayerNorm', 'layerNorm', opts('layerNorm', options, ['eps', 'elementwiseAffine', 'bias']))
   }
   /** `nn.Conv2d(in, outChannels, kernelSize, ...)` on `[C, H, W]`; `in` comes from the input. */
   static conv2d(outChannels: number, kernelSize: Size2, options: { stride?: Size2; padding?: Size2; dilation?: Size2; groups?: number; bias?: boolean } = {}): Layer<Conv2dSpec> {
@@ -694,12 +729,12 @@ export class Net {
   parameters(): Parameter[] {
     const params = callNative(() => this.native.parameters())
     this.infoCache ??= params.map((p) => ({ name: p.name, shape: Object.freeze([...p.shape]), length: p.data.length, trainable: p.trainable, group: p.group }))
-    return params
+    return params.map(({ tiedTo, ...p }) => (tiedTo ? { ...p, tiedTo } : p))
   }
 
   /** Gradients of the last training step of the trainable tensors, by name (copies, same shapes as the tensors). */
   gradients(): Parameter[] {
-    return callNative(() => this.native.gradients())
+    return callNative(() => this.native.gradients()).map(({ tiedTo, ...p }) => (tiedTo ? { ...p, tiedTo } : p))
   }
 
   /** Names, shapes and kinds of the tensors (cached: they never change). */

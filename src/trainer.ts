@@ -6,6 +6,7 @@
 import { CALLBACK_HOOKS, type Callback, type MetricName } from './callbacks.js'
 import { Dataset } from './dataset.js'
 import { AbortError, ModelFileError, NativeError, OptionError, ShapeError } from './errors.js'
+import { checkIds } from './graph.js'
 import { fmt } from './layers.js'
 import { BATCH_KEYS, EPOCH_KEYS, MetricsLog, logLine } from './metrics-log.js'
 import { asFileError, onFile } from './model-file.js'
@@ -942,6 +943,8 @@ export class Trainer {
       throw new ShapeError(`${what}: dataset samples have shape ${fmt(data.sampleShape)} (${data.inputDim} values) but the network's input shape is ${fmt(net.inputShape)} (${net.inputDim} values)`)
     }
     if (data.size === 0) throw new ShapeError(`${what}: dataset is empty`)
+    // An Embedding's ids, checked over the whole dataset before the first batch.
+    if (data.dtype === 'float32') checkIds(net.spec, data.inputs as Float32Array)
     const inputs = data.dtype === 'uint8' ? { pixels: data.inputs as Uint8Array } : { features: data.inputs as Float32Array }
     if (this.lossTerms) {
       // The core checks each term's output against the targets, naming the term.

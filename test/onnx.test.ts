@@ -86,7 +86,8 @@ function checkStructure(bytes: Uint8Array, net: Net, opset: number): Decoded {
   expect(g.output[0]!.name).toBe(net.spec.outputs[0])
   expect(dims(g.output[0]!)).toEqual(['batch', ...net.outputShape])
   expect(g.output.map((v) => v.name)).toEqual(net.spec.outputs)
-  const params = net.parameters()
+  // A tied tensor (weight tying) is one initializer, under its owner's name.
+  const params = net.parameters().filter((p) => p.tiedTo === undefined)
   expect(g.initializer.map((t) => t.name)).toEqual(params.map((p) => p.name))
   g.initializer.forEach((t, i) => {
     expect(t.dims).toEqual(params[i]!.shape)
@@ -127,8 +128,12 @@ function randomize(net: Net, seed = 7): Net {
 
 const seq = (input: number | number[], layers: LayerSpec[]) => randomize(Net.sequential(input, layers, { seed: 3 }))
 
-/** One small net per op and variant. */
-const OP_CASES: [string, () => Net][] = [
+/** Integer ids in 0..vocab for `rows` samples of `steps` ids (an Embedding's input). */
+const ids = (steps: number, vocab: number) => (rows: number): Float32Array =>
+  Float32Array.from({ length: rows * steps }, (_, i) => (i * 7 + rows * 3 + (i % 3)) % vocab)
+
+/** One small net per op and variant (and, for ids, how to make its inputs). */
+const OP_CASES: [string, () => Net, ((rows: number) => Float32Array)?][] = [
   // Linear: Gemm on [batch, in], MatMul + Add on [batch, steps, in]
   ['Linear', () => seq(5, [Net.dense(4)])],
   ['Linear without bias', () => seq(5, [Net.dense(4, { bias: false })])],
@@ -230,7 +235,25 @@ const OP_CASES: [string, () => Net][] = [
     const x = Net.input([2, 4, 4])
     return randomize(Net.graph({ inputs: x, outputs: Net.concat(2).apply([x, Net.maxPool2d([2, 1], { stride: 1 }).apply(x)]) }))
   }],
+  // Token layers: Embedding (Gather), PositionEmbedding (Add of a sliced table), LayerNorm, tying
+  ['Embedding', () => seq(5, [Net.embedding(7, 3)]), ids(5, 7)],
+  ['Embedding with paddingIdx on repeated ids', () => seq(6, [Net.embedding(4, 2, { paddingIdx: 0 })]), ids(6, 4)],
+  ['PositionEmbedding numPositions = T', () => seq([4, 3], [Net.positionEmbedding()])],
+  ['PositionEmbedding numPositions > T (sliced)', () => seq([4, 3], [Net.positionEmbedding({ numPositions: 9 })])],
+  ['LayerNorm on [T, F]', () => seq([3, 6], [Net.layerNorm()])],
+  ['LayerNorm on [F], eps 1e-3, no bias', () => seq(6, [Net.layerNorm({ eps: 1e-3, bias: false })])],
+  ['LayerNorm elementwiseAffine false', () => seq([2, 5], [Net.layerNorm({ elementwiseAffine: false })])],
+  ['Linear tied to an Embedding (one initializer)', () => seq(5, [Net.embedding(7, 4), Net.dense(7, { bias: false, tiedTo: '0' })]), ids(5, 7)],
 ]
+
+/** Every token op in one graph: a tiny GPT (ids in, tied logits out). */
+function allTokenOps(): Net {
+  const x = Net.input([6], { name: 'ids' })
+  const e = Net.embedding(11, 8).apply(x, { name: 'wte' })
+  const p = Net.positionEmbedding({ numPositions: 10 }).apply(e, { name: 'wpe' })
+  const h = Net.layerNorm().apply(p, { name: 'ln_f' })
+  return randomize(Net.graph({ inputs: x, outputs: Net.dense(11, { tiedTo: 'wte' }).apply(h, { name: 'lm_head' }) }))
+}
 
 /**
  * The ops on [steps, features] sequences, in one graph: allOps' image input cannot
@@ -243,7 +266,7 @@ function allSequenceOps(): Net {
   return randomize(Net.graph({ inputs: x, outputs: Net.dense(3).apply(Net.flatten().apply(Net.add().apply([h, a]))) }))
 }
 
-/** Every op of the spec but the sequence ops, in one graph (for the opset sweep). */
+/** Every op of the spec but the sequence and token ops, in one graph (for the opset sweep). */
 function allOps(): Net {
   const x = Net.input([2, 8, 8], { name: 'image' })
   const c = Net.conv2d(4, 3, { padding: 1, groups: 2 }).apply(x, { name: 'conv' })
@@ -269,12 +292,12 @@ describe('toOnnx: every op through ONNX Runtime', () => {
     const ops = new Set(OP_CASES.flatMap(([, make]) => make().spec.nodes.map((n) => n.op)))
     expect([...ops].sort()).toEqual(Object.keys(OPS).sort())
     expect(Object.keys(CONVERTERS).sort()).toEqual(Object.keys(OPS).sort())
-    expect(new Set([...allOps().spec.nodes, ...allSequenceOps().spec.nodes].map((n) => n.op))).toEqual(ops)
+    expect(new Set([...allOps().spec.nodes, ...allSequenceOps().spec.nodes, ...allTokenOps().spec.nodes].map((n) => n.op))).toEqual(ops)
   })
 
-  for (const [name, make] of OP_CASES) {
+  for (const [name, make, inputs] of OP_CASES) {
     it(`${name}: equals predict at batch 1 and 3 (opset 17)`, async () => {
-      await expectSame(make())
+      await expectSame(make(), {}, inputs)
     })
   }
 
@@ -282,6 +305,7 @@ describe('toOnnx: every op through ONNX Runtime', () => {
     it(`a graph of every op at opset ${opset}`, async () => {
       await expectSame(allOps(), { opset })
       await expectSame(allSequenceOps(), { opset })
+      await expectSame(allTokenOps(), { opset }, ids(6, 11))
     })
   }
 

@@ -60,8 +60,15 @@ export function buildModel(spec: ModelSpec, tensors: readonly NamedTensor[], opt
     return valueInfo(i.name, [BATCH_DIM, ...i.shape])
   })
   for (const n of spec.nodes) if (!g.claim(n.name)) throw clash(n.name, `node ${n.name} (${n.op})`)
+  // Weight tying: a Linear's tiedTo weight is the Embedding's initializer (one copy).
+  const aliases = new Map<string, string>()
+  for (const n of spec.nodes) {
+    const tiedTo = n.op === 'Linear' ? n.config?.tiedTo : undefined
+    if (typeof tiedTo === 'string') aliases.set(`${n.name}.weight`, `${tiedTo}.weight`)
+  }
   const params = new Set<string>()
   for (const t of tensors) {
+    if (aliases.has(t.name)) continue
     if (g.has(t.name)) throw clash(t.name, 'a tensor')
     g.initializer(t.name, t.shape, t.data)
     params.add(t.name)
@@ -88,7 +95,10 @@ export function buildModel(spec: ModelSpec, tensors: readonly NamedTensor[], opt
       inputShapes,
       outputShape,
       output: node.name,
-      param: (suffix) => (params.has(`${node.name}.${suffix}`) ? `${node.name}.${suffix}` : undefined),
+      param: (suffix) => {
+        const name = aliases.get(`${node.name}.${suffix}`) ?? `${node.name}.${suffix}`
+        return params.has(name) ? name : undefined
+      },
     })
     shapes.set(node.name, outputShape)
   }

@@ -8,7 +8,7 @@
 
 import type { NodeSpec } from '../graph.js'
 import { pair, type LayerSpec, type OpName, type Size2 } from '../layers.js'
-import type { AttributeValue, GraphBuilder } from './builder.js'
+import { INT64, type AttributeValue, type GraphBuilder } from './builder.js'
 import { OnnxExportError } from './errors.js'
 
 /** What a converter gets for one spec node. */
@@ -265,6 +265,38 @@ export const CONVERTERS: ConverterTable = {
   Concat: (ctx) =>
     ctx.g.node('Concat', [...ctx.inputs], [ctx.output], { axis: { int: axis(ctx.layer.dim ?? 1, ctx.outputShape.length) } }, ctx.node.name),
 
+  Embedding(ctx) {
+    // The float ids → int64, then rows of the table: Gather(weight, ids) on axis 0.
+    const ids = scoped(ctx, 'ids')
+    ctx.g.node('Cast', [ctx.inputs[0]!], [ids], { to: { int: INT64 } })
+    ctx.g.node('Gather', [required(ctx, 'weight'), ids], [ctx.output], { axis: { int: 0 } }, ctx.node.name)
+  },
+
+  PositionEmbedding(ctx) {
+    // input [batch, T, C] + weight[0..T] (broadcast over the batch).
+    const { g, node } = ctx
+    const steps = ctx.inputShapes[0]![0]!
+    const positions = ctx.layer.numPositions ?? steps
+    let table = required(ctx, 'weight')
+    if (positions !== steps) {
+      const sliced = scoped(ctx, 'weight_0_T')
+      g.node('Slice', [table, g.constantInt64(`${node.name}/starts`, [1], [0]), g.constantInt64(`${node.name}/ends`, [1], [steps]), g.constantInt64(`${node.name}/axes`, [1], [0])], [sliced])
+      table = sliced
+    }
+    g.node('Add', [ctx.inputs[0]!, table], [ctx.output], {}, node.name)
+  },
+
+  LayerNorm(ctx) {
+    // LayerNormalization (opset 17) over the last axis; without affine, scale = 1.
+    const { g, node, layer } = ctx
+    const c = ctx.inputShapes[0]!.at(-1)!
+    const scale = ctx.param('weight') ?? g.constant(`${node.name}/ones`, [c], new Float32Array(c).fill(1))
+    const bias = ctx.param('bias')
+    g.node('LayerNormalization', bias === undefined ? [ctx.inputs[0]!, scale] : [ctx.inputs[0]!, scale, bias], [ctx.output], {
+      axis: { int: -1 },
+      epsilon: { float: layer.eps ?? 1e-5 },
+    }, node.name)
+  },
   MultiHeadAttention: multiHeadAttention,
   Reparameterize(ctx) {
     const { g, node } = ctx

@@ -89,7 +89,8 @@ export function layerTable(net: Net): LayerRow[] {
   // ('attn.out_proj.weight'): the longest node name that prefixes it owns it.
   const byLength = net.spec.nodes.map((n) => n.name).sort((a, b) => b.length - a.length)
   for (const p of net.parameters()) {
-    if (!p.trainable) continue
+    // A tied tensor (weight tying) counts once, at its owner (the Embedding).
+    if (!p.trainable || p.tiedTo !== undefined) continue
     const node = byLength.find((n) => p.name.startsWith(`${n}.`)) ?? p.name.slice(0, p.name.lastIndexOf('.'))
     counts.set(node, (counts.get(node) ?? 0) + p.data.length)
   }

@@ -39,6 +39,12 @@ pub enum Error {
     #[error("the {what} of sample {sample} holds NaN or ±Infinity (epoch {epoch}, batch {batch}); nothing was trained on this batch: check the data, or whether it was changed after it was given to ferronet")]
     NonFiniteData { what: String, sample: usize, epoch: usize, batch: usize },
 
+    /// A graph input value an op cannot take: an Embedding's id that is not an integer
+    /// in 0..numEmbeddings. Found before the forward pass; `sample` counts in the data
+    /// given, `position` within the sample (its flat index).
+    #[error("{node} ({op}): input value {value} of sample {sample}, position {position} {reason}")]
+    InvalidInput { node: String, op: String, sample: usize, position: usize, value: f32, reason: String },
+
     /// Training diverged: the loss is NaN or infinite.
     #[error("loss became {value} at epoch {epoch}, batch {batch}: lower the learning rate or check the inputs for NaN/Inf")]
     NonFiniteLoss {

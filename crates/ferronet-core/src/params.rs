@@ -24,11 +24,19 @@ pub struct TensorInfo {
     pub group: String,
     /// Frozen tensors keep their values: no optimizer updates them.
     pub frozen: bool,
+    /// A tied tensor (weight tying): the index of the tensor it shares storage with.
+    /// It holds no values of its own, is exported under its own name too, and is never
+    /// handed to optimizers (the owner is, with the summed gradient).
+    pub tied: Option<usize>,
 }
 
 impl TensorInfo {
     pub fn trainable(&self) -> bool {
         self.kind == ParamKind::Trainable
+    }
+    /// Trainable and not another tensor's alias: what optimizers update and counts count.
+    pub fn owns_values(&self) -> bool {
+        self.trainable() && self.tied.is_none()
     }
 }
 
@@ -45,6 +53,17 @@ impl ParamStore {
         let offset = self.values.len().div_ceil(ALIGN) * ALIGN;
         info.offset = offset;
         self.values.resize(offset + info.len, 0.0);
+        self.tensors.push(info);
+        self.tensors.len() - 1
+    }
+
+    /// Adds tensor `info` as another name of tensor `owner` (same offset and length: no
+    /// new values); returns its index.
+    pub(crate) fn push_alias(&mut self, mut info: TensorInfo, owner: usize) -> usize {
+        let o = &self.tensors[owner];
+        info.offset = o.offset;
+        info.len = o.len;
+        info.tied = Some(owner);
         self.tensors.push(info);
         self.tensors.len() - 1
     }
@@ -90,6 +109,6 @@ impl ParamStore {
 
     /// Number of scalars in trainable tensors.
     pub fn trainable_count(&self) -> usize {
-        self.tensors.iter().filter(|t| t.trainable()).map(|t| t.len).sum()
+        self.tensors.iter().filter(|t| t.owns_values()).map(|t| t.len).sum()
     }
 }

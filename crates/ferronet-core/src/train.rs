@@ -477,6 +477,7 @@ impl Trainer {
                 let chw = model.input_chw();
                 let classes = ts.classes.unwrap_or(model.output_dim());
                 gathered(data.gather(rows, model.input_buffer(rows.len()), chw), data.gather_targets(rows, targets, classes), rows, epoch, b + 1)?;
+                model.check_input_buffer(rows.len(), |r| rows[r])?;
                 let epoch_end = b + 1 == batches;
                 let report = epoch_end || (config.progress_every > 0 && (b + 1) % config.progress_every == 0);
                 let batch = step(model, optimizer, objective, ts, group, refs, extras, rows.len(), targets, epoch, b + 1, report)?;
@@ -538,6 +539,7 @@ impl Trainer {
         let chw = model.input_chw();
         let classes = self.terms.classes.unwrap_or(model.output_dim());
         gathered(data.gather(&rows, model.input_buffer(rows.len()), chw), data.gather_targets(&rows, &mut self.targets, classes), &rows, self.epochs_done + 1, 1)?;
+        model.check_input_buffer(rows.len(), |r| r)?;
         let group = self.config.group.as_deref();
         self.terms.sums.clear();
         self.terms.sums.resize(objective.terms(), 0.0);
@@ -706,6 +708,7 @@ fn evaluate_objective(model: &mut Model, data: &DataView, batch_size: usize, obj
         rows.extend(start..(start + batch_size).min(n));
         let chw = model.input_chw();
         gathered(data.gather(&rows, model.input_buffer(rows.len()), chw), data.gather_targets(&rows, &mut targets, classes), &rows, 0, start / batch_size + 1)?;
+        model.check_input_buffer(rows.len(), |r| rows[r])?;
         let out = model.forward(rows.len());
         let batch = match objective {
             Objective::Single(loss) => batch_loss(loss, out, rows.len(), dim, &targets, None),

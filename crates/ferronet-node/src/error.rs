@@ -16,6 +16,7 @@ pub fn code_of(e: &CoreError) -> &'static str {
         CoreError::Aborted { .. } => "ABORT_ERR",
         CoreError::ModelFile { .. } => "ERR_MODEL_FILE",
         CoreError::NonFiniteData { .. } => "ERR_NON_FINITE_DATA",
+        CoreError::InvalidInput { .. } => "ERR_INVALID_INPUT",
         CoreError::OutOfMemory { .. } => "ERR_OUT_OF_MEMORY",
     }
 }
@@ -28,7 +29,8 @@ pub fn to_js(e: CoreError) -> Error {
         | CoreError::TargetWidth { .. }
         | CoreError::Graph { .. }
         | CoreError::LabelOutOfRange { .. }
-        | CoreError::NonFiniteData { .. } => Status::InvalidArg,
+        | CoreError::NonFiniteData { .. }
+        | CoreError::InvalidInput { .. } => Status::InvalidArg,
         CoreError::NonFiniteLoss { .. } | CoreError::ModelFile { .. } | CoreError::OutOfMemory { .. } => Status::GenericFailure,
     };
     Error::new(status, format!("{}: {e}", code_of(&e)))

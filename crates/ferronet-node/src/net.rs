@@ -68,6 +68,9 @@ pub struct NativeParameter {
     pub trainable: bool,
     /// The node's parameter group ("" if none).
     pub group: String,
+    /// Weight tying: the name of the tensor this one is (`wte.weight` for a Linear
+    /// tied to `wte`); both names hold the same values and gradient.
+    pub tied_to: Option<String>,
 }
 
 #[napi(custom_finalize)]
@@ -219,6 +222,7 @@ impl NativeNet {
     pub fn parameters(&self) -> Result<Vec<NativeParameter>> {
         let model = try_lock(&self.model)?;
         let infos = model.store().tensors().to_vec();
+        let names: Vec<String> = infos.iter().map(|t| t.name.clone()).collect();
         Ok(model
             .params()
             .into_iter()
@@ -229,6 +233,7 @@ impl NativeNet {
                 data: Float32Array::new(p.data),
                 trainable: info.trainable(),
                 group: info.group,
+                tied_to: info.tied.map(|o| names[o].clone()),
             })
             .collect())
     }
@@ -237,7 +242,8 @@ impl NativeNet {
     #[napi(catch_unwind)]
     pub fn gradients(&self) -> Result<Vec<NativeParameter>> {
         let model = try_lock(&self.model)?;
-        let infos: Vec<_> = model.store().tensors().iter().filter(|t| t.trainable()).cloned().collect();
+        let all = model.store().tensors();
+        let infos: Vec<_> = all.iter().filter(|t| t.trainable()).cloned().collect();
         Ok(model
             .grads()
             .into_iter()
@@ -248,6 +254,7 @@ impl NativeNet {
                 data: Float32Array::new(g.data),
                 trainable: true,
                 group: info.group,
+                tied_to: info.tied.map(|o| all[o].name.clone()),
             })
             .collect())
     }

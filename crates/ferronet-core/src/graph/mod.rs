@@ -110,6 +110,10 @@ pub struct Model {
     last_rows: usize,
     /// Whether the last backward computed the input's gradient.
     input_grad_fresh: bool,
+    /// Tied tensors (weight tying): (alias tensor, offset in `tied_grads`). The alias's
+    /// op writes its gradient there; after backward it is added to the owner's.
+    tied: Vec<(usize, usize)>,
+    tied_grads: Vec<f32>,
 }
 
 // The raw pointers in `plans` point into this model's own arena and store.
@@ -146,6 +150,8 @@ impl Clone for Model {
             grad_acc: Vec::new(),
             last_rows: 0,
             input_grad_fresh: false,
+            tied: self.tied.clone(),
+            tied_grads: vec![0.0; self.tied_grads.len()],
         }
     }
 }
@@ -314,8 +320,29 @@ impl Model {
             let op = ops::build(&n.name, &n.op, &n.config, &shapes)?;
             let node_id = nodes.len();
             let mut tensors = Vec::new();
+            let tie = op.tied_to().map(|(i, node)| (i, node.to_string()));
             for (index, decl) in op.params().into_iter().enumerate() {
                 let name = format!("{}.{}", n.name, decl.name);
+                if let Some((_, target)) = tie.as_ref().filter(|(i, _)| *i == index) {
+                    let owner = tied_owner(&n.name, op.kind(), target, &decl.shape, &nodes, &store)?;
+                    let t = store.push_alias(
+                        TensorInfo {
+                            name,
+                            shape: decl.shape.clone(),
+                            offset: 0,
+                            len: 0,
+                            node: node_id,
+                            index,
+                            kind: decl.kind,
+                            group: n.group.clone().unwrap_or_default(),
+                            frozen: false,
+                            tied: None,
+                        },
+                        owner,
+                    );
+                    tensors.push(t);
+                    continue;
+                }
                 declared = declared.saturating_add(decl.len());
                 if declared > max_values {
                     return Err(Error::graph(
@@ -339,6 +366,7 @@ impl Model {
                     kind: decl.kind,
                     group: n.group.clone().unwrap_or_default(),
                     frozen: false,
+                    tied: None,
                 });
                 op.param_from_torch(index, &torch, store.value_mut(t));
                 tensors.push(t);
@@ -403,6 +431,15 @@ impl Model {
             v.offset = offset;
             offset = offset.saturating_add(v.size);
         }
+        let mut tied = Vec::new();
+        let mut tied_len = 0;
+        for (t, info) in store.tensors.iter().enumerate() {
+            if info.tied.is_some() {
+                tied.push((t, tied_len));
+                tied_len += info.len;
+            }
+        }
+        let tied_grads = Error::try_zeros(tied_len, "the tied tensors' gradients")?;
         let mut model = Model {
             spec,
             seed,
@@ -432,6 +469,8 @@ impl Model {
             grad_acc: Vec::new(),
             last_rows: 0,
             input_grad_fresh: false,
+            tied,
+            tied_grads,
         };
         model.plan_folds();
         model.plan_backward();
@@ -699,12 +738,17 @@ impl Model {
                     Buf { ptr: unsafe { store_values.add(i.offset) }, len: i.len }
                 })
                 .collect();
+            let tied_grads = self.tied_grads.as_mut_ptr();
             plan.grads = node
                 .tensors
                 .iter()
                 .map(|&t| {
                     let i = &self.store.tensors[t];
-                    Buf { ptr: unsafe { store_grads.add(i.offset) }, len: i.len }
+                    match self.tied.iter().find(|&&(a, _)| a == t) {
+                        // A tied tensor's op writes its own part of the gradient apart.
+                        Some(&(_, off)) => Buf { ptr: unsafe { tied_grads.add(off) }, len: i.len },
+                        None => Buf { ptr: unsafe { store_grads.add(i.offset) }, len: i.len },
+                    }
                 })
                 .collect();
         }
@@ -931,6 +975,13 @@ impl Model {
                 }
             }
         }
+        // A tied tensor's gradient is the sum of its uses (ops overwrite their own).
+        for &(alias, off) in &self.tied {
+            let info = &self.store.tensors[alias];
+            let (owner, len) = (info.offset, info.len);
+            let g = &mut self.store.grads[owner..owner + len];
+            g.iter_mut().zip(&self.tied_grads[off..off + len]).for_each(|(d, &s)| *d += s);
+        }
         self.grads_pending = true;
         self.input_grad_fresh = self.input_grad;
     }
@@ -1015,6 +1066,10 @@ impl Model {
         self.set_input_grad(true);
         self.set_mode(Mode::Eval);
         self.set_input(rows, inputs);
+        if let Err(e) = self.check_input_buffer(rows, |r| r) {
+            self.set_mode(mode);
+            return Err(e);
+        }
         self.forward(rows);
         let outputs = self.output_logical(rows);
         self.set_output_grad(rows, output_grad);
@@ -1158,7 +1213,7 @@ impl Model {
         // Mutable provenance: gradient clipping scales the gradients through these refs.
         let grads = self.store.grads.as_mut_ptr();
         for (id, t) in self.store.tensors.iter().enumerate() {
-            if !t.trainable() || t.frozen || group.is_some_and(|g| g != t.group) {
+            if !t.owns_values() || t.frozen || group.is_some_and(|g| g != t.group) {
                 continue;
             }
             out.push(crate::optim::TensorRef {
@@ -1211,10 +1266,54 @@ impl Model {
                     Some(chw) => inputs.copy_row_channels_last(start + r, chw, row),
                 };
             }
+            if let Err(e) = self.check_input_buffer(n, |r| start + r) {
+                self.mode = mode;
+                return Err(e);
+            }
             let y = self.forward(n);
             layout::to_logical(&out_shape, y, &mut out[start * outputs..(start + n) * outputs]);
         }
         self.mode = mode;
+        Ok(())
+    }
+
+    /// Asks every op that reads the graph input to check a batch of it (`Op::check_input`:
+    /// an Embedding's ids must be integers in range) before a forward pass: `values` holds
+    /// `rows` samples in the stored layout, `sample_of(r)` is batch row r's index in the
+    /// caller's data, for the error.
+    pub fn check_inputs(&self, values: &[f32], rows: usize, sample_of: impl Fn(usize) -> usize) -> Result<()> {
+        self.check_inputs_at(0, values, rows, sample_of)
+    }
+
+    /// `check_inputs` of graph input `k` (for the entry points that feed every input).
+    pub fn check_inputs_at(&self, k: usize, values: &[f32], rows: usize, sample_of: impl Fn(usize) -> usize) -> Result<()> {
+        let v = &self.values[self.inputs[k]];
+        let size = v.size;
+        let values = &values[..rows * size];
+        for &(n, slot) in &v.consumers {
+            let node = &self.nodes[n];
+            if let Err(bad) = node.op.check_input(slot, values, size) {
+                return Err(Error::InvalidInput {
+                    node: node.name.clone(),
+                    op: node.op.kind().to_string(),
+                    sample: sample_of(bad.index / size),
+                    position: bad.index % size,
+                    value: bad.value,
+                    reason: bad.reason,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// `check_inputs` on the first `rows` samples of every graph input's buffer (after
+    /// a gather, or after `set_input_at` of each).
+    pub fn check_input_buffer(&self, rows: usize, sample_of: impl Fn(usize) -> usize) -> Result<()> {
+        for k in 0..self.inputs.len() {
+            let v = &self.values[self.inputs[k]];
+            let start = self.capacity * v.offset;
+            self.check_inputs_at(k, &self.acts[start..start + rows * v.size], rows, &sample_of)?;
+        }
         Ok(())
     }
 
@@ -1250,6 +1349,31 @@ impl Model {
         self.refs = refs;
     }
 
+}
+
+/// The tensor that node `name`'s parameter of `shape` is tied to: `target`'s weight,
+/// where `target` is an Embedding listed before it with the same shape.
+fn tied_owner(name: &str, kind: &str, target: &str, shape: &[usize], nodes: &[Node], store: &ParamStore) -> Result<usize> {
+    let Some(node) = nodes.iter().find(|m| m.name == target) else {
+        return Err(Error::graph(
+            name,
+            format!("{name} ({kind}) is tied to {target:?} (tiedTo), which is not a node listed before it (nodes: {})", nodes.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", ")),
+        ));
+    };
+    if node.op.kind() != "Embedding" {
+        return Err(Error::graph(name, format!("{name} ({kind}) is tied to {target:?} (tiedTo), which is a {}, not an Embedding", node.op.kind())));
+    }
+    let owner = store.find(&format!("{target}.weight")).expect("an Embedding has a weight");
+    let theirs = &store.tensors[owner].shape;
+    if theirs.as_slice() != shape {
+        return Err(Error::graph(
+            name,
+            format!(
+                "{name} ({kind}) weight {shape:?} [outFeatures, in features] cannot be tied to {target}.weight {theirs:?} ({target} (Embedding) [numEmbeddings, embeddingDim]): the shapes must be equal"
+            ),
+        ));
+    }
+    Ok(owner)
 }
 
 /// The random stream of node `n` at training step `step`: counter-based, so a node's

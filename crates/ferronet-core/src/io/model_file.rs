@@ -188,8 +188,23 @@ pub(crate) fn apply_weights(
             )));
         }
     }
+    // Tied tensors (weight tying) are one tensor under two names: the file must hold
+    // the same values under both.
+    for (t, v) in &values {
+        if let Some(owner) = infos[*t].tied {
+            let theirs = values.iter().find(|(o, _)| *o == owner).map(|(_, v)| v);
+            if theirs.is_some_and(|w| w != v) {
+                return Err(fail(format!(
+                    "tensors `{}` and `{}` are tied (one tensor: {} has tiedTo) but the file holds different values for them",
+                    infos[*t].name, infos[owner].name, infos[*t].name.rsplit_once('.').map_or("", |p| p.0)
+                )));
+            }
+        }
+    }
     for (t, v) in values {
-        model.set_param(t, &v).map_err(|e| fail(e.to_string()))?;
+        if infos[t].tied.is_none() {
+            model.set_param(t, &v).map_err(|e| fail(e.to_string()))?;
+        }
     }
     Ok(())
 }

@@ -1,6 +1,11 @@
 //! `Linear`: PyTorch's `nn.Linear` on the last dimension. Weight [out, in] and bias
 //! [out] at the API; the weight is stored transposed, weight_t [in, out], so both large
 //! products (forward and weight gradient) read a row-major right-hand side.
+//!
+//! Weight tying (`tiedTo: "<Embedding node>"`, a GPT's output projection sharing the
+//! token table: nanoGPT's `lm_head.weight = wte.weight`): the weight is then the
+//! Embedding's [V, C] tensor, kept in its layout ([out, in], PyTorch's) and read
+//! through a transposed view; its gradient is summed with the Embedding's by the graph.
 
 use super::config::{default_true, parse};
 use super::{expect_inputs, Backward, Forward, Init, Op, ParamDecl};
@@ -18,6 +23,9 @@ pub struct LinearConfig {
     pub out_features: usize,
     #[serde(default = "default_true")]
     pub bias: bool,
+    /// The name of an Embedding node (listed before) whose weight this one shares.
+    #[serde(default)]
+    pub tied_to: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -30,6 +38,8 @@ pub struct Linear {
     relu: bool,
     /// Weight and bias with a following BatchNorm1d folded in (evaluation only).
     folded: Vec<f32>,
+    /// Tied to this Embedding's weight: stored [out, in] (not transposed).
+    tied_to: Option<String>,
 }
 
 pub fn build(name: &str, config: &serde_json::Value, inputs: &[Vec<usize>]) -> Result<Box<dyn Op>> {
@@ -55,6 +65,7 @@ pub fn build(name: &str, config: &serde_json::Value, inputs: &[Vec<usize>]) -> R
         lead: shape[..shape.len() - 1].to_vec(),
         relu: false,
         folded: Vec::new(),
+        tied_to: c.tied_to,
     }))
 }
 
@@ -62,6 +73,15 @@ impl Linear {
     /// Rows of the product for `rows` samples.
     fn product_rows(&self, rows: usize) -> usize {
         rows * self.lead.iter().product::<usize>()
+    }
+    /// The weight as weight_t [in, out]: the stored tensor, or for a tied weight (stored
+    /// [out, in]) its transposed view.
+    fn weight_t<'a>(&self, w: &'a [f32]) -> ArrayView2<'a, f32> {
+        let (i, o) = (self.inputs, self.outputs);
+        match self.tied_to {
+            None => ArrayView2::from_shape((i, o), w).unwrap(),
+            Some(_) => ArrayView2::from_shape((o, i), w).unwrap().reversed_axes(),
+        }
     }
 }
 
@@ -82,15 +102,18 @@ impl Op for Linear {
         }
         p
     }
+    fn tied_to(&self) -> Option<(usize, &str)> {
+        self.tied_to.as_deref().map(|t| (0, t))
+    }
     fn param_from_torch(&self, index: usize, torch: &[f32], internal: &mut [f32]) {
-        if index == 0 {
+        if index == 0 && self.tied_to.is_none() {
             transpose(torch, self.outputs, self.inputs, internal)
         } else {
             internal.copy_from_slice(torch)
         }
     }
     fn param_to_torch(&self, index: usize, internal: &[f32], torch: &mut [f32]) {
-        if index == 0 {
+        if index == 0 && self.tied_to.is_none() {
             transpose(internal, self.inputs, self.outputs, torch)
         } else {
             torch.copy_from_slice(internal)
@@ -110,7 +133,7 @@ impl Op for Linear {
         let (i, o) = (self.inputs, self.outputs);
         let inp = ArrayView2::from_shape((m, i), cx.input(0)).unwrap();
         let out = ArrayViewMut2::from_shape((m, o), cx.output()).unwrap();
-        let weight_t = ArrayView2::from_shape((i, o), cx.param(0)).unwrap();
+        let weight_t = self.weight_t(cx.param(0));
         let epilogue = match (self.bias, self.relu) {
             (true, false) => Epilogue::Bias(cx.param(1)),
             (true, true) => Epilogue::BiasRelu(cx.param(1)),
@@ -126,6 +149,9 @@ impl Op for Linear {
     fn forward_affine(&mut self, cx: &Forward, scale: &[f32], shift: &[f32]) -> bool {
         // A BatchNorm1d after a Linear at evaluation: weight_t'[i, o] = weight_t[i, o]·scale[o],
         // bias'[o] = bias[o]·scale[o] + shift[o]; one product instead of product + pass.
+        if self.tied_to.is_some() {
+            return false;
+        }
         let (i, o) = (self.inputs, self.outputs);
         let mut folded = std::mem::take(&mut self.folded);
         folded.resize(i * o + o, 0.0);
@@ -155,10 +181,16 @@ impl Op for Linear {
         let (i, o) = (self.inputs, self.outputs);
         let dout = ArrayView2::from_shape((m, o), &*cx.dout()).unwrap();
         let inp = ArrayView2::from_shape((m, i), cx.input(0)).unwrap();
-        let weight_t = ArrayView2::from_shape((i, o), cx.param(0)).unwrap();
-        // dweight_t[I,O] = inpᵀ[I,m] · dout[m,O]
-        let dweight_t = ArrayViewMut2::from_shape((i, o), cx.grad(0)).unwrap();
-        matmul(1.0, inp.t(), dout, 0.0, dweight_t, Epilogue::None);
+        let weight_t = self.weight_t(cx.param(0));
+        if self.tied_to.is_none() {
+            // dweight_t[I,O] = inpᵀ[I,m] · dout[m,O]
+            let dweight_t = ArrayViewMut2::from_shape((i, o), cx.grad(0)).unwrap();
+            matmul(1.0, inp.t(), dout, 0.0, dweight_t, Epilogue::None);
+        } else {
+            // dweight[O,I] = doutᵀ[O,m] · inp[m,I]  (the Embedding's layout)
+            let dweight = ArrayViewMut2::from_shape((o, i), cx.grad(0)).unwrap();
+            matmul(1.0, dout.t(), inp, 0.0, dweight, Epilogue::None);
+        }
         if self.bias {
             column_sums(dout, ArrayViewMut1::from(cx.grad(1)));
         }

@@ -22,11 +22,14 @@ pub mod config;
 pub mod conv2d;
 pub mod conv2d_single;
 pub mod dropout;
+pub mod embedding;
 pub mod flatten;
 pub mod kl_divergence;
+pub mod layer_norm;
 pub mod linear;
 pub mod maxpool2d;
 pub mod pool;
+pub mod position_embedding;
 pub mod relu;
 pub mod reparameterize;
 pub mod testing;
@@ -49,6 +52,9 @@ pub enum Init {
     /// (kaiming_uniform with a = √5 is U(±1/√fan_in)).
     Uniform { bound: f32 },
     Constant(f32),
+    /// N(0, std²): `nn.Embedding`'s init. `zero` is a range of the flat tensor set to 0
+    /// after the draw (the padding row, as PyTorch fills it).
+    Normal { std: f32, zero: Option<(usize, usize)> },
 }
 
 impl Init {
@@ -58,8 +64,34 @@ impl Init {
                 .iter_mut()
                 .for_each(|x| *x = rng.random_range(-bound..bound)),
             Init::Constant(c) => out.fill(c),
+            Init::Normal { std, zero } => {
+                // Box–Muller on pairs of uniforms from the seeded stream: two values per pair.
+                for pair in out.chunks_mut(2) {
+                    let u1: f64 = 1.0 - rng.random::<f64>(); // (0, 1]: ln is finite
+                    let u2: f64 = rng.random::<f64>();
+                    let r = (-2.0 * u1.ln()).sqrt();
+                    let t = std::f64::consts::TAU * u2;
+                    pair[0] = (std as f64 * r * t.cos()) as f32;
+                    if let Some(x) = pair.get_mut(1) {
+                        *x = (std as f64 * r * t.sin()) as f32;
+                    }
+                }
+                if let Some((a, b)) = zero {
+                    out[a..b].fill(0.0);
+                }
+            }
         }
     }
+}
+
+/// A graph-input value an op cannot take (an id that is not an integer in range):
+/// `index` is its position in the batch's values (sample = index / sample size).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BadInput {
+    pub index: usize,
+    pub value: f32,
+    /// What is wrong, e.g. "is not an integer in 0..100 (numEmbeddings)".
+    pub reason: String,
 }
 
 /// Trainable parameters get gradients and are updated by optimizers; buffers
@@ -141,9 +173,27 @@ pub trait Op: Send + std::fmt::Debug {
         torch.copy_from_slice(internal)
     }
 
+    /// Weight tying: Some((index, node)) when parameter `index` is not the op's own but
+    /// the `weight` of `node` (an earlier node), shared as PyTorch's
+    /// `lm_head.weight = wte.weight`: one tensor in the store, both names in exports.
+    /// The op then keeps that parameter in the owner's layout (PyTorch's), and its
+    /// gradient is summed with the owner's by the graph.
+    fn tied_to(&self) -> Option<(usize, &str)> {
+        None
+    }
+
     /// Sizes the op's own scratch for batches of up to `capacity` samples. Called
     /// when the graph's batch capacity grows, never per batch.
     fn prepare(&mut self, _capacity: usize) {}
+
+    /// Checks a batch of graph-input values read on input `slot` (`values` are rows ×
+    /// `sample_size`, stored layout) before a forward: the Model calls it from its public
+    /// entry points (training, evaluation, prediction), so a bad id is a typed error
+    /// naming the sample instead of a wrong answer. Values computed inside the graph are
+    /// never checked: ops must stay memory-safe on any value.
+    fn check_input(&self, _slot: usize, _values: &[f32], _sample_size: usize) -> std::result::Result<(), BadInput> {
+        Ok(())
+    }
 
     fn forward(&mut self, cx: &Forward);
 
@@ -214,6 +264,9 @@ pub const REGISTRY: &[(&str, BuildFn)] = &[
     ("LogSoftmax", activations::build_log_softmax),
     ("Add", add::build),
     ("Concat", concat::build),
+    ("Embedding", embedding::build),
+    ("PositionEmbedding", position_embedding::build),
+    ("LayerNorm", layer_norm::build),
     ("MultiHeadAttention", attention::build),
     ("Reparameterize", reparameterize::build),
     ("KLDivergence", kl_divergence::build),

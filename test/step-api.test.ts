@@ -363,6 +363,49 @@ describe('generate', () => {
     Array.from(a).forEach((v, i) => expect(v).toBeCloseTo(b[i]!, 5))
   })
 
+  it('a tied Embedding + causal attention language model on [T] ids: trained with the step API, it generates its cycle', async () => {
+    const ids = Net.input([T])
+    const wte = Net.embedding(V, 16).apply(ids, { name: 'wte' })
+    const h = Net.multiHeadAttention(2, { causal: true }).apply(Net.positionEmbedding().apply(wte))
+    const net = Net.graph({ inputs: ids, outputs: Net.dense(V, { bias: false, tiedTo: 'wte' }).apply(Net.layerNorm().apply(h)) }, { seed: 2 })
+    const x = new Float32Array(V * T)
+    const y = new Uint32Array(V * T)
+    for (let s = 0; s < V; s++) {
+      for (let t = 0; t < T; t++) {
+        x[s * T + t] = (s + t) % V
+        y[s * T + t] = (s + t + 1) % V
+      }
+    }
+    // Accumulation with a tied weight: two backward calls give the sum of each alone.
+    const g1 = (() => {
+      net.zeroGrad()
+      net.forward(x.subarray(0, 3 * T), { mode: 'train' })
+      net.backward({ loss: 'crossEntropy', targets: y.subarray(0, 3 * T) })
+      return grads(net)
+    })()
+    net.zeroGrad()
+    net.forward(x.subarray(3 * T), { mode: 'train' })
+    net.backward({ loss: 'crossEntropy', targets: y.subarray(3 * T) })
+    const g2 = grads(net)
+    net.forward(x.subarray(0, 3 * T), { mode: 'train' })
+    net.backward({ loss: 'crossEntropy', targets: y.subarray(0, 3 * T) })
+    grads(net).flat().forEach((v, i) => expect(v).toBeCloseTo(g1.flat()[i]! + g2.flat()[i]!, 6))
+
+    const opt = net.optimizer({ type: 'adam', lr: 2e-2 })
+    let loss = Infinity
+    for (let i = 0; i < 200; i++) {
+      net.zeroGrad()
+      net.forward(x, { mode: 'train' })
+      loss = net.backward({ loss: 'crossEntropy', targets: y })!
+      opt.step()
+    }
+    expect(loss).toBeLessThan(0.1)
+    const g = await net.generate([5, 6], { maxNewTokens: 12, temperature: 0 })
+    expect(Array.from(g.newIds)).toEqual([0, 1, 2, 3, 4, 5, 6, 0, 1, 2, 3, 4])
+    const sampled = await net.generate([5, 6], { maxNewTokens: 12, temperature: 0.5, topK: 3, seed: 1 })
+    expect(sampled.ids.every((id) => id < V)).toBe(true)
+  })
+
   it('refuses nets that are not [T] → [T, V], bad prompts and options', async () => {
     await expect(mlp().generate([1], { maxNewTokens: 2 })).rejects.toThrow(/output is \[T, V\] logits with T = 5/)
     await expect(Net.sequential([2, 3], [Net.dense(2)]).generate([1], { maxNewTokens: 2 })).rejects.toThrow(/input is \[T\] token ids/)

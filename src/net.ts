@@ -660,6 +660,20 @@ export class Net {
   }
 
   /**
+   * {@link Net.forward} off the JS thread (for large batches): resolves with output 0.
+   * The net is busy until it settles (other calls on it: `ERR_BUSY`); do not read or
+   * write the output array (`options.out` or the net's own) before then.
+   */
+  async forwardAsync(inputs: Float32Array | readonly Float32Array[], options?: ForwardOptions): Promise<Float32Array> {
+    return await stepForward(this.native, this.stepState, inputs, options, { input: this.inputDim, inputShape: this.inputShape, output: this.outputDim }, true)
+  }
+
+  /** {@link Net.backward} off the JS thread: resolves with the mean loss (`undefined` for `outputGrad`). The net is busy until it settles. */
+  async backwardAsync(options: BackwardOptions): Promise<number | undefined> {
+    return await stepBackward(this.native, options, this.outputDim, true)
+  }
+
+  /**
    * Backpropagates through the last {@link Net.forward}: from a loss
    * (`{ loss: 'bceWithLogits', targets }`, mean over the batch as PyTorch's
    * `reduction="mean"`; returns that mean loss) or from a given output gradient

@@ -24,7 +24,7 @@
 import { OptionError, ShapeError } from './errors.js'
 import type { LossOptions, LossType, OptimizerOptions } from './trainer.js'
 import { nativeOptimizer } from './trainer.js'
-import { callNative, native, type NativeNet, type NativeStepOptimizer } from './native.js'
+import { awaitNative, callNative, native, type NativeNet, type NativeStepOptimizer } from './native.js'
 import { describe } from './validate.js'
 
 /** A loss by name: the {@link LossType} names or their camelCase spellings (`'bceWithLogits'`, `'crossEntropy'`, `'smoothL1'`). */
@@ -90,8 +90,16 @@ function rowsOf(length: number, dim: number, what: string, shape: readonly numbe
 /** @internal {@link Net.forward}. */
 export function stepForward(
   handle: NativeNet, state: StepState, inputs: Float32Array | readonly Float32Array[], options: ForwardOptions | undefined,
-  dims: { input: number; inputShape: readonly number[]; output: number },
-): Float32Array {
+  dims: { input: number; inputShape: readonly number[]; output: number }, async: true,
+): Promise<Float32Array>
+export function stepForward(
+  handle: NativeNet, state: StepState, inputs: Float32Array | readonly Float32Array[], options: ForwardOptions | undefined,
+  dims: { input: number; inputShape: readonly number[]; output: number }, async?: false,
+): Float32Array
+export function stepForward(
+  handle: NativeNet, state: StepState, inputs: Float32Array | readonly Float32Array[], options: ForwardOptions | undefined,
+  dims: { input: number; inputShape: readonly number[]; output: number }, async = false,
+): Float32Array | Promise<Float32Array> {
   const o = options ?? {}
   if (typeof o !== 'object' || o === null) throw new OptionError('options', `must be an options object, got ${describe(o)}`)
   for (const k of Object.keys(o)) if (k !== 'mode' && k !== 'out') throw new OptionError(`forward.${k}`, `is not an option of forward (mode, out)`)
@@ -114,13 +122,20 @@ export function stepForward(
     out = state.out
   }
   const rest = list && list.length > 1 ? (list.slice(1) as Float32Array[]) : undefined
+  if (async) {
+    const done = callNative(() => handle.stepForwardAsync(first, mode === 'train', out, rest))
+    state.rows = rows
+    return awaitNative(done).then(() => out)
+  }
   callNative(() => handle.stepForward(first, mode === 'train', out, rest))
   state.rows = rows
   return out
 }
 
 /** @internal {@link Net.backward}. */
-export function stepBackward(handle: NativeNet, options: BackwardOptions, outputDim: number): number | undefined {
+export function stepBackward(handle: NativeNet, options: BackwardOptions, outputDim: number, async: true): Promise<number | undefined>
+export function stepBackward(handle: NativeNet, options: BackwardOptions, outputDim: number, async?: false): number | undefined
+export function stepBackward(handle: NativeNet, options: BackwardOptions, outputDim: number, async = false): number | undefined | Promise<number | undefined> {
   if (typeof options !== 'object' || options === null) throw new OptionError('options', `backward needs { loss, targets } or { outputGrad }, got ${describe(options)}`)
   for (const k of Object.keys(options)) {
     if (!['loss', 'targets', 'outputGrad', 'inputGrad'].includes(k)) throw new OptionError(`backward.${k}`, 'is not an option of backward (loss, targets, outputGrad, inputGrad)')
@@ -132,6 +147,7 @@ export function stepBackward(handle: NativeNet, options: BackwardOptions, output
   }
   if (options.outputGrad !== undefined) {
     if (!(options.outputGrad instanceof Float32Array)) throw new OptionError('backward.outputGrad', `must be a Float32Array, got ${describe(options.outputGrad)}`)
+    if (async) return awaitNative(callNative(() => handle.stepBackwardGradAsync(options.outputGrad!, inputGrad))).then(() => undefined)
     callNative(() => handle.stepBackwardGrad(options.outputGrad!, inputGrad))
     return undefined
   }
@@ -152,9 +168,11 @@ export function stepBackward(handle: NativeNet, options: BackwardOptions, output
   if (code === 0) {
     const labels = t instanceof Uint32Array ? t : t instanceof Float32Array ? undefined : Uint32Array.from(t as ArrayLike<number>)
     if (!labels) throw new OptionError('backward.targets', 'crossEntropy needs integer class ids (Uint32Array, Uint8Array or number[]), got a Float32Array')
+    if (async) return awaitNative(callNative(() => handle.stepBackwardLossAsync(code, param, weights, labels, undefined, inputGrad)))
     return callNative(() => handle.stepBackwardLoss(code, param, weights, labels, undefined, inputGrad))
   }
   if (!(t instanceof Float32Array)) throw new OptionError('backward.targets', `${String(type)} needs float targets (a Float32Array), got ${describe(t)}`)
+  if (async) return awaitNative(callNative(() => handle.stepBackwardLossAsync(code, param, weights, undefined, t, inputGrad)))
   return callNative(() => handle.stepBackwardLoss(code, param, weights, undefined, t, inputGrad))
 }
 

@@ -197,6 +197,21 @@ describe('step API', () => {
     expect(() => net.forward([xa, new Float32Array(5)])).toThrow(/forward input 1: expected 2 rows × 3 values \(input shape \[3\]\) = 6, got 5 values/)
   })
 
+  it('forwardAsync and backwardAsync give the sync calls\' results; the net is busy meanwhile', async () => {
+    const { x, y } = batch(6)
+    const [a, b] = [mlp(8), mlp(8)]
+    const ya = a.forward(x, { mode: 'train' }).slice()
+    const la = a.backward({ loss: 'crossEntropy', targets: y, inputGrad: true })
+    const pending = b.forwardAsync(x, { mode: 'train' })
+    expect(() => b.forward(x)).toThrow(/busy/)
+    expect(Array.from(await pending)).toEqual(Array.from(ya))
+    expect(await b.backwardAsync({ loss: 'crossEntropy', targets: y, inputGrad: true })).toBe(la)
+    expect(grads(b)).toEqual(grads(a))
+    expect(Array.from(b.inputGrad())).toEqual(Array.from(a.inputGrad()))
+    expect(await b.backwardAsync({ outputGrad: new Float32Array(18) })).toBeUndefined()
+    await expect(b.forwardAsync(new Float32Array(7))).rejects.toThrow(ShapeError)
+  })
+
   it('forward reuses its output array, or writes into the one given', () => {
     const net = mlp(0)
     const { x } = batch(2)

@@ -260,3 +260,107 @@ impl NativeStepOptimizer {
         Ok(())
     }
 }
+
+/// What an async step computes.
+pub enum StepWork {
+    Forward { input: Float32Array, more: Option<Vec<Float32Array>>, train: bool, out: Float32Array },
+    BackwardLoss { loss: LossConfig, labels: Option<Uint32Array>, targets: Option<Float32Array>, input_grad: bool },
+    BackwardGrad { grad: Float32Array, input_grad: bool },
+}
+
+/// `forwardAsync` / `backwardAsync`: the same work as the sync calls, on a libuv
+/// thread, the net's busy flag held meanwhile (other calls on it: ERR_BUSY).
+pub struct StepTask {
+    model: SharedModel,
+    busy: Arc<AtomicBool>,
+    work: StepWork,
+}
+
+impl napi::Task for StepTask {
+    type Output = f64;
+    type JsValue = f64;
+
+    fn compute(&mut self) -> Result<f64> {
+        guard("step", || {
+            let mut guard = crate::net::live(crate::net::lock(&self.model))?;
+            let m = &mut *guard;
+            match &mut self.work {
+                StepWork::Forward { input, more, train, out } => {
+                    let mode = if *train { Mode::Train } else { Mode::Eval };
+                    // Safety: the JS side is told not to touch `out` until the promise settles.
+                    let out = unsafe { out.as_mut() };
+                    let x: &[f32] = input;
+                    let mut all: Vec<&[f32]> = vec![x];
+                    if let Some(rest) = more {
+                        all.extend(rest.iter().map(|a| &**a));
+                    }
+                    run_on_pool(all_threads(), || m.step_forward(mode, &all, out)).map(|r| r as f64).map_err(to_js)
+                }
+                StepWork::BackwardLoss { loss, labels, targets, input_grad } => {
+                    let t = match (labels.as_deref(), targets.as_deref()) {
+                        (Some(l), None) => BatchTargets::Classes(l),
+                        (None, Some(t)) => BatchTargets::Values(t),
+                        _ => return Err(coded("ERR_SHAPE", "backward needs exactly one of labels or targets")),
+                    };
+                    let (loss, ig) = (&*loss, *input_grad);
+                    let sums = run_on_pool(all_threads(), || m.step_backward_loss(loss, t, ig)).map_err(to_js)?;
+                    Ok(sums.loss_sum / m.step_rows_count().max(1) as f64)
+                }
+                StepWork::BackwardGrad { grad, input_grad } => {
+                    let (g, ig): (&[f32], bool) = (grad, *input_grad);
+                    run_on_pool(all_threads(), || m.step_backward_grad(g, ig)).map_err(to_js)?;
+                    Ok(f64::NAN)
+                }
+            }
+        })
+    }
+
+    fn resolve(&mut self, _env: Env, output: f64) -> Result<f64> {
+        Ok(output)
+    }
+
+    fn finally(self, _env: Env) -> Result<()> {
+        self.busy.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+impl NativeNet {
+    fn step_task(&self, work: StepWork) -> Result<napi::bindgen_prelude::AsyncTask<StepTask>> {
+        if self.busy.swap(true, Ordering::SeqCst) {
+            return Err(coded("ERR_BUSY", "the network is busy in a running fit(), evaluate(), generate() or async step; await it first"));
+        }
+        Ok(napi::bindgen_prelude::AsyncTask::new(StepTask { model: self.model.clone(), busy: self.busy.clone(), work }))
+    }
+}
+
+#[napi]
+impl NativeNet {
+    /// `stepForward` off the JS thread; resolves with the rows. `out` is written by
+    /// the task: do not read or write it before the promise settles.
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn step_forward_async(&self, input: Float32Array, train: bool, out: Float32Array, more: Option<Vec<Float32Array>>) -> Result<napi::bindgen_prelude::AsyncTask<StepTask>> {
+        self.step_task(StepWork::Forward { input, more, train, out })
+    }
+
+    /// `stepBackwardLoss` off the JS thread; resolves with the mean loss.
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn step_backward_loss_async(
+        &self,
+        loss: u32,
+        param: Option<f64>,
+        weights: Option<Float32Array>,
+        labels: Option<Uint32Array>,
+        targets: Option<Float32Array>,
+        input_grad: bool,
+    ) -> Result<napi::bindgen_prelude::AsyncTask<StepTask>> {
+        let loss = loss_of(loss, param, weights.as_ref())?;
+        self.step_task(StepWork::BackwardLoss { loss, labels, targets, input_grad })
+    }
+
+    /// `stepBackwardGrad` off the JS thread.
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn step_backward_grad_async(&self, output_grad: Float32Array, input_grad: bool) -> Result<napi::bindgen_prelude::AsyncTask<StepTask>> {
+        self.step_task(StepWork::BackwardGrad { grad: output_grad, input_grad })
+    }
+}

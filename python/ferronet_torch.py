@@ -140,7 +140,47 @@ def _module(op, c):
               "Reparameterize": lambda: Reparameterize(c.get("sampleInEval", False)), "KLDivergence": KLDivergence}
     if op in simple:
         return simple[op]()
+    if op in ("LSTM", "GRU"):
+        return _Recurrent(op, c)
     raise ValueError(f"ferronet_torch does not know op {op!r}")
+
+
+class _Recurrent(nn.Module):
+    """ferronet's LSTM / GRU: nn.LSTM / nn.GRU (batch_first), built on the first call
+    (the input size comes from the input, as the lazy modules do). Its parameters are
+    registered on this wrapper itself, so the state_dict names are ferronet's
+    (`<node>.weight_ih_l0`, ...). Returns the output `returns` selects; takes optional
+    initial states h0 (and c0) as [batch, numLayers, H]."""
+
+    def __init__(self, op, c):
+        super().__init__()
+        self.op, self.returns = op, c.get("returns", "sequence")
+        self.hidden, self.layers, self.bias = c["hiddenSize"], c.get("numLayers", 1), c.get("bias", True)
+        self.rnn = None
+
+    def _build(self, features):
+        cls = nn.LSTM if self.op == "LSTM" else nn.GRU
+        rnn = cls(features, self.hidden, num_layers=self.layers, bias=self.bias, batch_first=True)
+        # Parameters at this module's level (state_dict names <node>.weight_ih_l0, ...).
+        for name, p in rnn.named_parameters():
+            self.register_parameter(name, p)
+        object.__setattr__(self, "rnn", rnn)
+
+    def forward(self, x, *states):
+        if self.rnn is None:
+            self._build(x.shape[-1])
+        torch_states = [s.transpose(0, 1).contiguous() for s in states]
+        if self.op == "LSTM":
+            seq, (hn, cn) = self.rnn(x, tuple(torch_states) if states else None)
+        else:
+            seq, hn = self.rnn(x, torch_states[0] if states else None)
+        if self.returns == "sequence":
+            return seq
+        if self.returns == "last":
+            return seq[:, -1]
+        if self.op == "LSTM":
+            return torch.stack([hn, cn]).permute(2, 0, 1, 3)
+        return hn.transpose(0, 1)
 
 
 class FerronetModule(nn.Module):

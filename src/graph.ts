@@ -5,7 +5,7 @@
  */
 
 import { InvalidInputError, OptionError, ShapeError } from './errors.js'
-import { fmt, inferShape, layerArity, layerConfig, normalizeLayer, type LayerSpec } from './layers.js'
+import { fmt, inferShape, layerArity, layerConfig, normalizeLayer, takesOneInput, type LayerSpec } from './layers.js'
 import { describe, unknownOption } from './validate.js'
 
 export const SPEC_FORMAT = 'ferronet-graph'
@@ -250,7 +250,7 @@ export function sequentialSpec(shape: readonly number[], layersArg: unknown): { 
     if (typeof raw !== 'object' || raw === null) throw new OptionError(`layers[${i}]`, `must be a layer such as Net.dense(10), got ${describe(raw)}`)
     const { op, ...config } = raw as Record<string, unknown>
     const layer = normalizeLayer(op, config, `layers[${i}]`)
-    if (layerArity(layer) !== 1) throw new OptionError(`layers[${i}]`, `${layer.op} takes ${layerArity(layer) === 2 ? 'two inputs' : 'two or more inputs'}: build this model with the functional API (Net.input, layer.apply, Net.graph)`)
+    if (!takesOneInput(layer)) throw new OptionError(`layers[${i}]`, `${layer.op} takes ${layerArity(layer) === 2 ? 'two inputs' : 'two or more inputs'}: build this model with the functional API (Net.input, layer.apply, Net.graph)`)
     return layer
   })
   let current: readonly number[] = shape

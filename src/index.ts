@@ -21,7 +21,7 @@ export type { Applicable, ApplyOptions, InputSpec, Layer, ModelSpec, NodeSpec } 
 export type {
   AdaptiveAvgPool2dSpec, AddSpec, AvgPool2dSpec, BatchNorm1dSpec, BatchNorm2dSpec, ConcatSpec, Conv2dSpec, DropoutSpec, EmbeddingSpec, LayerNormSpec, PositionEmbeddingSpec,
   FlattenSpec, GeluSpec, LayerSpec, LeakyReluSpec, LinearSpec, LogSoftmaxSpec, MaxPool2dSpec, MultiHeadAttentionSpec, OpName, ReluSpec,
-  SigmoidSpec, SiluSpec, Size2, SoftmaxSpec, TanhSpec,
+  SigmoidSpec, SiluSpec, Size2, SoftmaxSpec, TanhSpec, LstmSpec, GruSpec, RecurrentReturns,
   KLDivergenceSpec, ReparameterizeSpec,
 } from './layers.js'
 export { Trainer } from './trainer.js'

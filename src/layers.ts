@@ -187,6 +187,44 @@ export interface ConcatSpec {
   /** Dimension, counted with the batch as dim 0 (default `1`: channels or features). */
   readonly dim?: number
 }
+/** What a recurrent layer outputs: every step's h, the last step's h, or every layer's final state. */
+export type RecurrentReturns = 'sequence' | 'last' | 'state'
+/**
+ * `nn.LSTM(in, hiddenSize, numLayers, bias, batch_first=True)` on sequences `[T, F]` per sample.
+ * Parameters per layer k: `weight_ih_l{k}` `[4·hiddenSize, in]`, `weight_hh_l{k}` `[4·hiddenSize, hiddenSize]`,
+ * `bias_ih_l{k}`, `bias_hh_l{k}` `[4·hiddenSize]` (gates i, f, g, o, as PyTorch). Inputs `[x]`, or
+ * `[x, h0, c0]` with initial states `[numLayers, hiddenSize]` per sample. Built by {@link Net.lstm}.
+ */
+export interface LstmSpec {
+  /** The op name in the spec. */
+  readonly op: 'LSTM'
+  /** Units of the hidden state h (and of the cell state c), an integer >= 1. */
+  readonly hiddenSize: number
+  /** Stacked layers, each reading the sequence of the one below (default `1`). */
+  readonly numLayers?: number
+  /** Whether the layers have biases `bias_ih` and `bias_hh` (default `true`). */
+  readonly bias?: boolean
+  /** `'sequence'` (default): `[T, hiddenSize]`, the top layer's h at every step; `'last'`: `[hiddenSize]`, its h at the last step; `'state'`: `[2, numLayers, hiddenSize]`, h_n then c_n of every layer. */
+  readonly returns?: RecurrentReturns
+}
+/**
+ * `nn.GRU(in, hiddenSize, numLayers, bias, batch_first=True)` on sequences `[T, F]` per sample.
+ * Parameters per layer k: `weight_ih_l{k}` `[3·hiddenSize, in]`, `weight_hh_l{k}` `[3·hiddenSize, hiddenSize]`,
+ * `bias_ih_l{k}`, `bias_hh_l{k}` `[3·hiddenSize]` (gates r, z, n, as PyTorch). Inputs `[x]`, or `[x, h0]`
+ * with the initial state `[numLayers, hiddenSize]` per sample. Built by {@link Net.gru}.
+ */
+export interface GruSpec {
+  /** The op name in the spec. */
+  readonly op: 'GRU'
+  /** Units of the hidden state h, an integer >= 1. */
+  readonly hiddenSize: number
+  /** Stacked layers, each reading the sequence of the one below (default `1`). */
+  readonly numLayers?: number
+  /** Whether the layers have biases `bias_ih` and `bias_hh` (default `true`). */
+  readonly bias?: boolean
+  /** `'sequence'` (default): `[T, hiddenSize]`, the top layer's h at every step; `'last'`: `[hiddenSize]`, its h at the last step; `'state'`: `[numLayers, hiddenSize]`, h_n of every layer. */
+  readonly returns?: RecurrentReturns
+}
 
 /**
  * `nn.Embedding`: a lookup table. Per sample, integer ids `[T]` (carried as floats,
@@ -260,7 +298,7 @@ export type LayerSpec =
   | SoftmaxSpec | LogSoftmaxSpec | AddSpec | ConcatSpec
   | EmbeddingSpec | PositionEmbeddingSpec | LayerNormSpec
   | MultiHeadAttentionSpec
-  | ReparameterizeSpec | KLDivergenceSpec
+  | ReparameterizeSpec | KLDivergenceSpec | LstmSpec | GruSpec
 
 /** Every op name of the spec. */
 export type OpName = LayerSpec['op']
@@ -270,9 +308,12 @@ interface OpInfo {
   /** Config fields: checker; `required` ones must be present. */
   fields: Record<string, FieldCheck>
   required?: readonly string[]
-  /** Inputs taken: exactly `1` or `2`, or `'many'` (two or more). */
-  arity: 1 | 2 | 'many'
+  /** Inputs taken: exactly `1` or `2`, `'many'` (two or more), or one of the listed counts. */
+  arity: Arity
 }
+
+/** How many inputs an op takes: exactly `1` or `2`, `'many'` (two or more), or one of the listed counts. */
+export type Arity = 1 | 2 | 'many' | readonly number[]
 
 const int = (min: number) => (field: string, v: unknown): number => {
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) throw new OptionError(field, `must be an integer >= ${min}, got ${describe(v)}`)
@@ -324,8 +365,13 @@ const maxInt = (min: number, max: number) => (field: string, v: unknown): number
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) throw new OptionError(field, `must be an integer in ${min}..${max}, got ${describe(v)}`)
   return v
 }
+const returns = (field: string, v: unknown): RecurrentReturns => {
+  if (v !== 'sequence' && v !== 'last' && v !== 'state') throw new OptionError(field, `must be "sequence", "last" or "state", got ${describe(v)}`)
+  return v
+}
 
 const BN = { eps: positive, momentum, affine: bool }
+const RNN = { hiddenSize: int(1), numLayers: int(1), bias: bool, returns }
 const POOL = { kernelSize: size2(1), stride: size2(1), padding: size2(0) }
 
 /** What each op takes. */
@@ -359,6 +405,8 @@ export const OPS: Readonly<Record<OpName, OpInfo>> = {
   MultiHeadAttention: { fields: { numHeads: int(1), causal: bool, dropout: unit, bias: bool }, required: ['numHeads'], arity: 1 },
   Reparameterize: { fields: { sampleInEval: bool }, arity: 2 },
   KLDivergence: { fields: {}, arity: 2 },
+  LSTM: { fields: RNN, required: ['hiddenSize'], arity: [1, 3] },
+  GRU: { fields: RNN, required: ['hiddenSize'], arity: [1, 2] },
 }
 
 const OP_NAMES = Object.keys(OPS) as OpName[]
@@ -416,9 +464,15 @@ export function layerConfig(layer: LayerSpec): Record<string, unknown> | undefin
   return Object.keys(clean).length ? clean : undefined
 }
 
-/** How many inputs a layer takes: exactly 1 or 2, or 2 and more. */
-export function layerArity(layer: LayerSpec): 1 | 2 | 'many' {
+/** How many inputs a layer takes: exactly 1 or 2, 2 and more, or one of the listed counts. */
+export function layerArity(layer: LayerSpec): Arity {
   return OPS[layer.op].arity
+}
+
+/** Whether a layer can take a single input (and so sit in a {@link Net.sequential} chain). */
+export function takesOneInput(layer: LayerSpec): boolean {
+  const arity = OPS[layer.op].arity
+  return arity === 1 || (Array.isArray(arity) && arity.includes(1))
 }
 
 export function pair(v: Size2): [number, number] {
@@ -437,6 +491,7 @@ export function inferShape(layer: LayerSpec, inputs: readonly (readonly number[]
   if (arity === 1 && inputs.length !== 1) throw new ShapeError(`${who} takes 1 input, got ${inputs.length}`, node)
   if (arity === 'many' && inputs.length < 2) throw new ShapeError(`${who} takes two or more inputs, got ${inputs.length}`, node)
   if (arity === 2 && inputs.length !== 2) throw new ShapeError(`${who} takes 2 inputs [mean, logvar], got ${inputs.length}`, node)
+  if (Array.isArray(arity) && !arity.includes(inputs.length)) throw new ShapeError(`${who} takes ${arity.join(' or ')} inputs, got ${inputs.length}`, node)
   const x = inputs[0]!
   const spatial = (what: string): [number, number, number] => {
     if (x.length !== 3) {
@@ -528,6 +583,24 @@ export function inferShape(layer: LayerSpec, inputs: readonly (readonly number[]
     case 'KLDivergence':
       if (fmt(inputs[1]!) !== fmt(x)) throw new ShapeError(`${who}: mean and logvar need one shape, got ${fmt(x)} and ${fmt(inputs[1]!)}`, node)
       return layer.op === 'KLDivergence' ? [1] : [...x]
+    case 'LSTM':
+    case 'GRU': {
+      if (x.length !== 2) throw new ShapeError(`${who} needs a sequence [steps, features] per sample (batch-first), got ${fmt(x)}`, node)
+      const layers = layer.numLayers ?? 1, hidden = layer.hiddenSize
+      inputs.slice(1).forEach((s, i) => {
+        if (fmt(s) !== fmt([layers, hidden])) {
+          throw new ShapeError(`${who} takes its initial state ${i === 0 ? 'h0' : 'c0'} (input ${i + 1}) as [numLayers, hiddenSize] = ${fmt([layers, hidden])} per sample, got ${fmt(s)}`, node)
+        }
+      })
+      switch (layer.returns ?? 'sequence') {
+        case 'sequence':
+          return [x[0]!, hidden]
+        case 'last':
+          return [hidden]
+        default:
+          return layer.op === 'LSTM' ? [2, layers, hidden] : [layers, hidden]
+      }
+    }
     default:
       return [...x]
   }

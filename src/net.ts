@@ -13,7 +13,7 @@ import {
   type AdaptiveAvgPool2dSpec, type AddSpec, type AvgPool2dSpec, type BatchNorm1dSpec, type BatchNorm2dSpec, type ConcatSpec,
   type Conv2dSpec, type DropoutSpec, type EmbeddingSpec, type FlattenSpec, type LayerNormSpec, type PositionEmbeddingSpec, type GeluSpec, type LayerSpec, type LeakyReluSpec, type LinearSpec,
   type LogSoftmaxSpec, type MaxPool2dSpec, type MultiHeadAttentionSpec, type ReluSpec, type SigmoidSpec, type SiluSpec, type Size2, type SoftmaxSpec, type TanhSpec,
-  type KLDivergenceSpec, type ReparameterizeSpec,
+  type KLDivergenceSpec, type ReparameterizeSpec, type LstmSpec, type GruSpec, type RecurrentReturns,
 } from './layers.js'
 import {
   gradCam, integratedGradients, saliency, smoothGrad,
@@ -367,6 +367,36 @@ export class Net {
   /** `torch.cat` along `dim` (default 1, the channels or features; functional API only). */
   static concat(dim?: number): Layer<ConcatSpec> {
     return build('Concat', 'concat', { dim })
+  }
+  /**
+   * `nn.LSTM(in, hiddenSize, numLayers, bias, batch_first=True)` on sequences `[T, F]` per
+   * sample (`in` comes from the input): op `LSTM`, gates i, f, g, o, PyTorch's parameters
+   * (`weight_ih_l0` `[4·hiddenSize, F]`, `weight_hh_l0`, `bias_ih_l0`, `bias_hh_l0`, … per layer) and init.
+   * `returns` picks the output: `'sequence'` (default) `[T, hiddenSize]`, `'last'` `[hiddenSize]` (the
+   * top layer's h at the last step, for a classifier), `'state'` `[2, numLayers, hiddenSize]` (h_n, c_n).
+   * Applied to `[x, h0, c0]` (functional API), it starts from the initial states `[numLayers, hiddenSize]`
+   * instead of zeros; their gradients flow.
+   *
+   * ```ts
+   * // Fashion-MNIST as 28 steps of 28 pixels
+   * const net = Net.sequential([28, 28], [Net.lstm(128, { returns: 'last' }), Net.dense(10)])
+   * ```
+   */
+  static lstm(hiddenSize: number, options: { numLayers?: number; bias?: boolean; returns?: RecurrentReturns } = {}): Layer<LstmSpec> {
+    return build('LSTM', 'lstm', { hiddenSize, ...opts('lstm', options, ['numLayers', 'bias', 'returns']) })
+  }
+  /**
+   * `nn.GRU(in, hiddenSize, numLayers, bias, batch_first=True)` on sequences `[T, F]` per sample:
+   * op `GRU`, gates r, z, n with n = tanh(W_in·x + b_in + r ⊙ (W_hn·h + b_hn)), PyTorch's parameters
+   * (`weight_ih_l0` `[3·hiddenSize, F]`, …) and init. `returns` as for {@link Net.lstm}, with `'state'`
+   * `[numLayers, hiddenSize]` (h_n). Applied to `[x, h0]` (functional API), it starts from h0.
+   *
+   * ```ts
+   * const net = Net.sequential([28, 28], [Net.gru(128, { returns: 'last' }), Net.dense(10)])
+   * ```
+   */
+  static gru(hiddenSize: number, options: { numLayers?: number; bias?: boolean; returns?: RecurrentReturns } = {}): Layer<GruSpec> {
+    return build('GRU', 'gru', { hiddenSize, ...opts('gru', options, ['numLayers', 'bias', 'returns']) })
   }
 
   /**

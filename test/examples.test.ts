@@ -140,6 +140,22 @@ describe('examples', () => {
     expect(await sharp(r.samplePng).metadata()).toMatchObject({ width: 3 * (8 * 30 + 2), height: 3 * (8 * 30 + 2) })
   })
 
+  for (const cell of ['lstm', 'gru']) {
+    it(`${cell}-fashion.ts: ${cell.toUpperCase()}(128) → Linear(10) on 28 steps of 28 pixels beats chance and reports per-epoch figures`, () => {
+      const fashion = existsSync('/usr/share/datasets/fashion-mnist')
+      const r = run(`${cell}-fashion.ts`, ...small, '--limit', '2000', '--out', out)
+      expect(r.config.dataset).toBe(fashion ? 'Fashion-MNIST' : 'mnist package digits')
+      expect(r.config.trainSamples).toBe(2000)
+      expect(r.config.testSamples).toBe(400)
+      expect(r.config.threads).toBe(1)
+      expect(r.config.parameters).toBe((cell === 'lstm' ? 4 : 3) * 128 * (28 + 128 + 2) + 128 * 10 + 10)
+      expect(r.testAccuracy).toHaveLength(1)
+      expect(r.epochSeconds).toHaveLength(1)
+      expect(r.testAccuracy[0]).toBeGreaterThan(0.3) // chance: 0.1
+      expect(existsSync(r.saved)).toBe(true)
+    })
+  }
+
   it('serve.ts: the server answers the image and the JSON row as the model does', async () => {
     // A fresh folder: the script trains its fallback model there first.
     const dir = join(out, 'serve')

@@ -219,6 +219,13 @@ const OP_CASES: [string, () => Net, ((rows: number) => Float32Array)?][] = [
     const x = Net.input([3, 4])
     return randomize(Net.graph({ inputs: x, outputs: Net.concat(-1).apply([x, Net.dense(2).apply(x)]) }))
   }],
+  // LSTM / GRU: one ONNX LSTM / GRU per layer (more cases in test/recurrent.test.ts)
+  ['LSTM, 2 layers, sequence', () => seq([4, 3], [Net.lstm(5, { numLayers: 2 })])],
+  ['LSTM last, then Linear', () => seq([5, 3], [Net.lstm(4, { returns: 'last' }), Net.dense(2)])],
+  ['LSTM state', () => seq([3, 2], [Net.lstm(3, { numLayers: 2, returns: 'state' })])],
+  ['GRU, 2 layers, sequence, no bias', () => seq([4, 3], [Net.gru(5, { numLayers: 2, bias: false })])],
+  ['GRU last', () => seq([5, 3], [Net.gru(4, { returns: 'last' })])],
+  ['GRU state', () => seq([3, 2], [Net.gru(3, { numLayers: 2, returns: 'state' })])],
   ['MultiHeadAttention', () => seq([5, 8], [Net.multiHeadAttention(2)])],
   ['MultiHeadAttention causal, no bias', () => seq([7, 6], [Net.dense(6), Net.multiHeadAttention(3, { causal: true, bias: false })])],
   ['Reparameterize (the mean at inference) and KLDivergence', () => {
@@ -263,7 +270,9 @@ function allSequenceOps(): Net {
   const x = Net.input([6, 8], { name: 'sequence' })
   const h = Net.dense(8).apply(x)
   const a = Net.multiHeadAttention(2, { causal: true }).apply(h)
-  return randomize(Net.graph({ inputs: x, outputs: Net.dense(3).apply(Net.flatten().apply(Net.add().apply([h, a]))) }))
+  const s = Net.lstm(8, { numLayers: 2 }).apply(Net.add().apply([h, a]), { name: 'lstm' })
+  const last = Net.gru(4, { returns: 'last' }).apply(s, { name: 'gru' })
+  return randomize(Net.graph({ inputs: x, outputs: Net.add().apply([Net.dense(3).apply(Net.flatten().apply(s)), Net.dense(3).apply(last)]) }))
 }
 
 /** Every op of the spec but the sequence and token ops, in one graph (for the opset sweep). */

@@ -118,6 +118,91 @@ function pool(opType: 'MaxPool' | 'AveragePool') {
 }
 
 /**
+ * `LSTM` / `GRU` as one ONNX LSTM / GRU node per layer (time-major, layout 0: the input
+ * is transposed to [T, batch, F] once and back at the end). PyTorch's gate blocks are
+ * reordered to ONNX's (LSTM i, f, g, o → i, o, f, c; GRU r, z, n → z, r, h) by Split
+ * and Concat of the weights; GRU runs with linear_before_reset = 1, PyTorch's
+ * n = tanh(W_in·x + b_in + r ⊙ (W_hn·h + b_hn)). `returns` picks Y, Y_h or every
+ * layer's (Y_h, Y_c) by Squeeze, Concat and Transpose.
+ */
+function recurrent(ctx: ConvertContext<Extract<LayerSpec, { op: 'LSTM' | 'GRU' }>>): void {
+  const { g, node, layer } = ctx
+  const lstm = layer.op === 'LSTM'
+  const hidden = layer.hiddenSize, layers = layer.numLayers ?? 1, gates = lstm ? 4 : 3
+  const order = lstm ? [0, 3, 1, 2] : [1, 0, 2]
+  const returns = layer.returns ?? 'sequence'
+  const ints64 = (what: string, v: number[]) => g.constantInt64(`${node.name}/${what}`, [v.length], v)
+  const axis0 = ints64('axis0', [0]), axis1 = ints64('axis1', [1])
+  const sizes = ints64('gate_sizes', new Array<number>(gates).fill(hidden))
+  /** Gate blocks of a [G·H, …] weight or [G·H] bias in ONNX's order. */
+  const reorder = (tensor: string, what: string): string[] => {
+    const parts = Array.from({ length: gates }, (_, i) => scoped(ctx, `${what}_gate${i}`))
+    g.node('Split', [tensor, sizes], parts, { axis: { int: 0 } })
+    return order.map((i) => parts[i]!)
+  }
+  /** Concat of `parts` along axis 0, with a leading num_directions = 1 axis. */
+  const stack = (parts: string[], what: string): string => {
+    const cat = scoped(ctx, `${what}_onnx_order`)
+    g.node('Concat', parts, [cat], { axis: { int: 0 } })
+    const out = scoped(ctx, what)
+    g.node('Unsqueeze', [cat, axis0], [out])
+    return out
+  }
+  const transpose = (x: string, perm: number[], out = scoped(ctx, `${x}_t`), name?: string): string => {
+    g.node('Transpose', [x], [out], { perm: ints(perm) }, name)
+    return out
+  }
+  let x = transpose(ctx.inputs[0]!, [1, 0, 2], scoped(ctx, 'x_time_major'))
+  const finals: { h: string; c: string }[] = []
+  for (let k = 0; k < layers; k++) {
+    const w = stack(reorder(required(ctx, `weight_ih_l${k}`), `W${k}`), `W${k}`)
+    const r = stack(reorder(required(ctx, `weight_hh_l${k}`), `R${k}`), `R${k}`)
+    const bih = ctx.param(`bias_ih_l${k}`), bhh = ctx.param(`bias_hh_l${k}`)
+    const b = bih !== undefined && bhh !== undefined ? stack([...reorder(bih, `Wb${k}`), ...reorder(bhh, `Rb${k}`)], `B${k}`) : ''
+    // Initial states [batch, L, H] → layer k's [1, batch, H].
+    const initial = ctx.inputs.slice(1).map((s, i) => {
+      const sliced = scoped(ctx, `${i === 0 ? 'h0' : 'c0'}_l${k}`)
+      g.node('Slice', [s, ints64(`start${k}`, [k]), ints64(`end${k}`, [k + 1]), axis1], [sliced])
+      return transpose(sliced, [1, 0, 2])
+    })
+    const y = scoped(ctx, `Y${k}`), yh = scoped(ctx, `Y_h${k}`), yc = lstm ? scoped(ctx, `Y_c${k}`) : ''
+    const attributes: Record<string, AttributeValue> = { hidden_size: { int: hidden } }
+    if (!lstm) attributes.linear_before_reset = { int: 1 }
+    const inputs = [x, w, r, b, '', ...initial]
+    while (inputs[inputs.length - 1] === '') inputs.pop()
+    g.node(layer.op, inputs, lstm ? [y, yh, yc] : [y, yh], attributes, `${node.name}/${layer.op}${k}`)
+    finals.push({ h: yh, c: yc })
+    // Y [T, 1, batch, H] → [T, batch, H], the next layer's input.
+    x = scoped(ctx, `seq${k}`)
+    g.node('Squeeze', [y, axis1], [x])
+  }
+  if (returns === 'sequence') {
+    transpose(x, [1, 0, 2], ctx.output, node.name)
+  } else if (returns === 'last') {
+    g.node('Squeeze', [finals[layers - 1]!.h, axis0], [ctx.output], {}, node.name)
+  } else {
+    // Every layer's final state: [L, batch, H] each, then LSTM [2, L, batch, H].
+    const all = (which: 'h' | 'c'): string => {
+      const out = scoped(ctx, `${which}_n`)
+      g.node('Concat', finals.map((f) => f[which]), [out], { axis: { int: 0 } })
+      return out
+    }
+    if (lstm) {
+      const both = [all('h'), all('c')].map((s) => {
+        const u = scoped(ctx, `${s}_1`)
+        g.node('Unsqueeze', [s, axis0], [u])
+        return u
+      })
+      const state = scoped(ctx, 'state')
+      g.node('Concat', both, [state], { axis: { int: 0 } })
+      transpose(state, [2, 0, 1, 3], ctx.output, node.name)
+    } else {
+      transpose(all('h'), [1, 0, 2], ctx.output, node.name)
+    }
+  }
+}
+
+/**
  * Self-attention from standard ops, x [N, T, C], H heads of d = C / H:
  *   qkv = x · in_proj_weightᵀ (+ in_proj_bias)           MatMul (+ Add)   [N, T, 3C]
  *   → Reshape [N, T, 3, H, d] → Transpose [3, N, H, T, d] → Gather q, k, v [N, H, T, d]
@@ -327,4 +412,7 @@ export const CONVERTERS: ConverterTable = {
     g.node('ReduceSum', [flat, g.constantInt64(`${node.name}/axes`, [1], [1])], [sum], { keepdims: { int: 1 } })
     g.node('Mul', [sum, g.constant(`${node.name}/minus_half`, [], [-0.5])], [ctx.output], {}, node.name)
   },
+
+  LSTM: recurrent,
+  GRU: recurrent,
 }

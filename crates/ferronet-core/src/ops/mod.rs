@@ -26,11 +26,14 @@ pub mod embedding;
 pub mod flatten;
 pub mod kl_divergence;
 pub mod layer_norm;
+pub mod gru;
 pub mod linear;
+pub mod lstm;
 pub mod maxpool2d;
 pub mod pool;
 pub mod position_embedding;
 pub mod relu;
+pub mod rnn;
 pub mod reparameterize;
 pub mod testing;
 
@@ -270,6 +273,8 @@ pub const REGISTRY: &[(&str, BuildFn)] = &[
     ("MultiHeadAttention", attention::build),
     ("Reparameterize", reparameterize::build),
     ("KLDivergence", kl_divergence::build),
+    ("LSTM", lstm::build),
+    ("GRU", gru::build),
 ];
 
 /// Builds node `name`'s op `kind` from its config and input shapes.

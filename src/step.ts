@@ -71,6 +71,8 @@ export type StepOptimizerOptions = OptimizerOptions & {
   group?: string
 }
 
+const BACKWARD_KEYS: readonly string[] = ['loss', 'targets', 'outputGrad', 'inputGrad']
+
 const LOSS_CODES: Record<string, number> = {
   cross_entropy: 0, crossEntropy: 0, mse: 1, l1: 2, smooth_l1: 3, smoothL1: 3, huber: 4, bce_with_logits: 5, bceWithLogits: 5,
 }
@@ -102,7 +104,8 @@ export function stepForward(
 ): Float32Array | Promise<Float32Array> {
   const o = options ?? {}
   if (typeof o !== 'object' || o === null) throw new OptionError('options', `must be an options object, got ${describe(o)}`)
-  for (const k of Object.keys(o)) if (k !== 'mode' && k !== 'out') throw new OptionError(`forward.${k}`, `is not an option of forward (mode, out)`)
+  // for-in, not Object.keys: no array per call.
+  for (const k in o) if (k !== 'mode' && k !== 'out') throw new OptionError(`forward.${k}`, `is not an option of forward (mode, out)`)
   const mode = o.mode ?? 'eval'
   if (mode !== 'train' && mode !== 'eval') throw new OptionError('forward.mode', `must be 'train' or 'eval', got ${describe(mode)}`)
   const list = inputs instanceof Float32Array ? undefined : inputs
@@ -137,8 +140,8 @@ export function stepBackward(handle: NativeNet, options: BackwardOptions, output
 export function stepBackward(handle: NativeNet, options: BackwardOptions, outputDim: number, async?: false): number | undefined
 export function stepBackward(handle: NativeNet, options: BackwardOptions, outputDim: number, async = false): number | undefined | Promise<number | undefined> {
   if (typeof options !== 'object' || options === null) throw new OptionError('options', `backward needs { loss, targets } or { outputGrad }, got ${describe(options)}`)
-  for (const k of Object.keys(options)) {
-    if (!['loss', 'targets', 'outputGrad', 'inputGrad'].includes(k)) throw new OptionError(`backward.${k}`, 'is not an option of backward (loss, targets, outputGrad, inputGrad)')
+  for (const k in options) {
+    if (!BACKWARD_KEYS.includes(k)) throw new OptionError(`backward.${k}`, 'is not an option of backward (loss, targets, outputGrad, inputGrad)')
   }
   const inputGrad = options.inputGrad ?? false
   if (typeof inputGrad !== 'boolean') throw new OptionError('backward.inputGrad', `must be a boolean, got ${describe(inputGrad)}`)

@@ -156,7 +156,7 @@ export function stepBackward(handle: NativeNet, options: BackwardOptions, output
   }
   const loss = options.loss!
   const type = typeof loss === 'string' ? loss : (loss as { type?: unknown })?.type
-  const code = typeof type === 'string' ? LOSS_CODES[type] : undefined
+  const code = typeof type === 'string' && Object.hasOwn(LOSS_CODES, type) ? LOSS_CODES[type] : undefined
   if (code === undefined) throw new OptionError('backward.loss', `must be one of ${Object.keys(LOSS_CODES).join(', ')} (or a loss options object), got ${describe(type ?? loss)}`)
   let param: number | undefined
   let weights: Float32Array | undefined

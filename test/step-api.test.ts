@@ -235,6 +235,7 @@ describe('step API', () => {
     expect(() => net.backward({ outputGrad: new Float32Array(4) })).toThrow(ShapeError)
     expect(() => net.backward({ loss: 'crossEntropy', targets: new Float32Array(2) })).toThrow(OptionError)
     expect(() => net.backward({ loss: 'hinge' as never, targets: new Float32Array(6) })).toThrow(OptionError)
+    expect(() => net.backward({ loss: 'toString' as never, targets: new Float32Array(6) })).toThrow(OptionError)
     expect(() => net.backward({ outputGrad: new Float32Array(6), loss: 'mse' })).toThrow(/exactly one/)
     net.backward({ outputGrad: new Float32Array(6) })
     expect(() => net.inputGrad()).toThrow(/inputGrad: true/)

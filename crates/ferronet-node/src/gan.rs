@@ -10,7 +10,7 @@ use napi::bindgen_prelude::{AsyncTask, Float32Array, Uint32Array};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Result, Status, Task};
 use napi_derive::napi;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::error::{coded, guard, to_js};
@@ -73,6 +73,8 @@ pub struct NativeGanTrainer {
     threads: usize,
     control: Arc<TrainControl>,
     running: Arc<AtomicBool>,
+    /// Epochs finished, readable while a fit holds the trainer.
+    epochs_done: Arc<AtomicU32>,
 }
 
 fn side(net: &NativeNet, opt: &NativeStepOptimizer, which: &str) -> Result<Side> {
@@ -107,13 +109,14 @@ impl NativeGanTrainer {
             },
             control: Arc::new(TrainControl::new()),
             running: Arc::new(AtomicBool::new(false)),
+            epochs_done: Arc::new(AtomicU32::new(0)),
         })
     }
 
     /// Epochs finished.
     #[napi(getter)]
     pub fn epochs_done(&self) -> u32 {
-        self.trainer.lock().unwrap_or_else(|p| p.into_inner()).epochs_done() as u32
+        self.epochs_done.load(Ordering::SeqCst)
     }
 
     /// Trains `options.epochs` epochs on `real` (rows × D's input size); resolves
@@ -148,6 +151,7 @@ impl NativeGanTrainer {
             threads: self.threads,
             control: self.control.clone(),
             running: self.running.clone(),
+            epochs_done: self.epochs_done.clone(),
             real,
             config: GanFitConfig {
                 batch_size: options.batch_size as usize,
@@ -173,6 +177,7 @@ pub struct GanFitTask {
     threads: usize,
     control: Arc<TrainControl>,
     running: Arc<AtomicBool>,
+    epochs_done: Arc<AtomicU32>,
     real: Float32Array,
     config: GanFitConfig,
     epochs: usize,
@@ -206,6 +211,7 @@ impl Task for GanFitTask {
                     trainer.fit_epoch(g, d, og, od, real, config, &mut report, control)
                 })
                 .map_err(to_js)?;
+                self.epochs_done.store(trainer.epochs_done() as u32, Ordering::SeqCst);
                 out.push(NativeGanProgress::from(&p));
             }
             Ok(out)

@@ -168,6 +168,15 @@ pub(crate) fn lock_opt(o: &Mutex<Optimizer>) -> MutexGuard<'_, Optimizer> {
     o.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// The optimizer without blocking the JS thread: a running GanTrainer fit holds it.
+fn try_opt(o: &Mutex<Optimizer>) -> Result<MutexGuard<'_, Optimizer>> {
+    match o.try_lock() {
+        Ok(g) => Ok(g),
+        Err(std::sync::TryLockError::Poisoned(p)) => Ok(p.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => Err(coded("ERR_BUSY", "this optimizer is in use by a running GanTrainer fit(); await it first")),
+    }
+}
+
 #[napi]
 impl NativeStepOptimizer {
     /// `group`: the parameter group it owns (absent: every trainable tensor).
@@ -199,7 +208,7 @@ impl NativeStepOptimizer {
     pub fn step(&self, env: Env) -> Result<()> {
         guard("optimizer.step", || {
             let mut model = step_lock(&self.model, &self.busy)?;
-            let mut opt = self.optimizer.try_lock().map_err(|_| coded("ERR_BUSY", "this optimizer is in use by a running GanTrainer fit(); await it first"))?;
+            let mut opt = try_opt(&self.optimizer)?;
             let (m, o) = (&mut *model, &mut *opt);
             let first = o.state_bytes() == 0;
             run_on_pool(all_threads(), || m.apply_optimizer_group(o, self.group.as_deref()));
@@ -212,8 +221,8 @@ impl NativeStepOptimizer {
 
     /// The learning rate in use.
     #[napi(getter)]
-    pub fn lr(&self) -> f64 {
-        lock_opt(&self.optimizer).lr() as f64
+    pub fn lr(&self) -> Result<f64> {
+        Ok(try_opt(&self.optimizer)?.lr() as f64)
     }
 
     /// Sets the learning rate of the following steps (state kept).
@@ -222,20 +231,20 @@ impl NativeStepOptimizer {
         if !lr.is_finite() || lr <= 0.0 {
             return Err(coded("ERR_INVALID_OPTION", format!("invalid option `lr`: must be a finite number > 0, got {lr}")));
         }
-        lock_opt(&self.optimizer).set_lr(lr as f32);
+        try_opt(&self.optimizer)?.set_lr(lr as f32);
         Ok(())
     }
 
     /// Steps taken (Adam/AdamW; 0 for the others, whose state has no counter).
     #[napi(getter)]
-    pub fn steps(&self) -> f64 {
-        lock_opt(&self.optimizer).export_state().steps as f64
+    pub fn steps(&self) -> Result<f64> {
+        Ok(try_opt(&self.optimizer)?.export_state().steps as f64)
     }
 
     /// Bytes of the optimizer's buffers in memory.
     #[napi(getter)]
-    pub fn native_bytes(&self) -> f64 {
-        lock_opt(&self.optimizer).state_bytes() as f64
+    pub fn native_bytes(&self) -> Result<f64> {
+        Ok(try_opt(&self.optimizer)?.state_bytes() as f64)
     }
 
     /// The state as bytes (see `state_bytes`): kind, steps, lr and every slot by
@@ -243,7 +252,7 @@ impl NativeStepOptimizer {
     #[napi(catch_unwind)]
     pub fn state_bytes(&self) -> Result<napi::bindgen_prelude::Uint8Array> {
         let model = try_lock(&self.model)?;
-        let opt = lock_opt(&self.optimizer);
+        let opt = try_opt(&self.optimizer)?;
         let bytes = ferronet_core::io::optimizer_state::encode(&model, &opt.export_state(), opt.lr()).map_err(to_js)?;
         Ok(bytes.into())
     }
@@ -254,7 +263,7 @@ impl NativeStepOptimizer {
     pub fn load_state_bytes(&self, bytes: napi::bindgen_prelude::Uint8Array) -> Result<()> {
         let model = try_lock(&self.model)?;
         let (state, lr) = ferronet_core::io::optimizer_state::decode(&model, &bytes, self.kind).map_err(to_js)?;
-        let mut opt = lock_opt(&self.optimizer);
+        let mut opt = try_opt(&self.optimizer)?;
         opt.import_state(state).map_err(|m| coded("ERR_INVALID_OPTION", format!("invalid option `bytes`: {m}")))?;
         opt.set_lr(lr);
         Ok(())

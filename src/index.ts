@@ -25,6 +25,12 @@ export type {
   KLDivergenceSpec, ReparameterizeSpec,
 } from './layers.js'
 export { Trainer } from './trainer.js'
+export { Optimizer } from './step.js'
+export type { BackwardOptions, ForwardOptions, InputGradOptions, StepLossName, StepOptimizerOptions } from './step.js'
+export { GanTrainer } from './gan.js'
+export type { GanFitOptions, GanProgress, GanTrainerOptions } from './gan.js'
+export { generate } from './generate.js'
+export type { GenerateOptions, Generation } from './generate.js'
 export type {
   AdamOptions, AdamWOptions, EpochResult, EvaluateResult, FitOptions, FitResult, LossOptions, LossTerm, LossType, Metrics,
   OptimizerOptions, Progress, RmspropOptions, ScheduleOptions, SgdOptions, TrainerOptions,

@@ -23,6 +23,11 @@ import {
 import { asFileError, isReservedKey, onFile } from './model-file.js'
 import { callNative, native, type NativeNet } from './native.js'
 import { exportOnnx, toOnnx, type OnnxOptions } from './onnx.js'
+import {
+  Optimizer, StepState, stepBackward, stepForward, stepInputGrad,
+  type BackwardOptions, type ForwardOptions, type InputGradOptions, type StepOptimizerOptions,
+} from './step.js'
+import { generate, type GenerateOptions, type Generation } from './generate.js'
 import { boolean, describe, filePath, integerInRange, stringRecord, unknownOption } from './validate.js'
 
 /** Options of {@link Net.sequential}, {@link Net.graph} and {@link Net.fromSpec}. */
@@ -125,6 +130,8 @@ export class Net {
   private readonly shapes: { input: readonly number[]; output: readonly number[] }
   private shapeCache: Map<string, readonly number[]> | undefined
   private infoCache: { name: string; shape: readonly number[]; length: number; trainable: boolean; group: string }[] | undefined
+  private readonly stepState = new StepState()
+  private inputSizes: number[] | undefined
 
   private constructor(handle: NativeNet, spec: ModelSpec, layers: readonly LayerSpec[]) {
     this.native = handle
@@ -658,6 +665,108 @@ export class Net {
    */
   exportOnnx(path: string, options?: OnnxOptions): Promise<void> {
     return exportOnnx(this, path, options)
+  }
+
+  /**
+   * Forward of one batch for custom loops (see the step API, {@link Optimizer}):
+   * `inputs` holds `rows × inputDim` values in PyTorch's order (an array of them for a
+   * net with several graph inputs, one per input). `mode: 'train'` runs dropout and
+   * BatchNorm's batch statistics as training does; `'eval'` (the default) as
+   * {@link Net.predict}. A {@link Net.backward} may follow either.
+   *
+   * Returns output 0, `rows × outputDim` values. Unless you pass `options.out`, the
+   * array is the net's own and is REUSED: the next `forward` with the same row count
+   * overwrites it (copy it with `.slice()` to keep it). One synchronous native call,
+   * no allocation once the batch size is steady.
+   *
+   * ```ts
+   * const logits = net.forward(x, { mode: 'train' })
+   * ```
+   * @throws {@link ShapeError} naming the argument and shapes for a wrong length;
+   *   {@link NativeError} `ERR_BUSY` while a fit, evaluate or generate runs on this net.
+   */
+  forward(inputs: Float32Array | readonly Float32Array[], options?: ForwardOptions): Float32Array {
+    return stepForward(this.native, this.stepState, inputs, options, { input: this.inputDim, inputShape: this.inputShape, output: this.outputDim })
+  }
+
+  /**
+   * {@link Net.forward} off the JS thread (for large batches): resolves with output 0.
+   * The net is busy until it settles (other calls on it: `ERR_BUSY`); do not read or
+   * write the output array (`options.out` or the net's own) before then.
+   */
+  async forwardAsync(inputs: Float32Array | readonly Float32Array[], options?: ForwardOptions): Promise<Float32Array> {
+    return await stepForward(this.native, this.stepState, inputs, options, { input: this.inputDim, inputShape: this.inputShape, output: this.outputDim }, true)
+  }
+
+  /** {@link Net.backward} off the JS thread: resolves with the mean loss (`undefined` for `outputGrad`). The net is busy until it settles. */
+  async backwardAsync(options: BackwardOptions): Promise<number | undefined> {
+    return await stepBackward(this.native, options, this.outputDim, true)
+  }
+
+  /**
+   * Backpropagates through the last {@link Net.forward}: from a loss
+   * (`{ loss: 'bceWithLogits', targets }`, mean over the batch as PyTorch's
+   * `reduction="mean"`; returns that mean loss) or from a given output gradient
+   * (`{ outputGrad }`; returns `undefined`). Parameter gradients ACCUMULATE across
+   * calls until {@link Net.zeroGrad}, as PyTorch's `.grad`; frozen tensors get
+   * gradients too (optimizers skip them). `inputGrad: true` also computes ∂L/∂input
+   * for {@link Net.inputGrad}.
+   *
+   * ```ts
+   * net.zeroGrad()
+   * net.forward(x, { mode: 'train' })
+   * const loss = net.backward({ loss: 'crossEntropy', targets: labels })
+   * opt.step()
+   * ```
+   * @throws {@link OptionError} before any forward or for a bad loss/targets kind;
+   *   {@link ShapeError} naming `targets`/`outputGrad` and the shapes for a wrong length.
+   */
+  backward(options: BackwardOptions): number | undefined {
+    return stepBackward(this.native, options, this.outputDim)
+  }
+
+  /**
+   * ∂L/∂input of the last {@link Net.backward} (which must have passed
+   * `inputGrad: true`), `rows × inputDim` values, PyTorch's order: what a GAN's
+   * generator backpropagates from its discriminator. Unless `options.out` is given the
+   * array is the net's own, overwritten by the next `inputGrad` call with that row count.
+   * @throws {@link OptionError} when the last backward did not compute it.
+   */
+  inputGrad(options?: InputGradOptions): Float32Array {
+    const sizes = (this.inputSizes ??= this.specObject.inputs.map((i) => i.shape.reduce((a, b) => a * b, 1)))
+    return stepInputGrad(this.native, this.stepState, options, (k) => sizes[k] ?? 0)
+  }
+
+  /** Zeroes every parameter gradient (PyTorch's `optimizer.zero_grad()` / `model.zero_grad()`): the next {@link Net.backward} starts from zero. */
+  zeroGrad(): void {
+    callNative(() => this.native.zeroGrad())
+  }
+
+  /**
+   * An {@link Optimizer} over this net's trainable tensors, or one parameter group's
+   * (`group`, set with `apply(x, { group })`), stepped by {@link Optimizer.step} from
+   * the gradients of {@link Net.backward}. Options as a {@link Trainer}'s optimizer.
+   *
+   * ```ts
+   * const opt = net.optimizer({ type: 'adam', lr: 2e-4, betas: [0.5, 0.999] })
+   * ```
+   * @throws {@link OptionError} for a bad option or a group this net does not have.
+   */
+  optimizer(options: StepOptimizerOptions): Optimizer {
+    return new Optimizer(this.native, options)
+  }
+
+  /**
+   * Samples a continuation of `promptIds` from a language model: a net whose input is
+   * `[T]` token ids and whose output is `[T, V]` logits (see {@link generate}). One
+   * native call off the JS thread.
+   *
+   * ```ts
+   * const { ids, tokensPerSecond } = await lm.generate(prompt, { maxNewTokens: 200, temperature: 0.8, topK: 40, seed: 1 })
+   * ```
+   */
+  generate(promptIds: ArrayLike<number>, options: GenerateOptions): Promise<Generation> {
+    return generate(this, promptIds, options)
   }
 
   /** Copies of every tensor, weights and buffers, in `state_dict` order and layout. */

@@ -1043,7 +1043,8 @@ const OPTIMIZER_KEYS: Record<OptimizerOptions['type'], readonly string[]> = {
 
 const opt = <T>(field: string, v: unknown, check: (f: string, v: unknown) => T): T | undefined => (v === undefined ? undefined : check(field, v))
 
-function nativeOptimizer(o: OptimizerOptions): Record<string, unknown> {
+/** @internal The native form of optimizer options (checked, PyTorch's names). */
+export function nativeOptimizer(o: OptimizerOptions): Record<string, unknown> {
   if (typeof o !== 'object' || o === null) throw new OptionError('optimizer', `must be an object like { type: 'adam', lr: 1e-3 }, got ${describe(o)}`)
   const type = oneOf('optimizer.type', (o as { type?: unknown }).type, Object.keys(OPTIMIZER_KEYS) as OptimizerOptions['type'][])
   const r = checkKeys('optimizer', o, OPTIMIZER_KEYS[type])

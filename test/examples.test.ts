@@ -113,6 +113,19 @@ describe('examples', () => {
     expect(existsSync(r.saved)).toBe(true)
   })
 
+  it('gan-digits.ts: finite losses per epoch and a PNG grid of 64 samples', async () => {
+    const r = run('gan-digits.ts', ...small, '--limit', '640', '--out', out)
+    expect(r.samples).toBe(640)
+    expect(r.dLoss).toHaveLength(1)
+    expect(r.gLoss).toHaveLength(1)
+    expect(Number.isFinite(r.dLoss[0]) && Number.isFinite(r.gLoss[0])).toBe(true)
+    expect(r.epochSeconds[0]).toBeGreaterThan(0)
+    expect(r.pngs).toHaveLength(2)
+    const { default: sharp } = await import('sharp')
+    const meta = await sharp(r.png).metadata()
+    expect([meta.format, meta.width, meta.height]).toEqual(['png', 484, 484])
+  })
+
   it('vae-fashion.ts: the test loss per image falls below an untrained decoder\'s, and both PNGs are written', async () => {
     const r = run('vae-fashion.ts', ...small, '--limit', '3000', '--out', join(out, 'vae'))
     expect(r.trainSamples).toBe(3000)

@@ -11,7 +11,9 @@
 pub mod bench;
 pub mod data;
 pub mod error;
+pub mod gan;
 pub mod gemm;
+pub mod generate;
 pub mod graph;
 pub mod io;
 pub mod loss;

@@ -53,7 +53,12 @@ impl TrainControl {
         self.steps.load(Ordering::SeqCst)
     }
 
-    fn check(&self) -> Result<()> {
+    /// Counts one finished step (loops outside this module: the GAN's).
+    pub(crate) fn count_step(&self) {
+        self.steps.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn check(&self) -> Result<()> {
         if self.stop.load(Ordering::SeqCst) || STOP_ALL.load(Ordering::Relaxed) {
             return Err(Error::Aborted {
                 steps: self.steps(),

@@ -9,8 +9,10 @@ mod data;
 mod debug;
 mod error;
 mod files;
+mod gan;
 mod net;
 mod options;
+mod step;
 mod trainer;
 
 #[napi_derive::module_init]

@@ -18,6 +18,7 @@
 
 pub mod layout;
 pub mod spec;
+mod step;
 
 use crate::error::{Error, Result};
 use crate::ops::{self, Buf, Mode, Op, Port};
@@ -99,6 +100,16 @@ pub struct Model {
     folded_now: Vec<bool>,
     /// Set by `release`: the buffers are gone; nothing may run on this model any more.
     released: bool,
+    /// Whether the parameter gradients hold a backward's result not yet zeroed
+    /// (`zero_grad`): `backward_accumulate` then adds to them.
+    grads_pending: bool,
+    /// `backward_accumulate`'s copy of the pending gradients (one buffer, kept).
+    grad_acc: Vec<f32>,
+    /// Rows of the last forward pass when it was a step-API forward (what a step-API
+    /// backward runs over); 0 after any other forward.
+    last_rows: usize,
+    /// Whether the last backward computed the input's gradient.
+    input_grad_fresh: bool,
     /// Tied tensors (weight tying): (alias tensor, offset in `tied_grads`). The alias's
     /// op writes its gradient there; after backward it is added to the owner's.
     tied: Vec<(usize, usize)>,
@@ -135,6 +146,10 @@ impl Clone for Model {
             fold_shift: self.fold_shift.clone(),
             folded_now: self.folded_now.clone(),
             released: self.released,
+            grads_pending: false,
+            grad_acc: Vec::new(),
+            last_rows: 0,
+            input_grad_fresh: false,
             tied: self.tied.clone(),
             tied_grads: vec![0.0; self.tied_grads.len()],
         }
@@ -450,6 +465,10 @@ impl Model {
             fold_shift: Vec::new(),
             folded_now: Vec::new(),
             released: false,
+            grads_pending: false,
+            grad_acc: Vec::new(),
+            last_rows: 0,
+            input_grad_fresh: false,
             tied,
             tied_grads,
         };
@@ -628,6 +647,7 @@ impl Model {
         self.store.grads = Vec::new();
         self.acts = Vec::new();
         self.grads = Vec::new();
+        self.grad_acc = Vec::new();
         self.capacity = 0;
         self.planned = false;
         self.released = true;
@@ -640,7 +660,7 @@ impl Model {
     /// Bytes of the large buffers this model holds (parameters, gradients, arena), as
     /// reported to V8 so that its garbage collector knows what a net costs.
     pub fn memory_bytes(&self) -> usize {
-        4 * (self.store.values.len() + self.store.grads.len() + self.acts.len() + self.grads.len())
+        4 * (self.store.values.len() + self.store.grads.len() + self.acts.len() + self.grads.len() + self.grad_acc.len())
     }
 
     /// Allocates the activation (and gradient) arena for batches of `rows`, or says how
@@ -819,6 +839,8 @@ impl Model {
             self.train_steps += 1;
         }
         let step = self.train_steps;
+        // Only a step-API forward (which sets it after this) may be followed by its backward.
+        self.last_rows = 0;
         let folding = self.mode == Mode::Eval && self.eval_folding;
         self.folded_now.fill(false);
         for n in 0..self.nodes.len() {
@@ -960,6 +982,8 @@ impl Model {
             let g = &mut self.store.grads[owner..owner + len];
             g.iter_mut().zip(&self.tied_grads[off..off + len]).for_each(|(d, &s)| *d += s);
         }
+        self.grads_pending = true;
+        self.input_grad_fresh = self.input_grad;
     }
 
     /// Starts timing every node's forward and backward (cleared on each call).

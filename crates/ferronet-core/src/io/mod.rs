@@ -14,6 +14,7 @@
 pub mod atomic;
 pub mod checkpoint;
 pub mod model_file;
+pub mod optimizer_state;
 pub mod safetensors_file;
 
 pub use checkpoint::{load_checkpoint, load_checkpoint_bytes, save_checkpoint, Checkpoint};

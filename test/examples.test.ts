@@ -156,6 +156,19 @@ describe('examples', () => {
     })
   }
 
+  it.skipIf(!existsSync('/usr/share/games/fortunes'))('gpt-fortunes.ts: the validation loss falls from ln(vocab), text is generated, the model file loads back', async () => {
+    const r = run('gpt-fortunes.ts', '--steps', '40', '--eval-every', '20', '--eval-batches', '2', '--threads', '1', '--seed', '1', '--out', out)
+    expect(r.params).toBe(816128) // the same count as bench/torch/gpt_fortunes.py's model
+    expect(r.evals.map((e: Json) => e.step)).toEqual([20, 40])
+    // Untrained: ln 114 ≈ 4.74 nats; 40 steps reach ≈ 3.0.
+    expect(r.valLoss).toBeLessThan(3.6)
+    expect(r.sample.length).toBe(201)
+    expect(r.tokensPerSecond).toBeGreaterThan(0)
+    const net = await Net.load(r.model)
+    expect(net.inputShape).toEqual([64])
+    expect(JSON.parse(net.metadata.tokenizer!)).toHaveLength(r.vocab)
+  })
+
   it('serve.ts: the server answers the image and the JSON row as the model does', async () => {
     // A fresh folder: the script trains its fallback model there first.
     const dir = join(out, 'serve')

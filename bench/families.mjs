@@ -7,12 +7,14 @@
 //
 //   node bench/families.mjs [--families lstm,gru,gpt,vae,gan] [--threads 1,2] [--quick]
 //                           [--frameworks ferronet,pytorch-venv,pytorch-debian] [--json]
+//                           [--gpt-steps N] [--epochs N]
 
 import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { familyTable } from './families_table.mjs'
 
 const BENCH = dirname(fileURLToPath(import.meta.url))
 const ROOT = dirname(BENCH)
@@ -27,10 +29,15 @@ const { values: flags } = parseArgs({
     'venv-python': { type: 'string', default: VENV },
     python: { type: 'string', default: DEBIAN },
     quick: { type: 'boolean', default: false },
+    'gpt-steps': { type: 'string' },
+    epochs: { type: 'string' },
     json: { type: 'boolean', default: false },
   },
 })
 const quick = flags.quick
+// Overrides of the figures below: --gpt-steps N (GPT), --epochs N (the others).
+const gptSteps = flags['gpt-steps'] ?? (quick ? '20' : '2000')
+const ep = (full) => flags.epochs ?? (quick ? '1' : full)
 
 /**
  * Per family: what each side runs (the same model, data and optimizer) and how its
@@ -40,40 +47,45 @@ const quick = flags.quick
 const FAMILIES = {
   lstm: {
     what: 'LSTM(128) on sequential Fashion-MNIST, epoch',
-    ferronet: ['examples/lstm-fashion.ts', '--epochs', quick ? '1' : '2', ...(quick ? ['--limit', '2000'] : [])],
-    torch: ['bench/torch/lstm_fashion.py', '--epochs', quick ? '1' : '2', ...(quick ? ['--limit', '2000'] : [])],
+    ferronet: ['examples/lstm-fashion.ts', '--epochs', ep('2'), ...(quick ? ['--limit', '2000'] : [])],
+    torch: ['bench/torch/lstm_fashion.py', '--epochs', ep('2'), ...(quick ? ['--limit', '2000'] : [])],
     cost: (r) => ({ value: median(r.epochSeconds), unit: 's/epoch' }),
     quality: (r) => ({ value: last(r.testAccuracy), name: 'test accuracy', better: 'higher' }),
   },
   gru: {
     what: 'GRU(128) on sequential Fashion-MNIST, epoch',
-    ferronet: ['examples/gru-fashion.ts', '--epochs', quick ? '1' : '2', ...(quick ? ['--limit', '2000'] : [])],
-    torch: ['bench/torch/lstm_fashion.py', '--rnn', 'gru', '--epochs', quick ? '1' : '2', ...(quick ? ['--limit', '2000'] : [])],
+    ferronet: ['examples/gru-fashion.ts', '--epochs', ep('2'), ...(quick ? ['--limit', '2000'] : [])],
+    torch: ['bench/torch/lstm_fashion.py', '--rnn', 'gru', '--epochs', ep('2'), ...(quick ? ['--limit', '2000'] : [])],
     cost: (r) => ({ value: median(r.epochSeconds), unit: 's/epoch' }),
     quality: (r) => ({ value: last(r.testAccuracy), name: 'test accuracy', better: 'higher' }),
   },
   gpt: {
     what: 'char GPT (4×4 heads, 128 wide, context 64, batch 12) on fortunes, training step',
-    ferronet: ['examples/gpt-fortunes.ts', '--steps', quick ? '20' : '2000', '--eval-every', quick ? '10' : '250', ...(quick ? ['--eval-batches', '2'] : [])],
-    torch: ['bench/torch/gpt_fortunes.py', '--steps', quick ? '20' : '2000', '--eval-every', quick ? '10' : '250', ...(quick ? ['--eval-batches', '2', '--gen-tokens', '20'] : [])],
+    ferronet: ['examples/gpt-fortunes.ts', '--steps', gptSteps, '--eval-every', quick ? '10' : '250', ...(quick ? ['--eval-batches', '2'] : [])],
+    torch: ['bench/torch/gpt_fortunes.py', '--steps', gptSteps, '--eval-every', quick ? '10' : '250', ...(quick ? ['--eval-batches', '2', '--gen-tokens', '20'] : [])],
     cost: (r) => ({ value: r.msPerStep, unit: 'ms/step' }),
     quality: (r) => ({ value: r.valLoss, name: 'validation loss', better: 'lower' }),
     extra: (r) => ({ tokensPerSecond: r.tokensPerSecond, sample: r.sample }),
   },
   vae: {
     what: 'VAE 784-400-20 on Fashion-MNIST, epoch',
-    ferronet: ['examples/vae-fashion.ts', '--epochs', quick ? '1' : '10', ...(quick ? ['--limit', '2000'] : [])],
-    torch: ['bench/torch/vae_fashion.py', '--epochs', quick ? '1' : '10', ...(quick ? ['--limit', '2000'] : [])],
+    ferronet: ['examples/vae-fashion.ts', '--epochs', ep('10'), ...(quick ? ['--limit', '2000'] : [])],
+    torch: ['bench/torch/vae_fashion.py', '--epochs', ep('10'), ...(quick ? ['--limit', '2000'] : [])],
     cost: (r) => ({ value: median(r.epochSeconds), unit: 's/epoch' }),
     quality: (r) => ({ value: last(r.testLoss), name: 'test loss per sample', better: 'lower' }),
   },
   gan: {
     what: 'MLP GAN on the mnist package digits, epoch',
-    ferronet: ['examples/gan-digits.ts', '--epochs', quick ? '1' : '5'],
-    torch: ['bench/torch/gan_digits.py', '--epochs', quick ? '1' : '5'],
+    ferronet: ['examples/gan-digits.ts', '--epochs', ep('5')],
+    torch: ['bench/torch/gan_digits.py', '--epochs', ep('5')],
     cost: (r) => ({ value: median(r.epochSeconds), unit: 's/epoch' }),
     quality: (r) => ({ value: last(r.gLoss), name: 'generator loss', better: 'none' }),
   },
+}
+
+function torchVersion(j) {
+  const v = j.torch ?? j.config?.torch ?? j.framework
+  return typeof v === 'string' ? v.replace(/^pytorch\s*/, '') : null
 }
 
 function median(xs) {
@@ -128,7 +140,7 @@ for (const name of flags.families.split(',')) {
           emit({ kind: 'family', family: name, framework, threads, status: 'skipped', reason: `${cmd} does not exist` })
           continue
         }
-        args = [...fam.torch, '--threads', String(threads), '--json']
+        args = [...fam.torch, '--threads', String(threads)]
       }
       if (!existsSync(join(ROOT, (framework === 'ferronet' ? fam.ferronet : fam.torch)[0]))) {
         emit({ kind: 'family', family: name, framework, threads, status: 'skipped', reason: 'script missing' })
@@ -140,7 +152,7 @@ for (const name of flags.families.split(',')) {
         continue
       }
       emit({
-        kind: 'family', family: name, what: fam.what, framework: framework === 'ferronet' ? 'ferronet' : r.json.framework ?? framework, install: framework, threads, status: 'ok',
+        kind: 'family', family: name, what: fam.what, framework, version: framework === 'ferronet' ? null : torchVersion(r.json), threads, status: 'ok',
         cost: fam.cost(r.json), quality: fam.quality(r.json), ...(fam.extra ? fam.extra(r.json) : {}), wallSeconds: r.seconds,
         command: [framework === 'ferronet' ? 'node' : cmd, ...args].join(' '),
       })
@@ -151,23 +163,7 @@ for (const name of flags.families.split(',')) {
 function emit(row) {
   rows.push(row)
   if (flags.json) console.log(JSON.stringify(row))
-  else console.error(`${row.family} ${row.install ?? row.framework} ${row.threads}t: ${row.status === 'ok' ? `${row.cost.value?.toFixed?.(2)} ${row.cost.unit}, ${row.quality.name} ${row.quality.value?.toFixed?.(4)}` : `${row.status} (${row.reason})`}`)
+  else console.error(`${row.family} ${row.framework} ${row.threads}t: ${row.status === 'ok' ? `${row.cost.value?.toFixed?.(2)} ${row.cost.unit}, ${row.quality.name} ${row.quality.value?.toFixed?.(4)}` : `${row.status} (${row.reason})`}`)
 }
 
 if (!flags.json) console.log(familyTable(rows))
-
-/** The Markdown table: per family and thread count, ferronet against PyTorch at its best (the faster install). */
-export function familyTable(all) {
-  const out = ['| family | threads | ferronet | PyTorch at its best | ferronet / PyTorch | quality (ferronet vs PyTorch) |', '|---|--:|--:|--:|--:|---|']
-  for (const fam of [...new Set(all.map((r) => r.family))]) {
-    for (const t of [...new Set(all.filter((r) => r.family === fam).map((r) => r.threads))]) {
-      const ok = all.filter((r) => r.family === fam && r.threads === t && r.status === 'ok' && r.cost?.value != null)
-      const f = ok.find((r) => r.framework === 'ferronet')
-      const torch = ok.filter((r) => r.framework !== 'ferronet').sort((a, b) => a.cost.value - b.cost.value)[0]
-      const unit = (f ?? torch)?.cost.unit ?? ''
-      const q = (r) => (r?.quality?.value != null ? r.quality.value.toFixed(3) : '–')
-      out.push(`| ${fam} | ${t} | ${f ? `${f.cost.value.toFixed(2)} ${unit}` : '–'} | ${torch ? `${torch.cost.value.toFixed(2)} ${unit} (${torch.framework})` : '–'} | ${f && torch ? (f.cost.value / torch.cost.value).toFixed(2) : '–'} | ${f?.quality?.name ?? torch?.quality?.name ?? ''}: ${q(f)} vs ${q(torch)} |`)
-    }
-  }
-  return out.join('\n')
-}

@@ -15,20 +15,22 @@ import { dirname, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { CNN_NET_NAMES, CNN_NETS, cnnCost } from './cnn_lib.mjs'
 import { FASHION_DIR, SEED, epochFlops, gemmShapes, shapeKey } from './lib.mjs'
+import { familyTable } from './families_table.mjs'
 
 const BENCH = dirname(fileURLToPath(import.meta.url))
 /** A GEMM whose best call is shorter than this is flagged as dominated by per-call overhead. */
 const TIMER_LIMITED = 20e-6
 const ROOT = dirname(BENCH)
 const require = createRequire(import.meta.url)
-const SECTIONS = ['gemm', 'train', 'infer', 'cnn', 'serve']
+const SECTIONS = ['gemm', 'train', 'infer', 'cnn', 'serve', 'families']
 /** Where bench/README.md says to create the PyTorch 2.x venv (outside the repo). */
 const VENV_PYTHON = '/work/venv-torch/bin/python'
 
 const USAGE = `Usage: node bench/run.mjs [options]      (npm run bench -- [options])
 
   --quick                 smoke run: small sizes, a minute or two; results go to bench/results/tmp/
-  --only LIST             sections to run, comma-separated: gemm,train,infer,cnn,serve (default: all)
+  --only LIST             sections to run, comma-separated: gemm,train,infer,cnn,serve,families (default: all;
+                          families = LSTM, GRU, GPT, VAE, GAN examples vs the same models in PyTorch, bench/families.mjs)
   --frameworks LIST       ferronet,pytorch,pytorch-venv,tfjs-wasm,tfjs-cpu,numpy,onnxruntime-node (default: all;
                           pytorch-venv = the PyTorch 2.x venv, cnn section only; onnxruntime-node: serve section only)
   --threads LIST          thread counts for ferronet / PyTorch / GEMM (default 1,2)
@@ -300,6 +302,12 @@ function plan(o) {
   }
   if (has('cnn')) jobs.push(...planCnn(o, { node, dataArgs, fw, has, timeout }))
   if (has('serve')) jobs.push(...planServe(o, { node, fw, timeout }))
+  if (has('families') && fw('ferronet')) {
+    const frameworks = ['ferronet', ...(fw('pytorch-venv') ? ['pytorch-venv'] : []), ...(fw('pytorch') ? ['pytorch-debian'] : [])]
+    jobs.push({ id: 'families', noData: true, section: 'families', label: 'model families: examples vs PyTorch', cmd: node,
+      args: [join(BENCH, 'families.mjs'), '--json', '--threads', o.threads.join(','), '--frameworks', frameworks.join(','), '--venv-python', o.venvPython, '--python', o.python, ...(o.quick ? ['--quick'] : [])],
+      env: childEnv(), timeout: o.quick ? 1800 : 4 * 3600 })
+  }
   return jobs
 }
 
@@ -831,6 +839,15 @@ function render(report) {
 
   if (report.cnnTable?.length && report.cnn.length) renderCnn(report, push)
   if (o.only.includes('serve') && o.frameworks.includes('ferronet')) renderServe(report, push)
+  if (report.families.length) {
+    push('## Model families (`--only families`): ferronet\'s examples against the same models in PyTorch', '')
+    push('Cost is the median epoch time (s/epoch) or training step (ms/step); "PyTorch at its best" is the faster of the two installs in this run; the ratio is ferronet / PyTorch (below 1: ferronet is faster).', '')
+    push(familyTable(report.families), '')
+    for (const r of report.families.filter((r) => r.status !== 'ok')) push(`- ${r.family} ${r.framework} ${r.threads}t ${r.status}: ${r.reason}`)
+    const gpt = report.families.find((r) => r.family === 'gpt' && r.framework === 'ferronet' && r.sample)
+    if (gpt) push('', `GPT (ferronet, ${gpt.threads}t) generates, ${fmt.g(gpt.tokensPerSecond)} tokens/s:`, '', '```', gpt.sample, '```')
+    push('')
+  }
 
   if (report.ratios.length) {
     push('## Ratios', '')
@@ -981,6 +998,7 @@ async function main() {
     infer: [],
     gemm: [],
     serve: null,
+    families: [],
     servePrepare: null,
     serveOnnx: null,
     children: [],
@@ -1044,6 +1062,7 @@ async function main() {
         case 'baseline': report.baselines.push(line); produced++; break
         case 'serve-prepare': report.servePrepare = line; produced++; break
         case 'serve': report.serve = line; produced++; break
+        case 'family': report.families.push(line); produced++; break
         case 'skip': report.skipped.push({ what: line.what, reason: line.reason }); break
         case 'gemm-error': report.warnings.push(`${line.implementation} ${line.shape} ${line.threads}t failed: ${line.message}`); break
         case 'error': child.error = line.message; break

@@ -1,0 +1,17 @@
+// The Markdown table of the families section (bench/families.mjs, bench/run.mjs).
+
+/** The Markdown table: per family and thread count, ferronet against PyTorch at its best (the faster install). */
+export function familyTable(all) {
+  const out = ['| family | threads | ferronet | PyTorch at its best | ferronet / PyTorch | quality (ferronet vs PyTorch) |', '|---|--:|--:|--:|--:|---|']
+  for (const fam of [...new Set(all.map((r) => r.family))]) {
+    for (const t of [...new Set(all.filter((r) => r.family === fam).map((r) => r.threads))]) {
+      const ok = all.filter((r) => r.family === fam && r.threads === t && r.status === 'ok' && r.cost?.value != null)
+      const f = ok.find((r) => r.framework === 'ferronet')
+      const torch = ok.filter((r) => r.framework !== 'ferronet').sort((a, b) => a.cost.value - b.cost.value)[0]
+      const unit = (f ?? torch)?.cost.unit ?? ''
+      const q = (r) => (r?.quality?.value != null ? r.quality.value.toFixed(3) : '–')
+      out.push(`| ${fam} | ${t} | ${f ? `${f.cost.value.toFixed(2)} ${unit}` : '–'} | ${torch ? `${torch.cost.value.toFixed(2)} ${unit} (${torch.version ?? torch.framework})` : '–'} | ${f && torch ? (f.cost.value / torch.cost.value).toFixed(2) : '–'} | ${f?.quality?.name ?? torch?.quality?.name ?? ''}: ${q(f)} vs ${q(torch)} |`)
+    }
+  }
+  return out.join('\n')
+}

@@ -31,6 +31,7 @@ const { values: flags } = parseArgs({
     quick: { type: 'boolean', default: false },
     'gpt-steps': { type: 'string' },
     epochs: { type: 'string' },
+    rounds: { type: 'string', default: '1' },
     json: { type: 'boolean', default: false },
   },
 })
@@ -92,7 +93,9 @@ function median(xs) {
   if (typeof xs === 'number') return xs
   if (!Array.isArray(xs) || xs.length === 0) return null
   const s = xs.map(Number).filter(Number.isFinite).sort((a, b) => a - b)
-  return s.length ? s[Math.floor(s.length / 2)] : null
+  if (!s.length) return null
+  const m = Math.floor(s.length / 2)
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
 }
 function last(xs) {
   if (typeof xs === 'number') return xs
@@ -122,6 +125,10 @@ function run(cmd, args, env) {
 const threadList = flags.threads.split(',').map(Number)
 const frameworks = flags.frameworks.split(',')
 const rows = []
+// Rounds alternate the frameworks again (this VM's speed drifts from minute to minute):
+// the table takes each configuration's median over rounds.
+const rounds = Number(flags.rounds)
+for (let round = 1; round <= rounds; round++)
 for (const name of flags.families.split(',')) {
   const fam = FAMILIES[name]
   if (!fam) throw new Error(`--families: unknown family ${name} (${Object.keys(FAMILIES).join(', ')})`)
@@ -153,7 +160,8 @@ for (const name of flags.families.split(',')) {
       }
       emit({
         kind: 'family', family: name, what: fam.what, framework, version: framework === 'ferronet' ? null : torchVersion(r.json), threads, status: 'ok',
-        cost: fam.cost(r.json), quality: fam.quality(r.json), ...(fam.extra ? fam.extra(r.json) : {}), wallSeconds: r.seconds,
+        round, cost: fam.cost(r.json), quality: fam.quality(r.json), ...(fam.extra ? fam.extra(r.json) : {}), wallSeconds: r.seconds,
+        raw: { ...r.json, sample: undefined },
         command: [framework === 'ferronet' ? 'node' : cmd, ...args].join(' '),
       })
     }

@@ -32,6 +32,7 @@ const { values: flags } = parseArgs({
     'gpt-steps': { type: 'string' },
     epochs: { type: 'string' },
     rounds: { type: 'string', default: '1' },
+    seed: { type: 'string' },
     json: { type: 'boolean', default: false },
   },
 })
@@ -140,14 +141,14 @@ for (const name of flags.families.split(',')) {
       let args
       if (framework === 'ferronet') {
         cmd = process.execPath
-        args = ['--import', 'tsx', ...fam.ferronet, '--threads', String(threads), '--json']
+        args = ['--import', 'tsx', ...fam.ferronet, '--threads', String(threads), ...(flags.seed ? ['--seed', flags.seed] : []), '--json']
       } else {
         cmd = framework === 'pytorch-venv' ? flags['venv-python'] : flags.python
         if (!existsSync(cmd)) {
           emit({ kind: 'family', family: name, framework, threads, status: 'skipped', reason: `${cmd} does not exist` })
           continue
         }
-        args = [...fam.torch, '--threads', String(threads)]
+        args = [...fam.torch, '--threads', String(threads), ...(flags.seed ? ['--seed', flags.seed] : [])]
       }
       if (!existsSync(join(ROOT, (framework === 'ferronet' ? fam.ferronet : fam.torch)[0]))) {
         emit({ kind: 'family', family: name, framework, threads, status: 'skipped', reason: 'script missing' })
@@ -160,7 +161,7 @@ for (const name of flags.families.split(',')) {
       }
       emit({
         kind: 'family', family: name, what: fam.what, framework, version: framework === 'ferronet' ? null : torchVersion(r.json), threads, status: 'ok',
-        round, cost: fam.cost(r.json), quality: fam.quality(r.json), ...(fam.extra ? fam.extra(r.json) : {}), wallSeconds: r.seconds,
+        round, seed: flags.seed ?? null, cost: fam.cost(r.json), quality: fam.quality(r.json), ...(fam.extra ? fam.extra(r.json) : {}), wallSeconds: r.seconds,
         raw: { ...r.json, sample: undefined },
         command: [framework === 'ferronet' ? 'node' : cmd, ...args].join(' '),
       })

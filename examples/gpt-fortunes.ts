@@ -4,8 +4,9 @@
  * out for validation). nanoGPT's configuration for a CPU: 4 blocks, 4 heads, width
  * 128, context 64, batch 12, AdamW lr 1e-3 (betas 0.9/0.99) with weight decay 0.1,
  * gradients clipped at norm 1, no dropout, the token embedding tied to the output
- * projection, init normal(0, 0.02). Prints the validation loss (mean of 20 seeded
- * batches) every `--eval-every` steps, then text it generates.
+ * projection, init normal(0, 0.02). Prints the validation loss (mean over 20 batches
+ * of 12 windows spread evenly over the held-out text) every `--eval-every` steps, then
+ * text it generates.
  *
  *   npx tsx examples/gpt-fortunes.ts [--steps 2000] [--threads 0] [--seed 1]
  *                                   [--out examples/out] [--json]
@@ -97,15 +98,13 @@ const trainer = new Trainer(net, {
   seed,
 })
 const nextTrain = text.windowSampler(train, B, T, seed)
+// The same validation windows every time (and in bench/torch/gpt_fortunes.py): spread
+// evenly over the held-out text, so runs and frameworks compare without sampling noise.
+const valBatches = text.evenWindows(val, evalBatches * B, B, T)
 const validationLoss = (): number => {
-  const nextVal = text.windowSampler(val, B, T, 1234)
   let sum = 0
-  for (let k = 0; k < evalBatches; k++) {
-    const { inputs, labels } = nextVal()
-    const out = net.predict(inputs)
-    sum += meanCrossEntropy(out, labels, V)
-  }
-  return sum / evalBatches
+  for (const { inputs, labels } of valBatches) sum += meanCrossEntropy(net.predict(inputs), labels, V)
+  return sum / valBatches.length
 }
 const evals: { step: number; trainLoss: number; valLoss: number }[] = []
 const stepMs: number[] = []

@@ -155,3 +155,30 @@ export function windowSampler(ids: Uint32Array, batch: number, context: number, 
     return { inputs, labels }
   }
 }
+
+/**
+ * `count` windows of `context` ids spread evenly over `ids` (window k starts at
+ * ⌊k·(n − context − 1)/(count − 1)⌋), in batches of `batch`: a validation set that is
+ * the same for every run and every framework (bench/torch/gpt_fortunes.py uses the
+ * same formula), so validation losses compare without sampling noise.
+ */
+export function evenWindows(ids: Uint32Array, count: number, batch: number, context: number): TextBatch[] {
+  if (!Number.isInteger(count) || count < 2) throw new OptionError('count', `must be an integer >= 2, got ${count}`)
+  if (!Number.isInteger(batch) || batch < 1 || count % batch !== 0) throw new OptionError('batch', `must be an integer >= 1 that divides count (${count}), got ${batch}`)
+  if (ids.length <= context + 1) throw new OptionError('ids', `needs more than context + 1 (${context + 1}) ids, got ${ids.length}`)
+  const out: TextBatch[] = []
+  for (let b = 0; b < count / batch; b++) {
+    const inputs = new Float32Array(batch * context)
+    const labels = new Uint32Array(batch * context)
+    for (let w = 0; w < batch; w++) {
+      const k = b * batch + w
+      const start = Math.floor((k * (ids.length - context - 1)) / (count - 1))
+      for (let t = 0; t < context; t++) {
+        inputs[w * context + t] = ids[start + t]!
+        labels[w * context + t] = ids[start + t + 1]!
+      }
+    }
+    out.push({ inputs, labels })
+  }
+  return out
+}

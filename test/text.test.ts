@@ -36,5 +36,11 @@ describe('text', () => {
     const again = text.windowSampler(train, 4, 16, 3)()
     expect(again.inputs).toEqual(inputs)
     expect(() => text.loadFortunes('/nonexistent')).toThrow(/apt-get install fortunes/)
+    // Evenly spread validation windows: the first starts at 0, the last ends at the end.
+    const even = text.evenWindows(val, 6, 3, 16)
+    expect(even).toHaveLength(2)
+    expect(even[0]!.inputs[0]).toBe(val[0])
+    expect(even[1]!.labels[2 * 16 + 15]).toBe(val[val.length - 1])
+    expect(() => text.evenWindows(val, 6, 4, 16)).toThrow(/divides count/)
   })
 })

@@ -7,8 +7,9 @@ self-attention (F.scaled_dot_product_attention: PyTorch's fastest path) and a
 4×128 GELU MLP, a final LayerNorm. Init normal(0, 0.02), residual projections
 0.02/sqrt(2·layers), biases 0 (nanoGPT's _init_weights). AdamW lr 1e-3, betas
 (0.9, 0.99), weight decay 0.1 on every tensor, gradient clipping at norm 1.0,
-batch 12 windows of 64 characters at random offsets. Validation loss: mean of 20
-seeded batches of the held-out last 10%.
+batch 12 windows of 64 characters at random offsets. Validation loss: mean over 20
+batches of 12 windows spread evenly over the held-out last 10%, the same windows as
+examples/gpt-fortunes.ts (text.evenWindows).
 
     python bench/torch/gpt_fortunes.py --steps 2000 --threads 2 --json
 """
@@ -120,11 +121,19 @@ def main():
         y = torch.stack([data[i + 1 : i + 1 + T] for i in ix])
         return x, y
 
+    # The validation windows of examples/gpt-fortunes.ts (text.evenWindows): window k of
+    # count starts at floor(k·(n − T − 1)/(count − 1)), in batches of B.
+    count = a.eval_batches * B
+    starts = [(k * (len(val) - T - 1)) // (count - 1) for k in range(count)]
+    val_batches = []
+    for b in range(a.eval_batches):
+        s = starts[b * B : (b + 1) * B]
+        val_batches.append((torch.stack([val[i : i + T] for i in s]), torch.stack([val[i + 1 : i + 1 + T] for i in s])))
+
     def val_loss():
         model.eval()
-        gv = torch.Generator().manual_seed(1234)
         with torch.no_grad():
-            losses = [F.cross_entropy(model(x).view(-1, len(chars)), y.view(-1)).item() for x, y in (batch(val, gv) for _ in range(a.eval_batches))]
+            losses = [F.cross_entropy(model(x).view(-1, len(chars)), y.view(-1)).item() for x, y in val_batches]
         model.train()
         return sum(losses) / len(losses)
 

@@ -11,6 +11,7 @@
 pub mod bench;
 pub mod data;
 pub mod error;
+pub mod fastmath;
 pub mod gan;
 pub mod gemm;
 pub mod generate;

@@ -15,6 +15,7 @@
 use super::config::{parse, resolve_dim};
 use super::relu::NoConfig;
 use super::{expect_inputs, Backward, Forward, Op, SharedMut};
+use crate::fastmath::exp_f64 as exp_fast;
 use crate::team::run_parts;
 
 /// Values per part of a pointwise op's parallel loop.
@@ -164,24 +165,6 @@ fn normal_cdf_fast(x: f32) -> f64 {
     } else {
         1.0 - half_erfc
     }
-}
-
-/// e^x in f64 without libm (vectorises): 2^n · e^r, n = x·log₂e rounded by the
-/// 1.5·2^52 trick (its low mantissa bits are n), r = x − n·ln 2 in ±0.35, e^r by its
-/// degree-11 Taylor polynomial (relative error ≲1e-13); x is clamped to ±700.
-#[inline(always)]
-fn exp_fast(x: f64) -> f64 {
-    const MAGIC: f64 = 6_755_399_441_055_744.0;
-    let x = x.clamp(-700.0, 700.0);
-    let shifted = x * std::f64::consts::LOG2_E + MAGIC;
-    let n = shifted - MAGIC;
-    let r = x - n * 0.693_147_180_369_123_8 - n * 1.908_214_929_270_587_7e-10;
-    let mut p = 1.0 / 39_916_800.0;
-    for c in [1.0 / 3_628_800.0, 1.0 / 362_880.0, 1.0 / 40_320.0, 1.0 / 5_040.0, 1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
-        p = p * r + c;
-    }
-    let k = (shifted.to_bits() as i64).wrapping_sub(MAGIC.to_bits() as i64);
-    p * f64::from_bits(((k + 1023) << 52) as u64)
 }
 
 /// y = act(x) over a slice: every activation as one branch-free loop of plain

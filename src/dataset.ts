@@ -37,6 +37,12 @@ export interface DatasetArrays {
    */
   labels?: ArrayLike<number>
   /**
+   * Class labels per sample (default 1): k > 1 gives every sample k labels, one per
+   * position of a sequence model's `[k, classes]` output (a tagger's, a language
+   * model's next ids), `labels` holding `size × k` entries, samples first.
+   */
+  labelsPerSample?: number
+  /**
    * Float targets, `targetShape` values per sample (regression, multi-label 0/1 targets):
    * finite, length `size × product(targetShape)`. Kept by reference.
    */
@@ -63,8 +69,10 @@ export type LabelArray = Uint8Array | Uint32Array
 export interface Sample {
   /** The sample's inputs: a view (not a copy) into the dataset's `inputs`, length `inputDim`. */
   input: InputArray
-  /** The sample's class index (labelled datasets). */
+  /** The sample's class index (labelled datasets; the first one with several per sample). */
   label?: number
+  /** The sample's labels when it has several (one per position): a view into {@link Dataset.labels}. */
+  labels?: LabelArray
   /** The sample's targets: a view into {@link Dataset.targets} (target datasets). */
   target?: Float32Array
 }
@@ -94,6 +102,7 @@ interface DatasetParts {
   classNames: readonly string[] | undefined
   size: number
   targetsAreInputs?: boolean
+  labelsPerSample?: number
 }
 
 /** Proves a constructor call comes from this module, where parts are known to be consistent. */
@@ -154,6 +163,8 @@ export class Dataset {
    * target, as the network sees them: pixels / 255): see {@link Dataset.withInputsAsTargets}.
    */
   readonly targetsAreInputs: boolean
+  /** Class labels per sample: 1, or k for per-position labels (see {@link DatasetArrays.labelsPerSample}). */
+  readonly labelsPerSample: number
 
   /**
    * Internal. Use {@link Dataset.fromArrays}; direct construction throws so that every
@@ -172,6 +183,7 @@ export class Dataset {
     this.classNames = parts.classNames
     this.size = parts.size
     this.targetsAreInputs = parts.targetsAreInputs ?? false
+    this.labelsPerSample = parts.labelsPerSample ?? 1
   }
 
   /**
@@ -196,6 +208,7 @@ export class Dataset {
       classNames: this.classNames,
       size: this.size,
       targetsAreInputs: true,
+      labelsPerSample: this.labelsPerSample,
     })
   }
 
@@ -221,8 +234,8 @@ export class Dataset {
       throw new OptionError('arrays', 'expected an object { inputs, labels | targets, sampleShape?, numClasses?, targetShape? }')
     }
     for (const key of Object.keys(arrays)) {
-      if (!['inputs', 'labels', 'targets', 'targetShape', 'sampleShape', 'numClasses', 'classNames'].includes(key)) {
-        throw new OptionError(key, 'is not a field of Dataset.fromArrays (it takes inputs, labels or targets, sampleShape, numClasses, classNames, targetShape)')
+      if (!['inputs', 'labels', 'labelsPerSample', 'targets', 'targetShape', 'sampleShape', 'numClasses', 'classNames'].includes(key)) {
+        throw new OptionError(key, 'is not a field of Dataset.fromArrays (it takes inputs, labels or targets, labelsPerSample, sampleShape, numClasses, classNames, targetShape)')
       }
     }
     const inputs = checkInputs(arrays.inputs)
@@ -237,10 +250,20 @@ export class Dataset {
     let targetShape: readonly number[] = Object.freeze([1])
     let numClasses = 0
     let classNames: readonly string[] | undefined
+    let labelsPerSample = 1
+    if (arrays.labelsPerSample !== undefined) {
+      const k = arrays.labelsPerSample
+      if (!hasLabels) throw new OptionError('labelsPerSample', 'is only for labels, not for float targets')
+      if (typeof k !== 'number' || !Number.isSafeInteger(k) || k < 1) throw new OptionError('labelsPerSample', `must be an integer >= 1, got ${describe(k)}`)
+      labelsPerSample = k
+    }
     if (hasLabels) {
       if (arrays.targetShape !== undefined) throw new OptionError('targetShape', 'is only for targets; labels are one class index per sample')
       const raw = checkLabels(arrays.labels)
-      size = raw.length
+      if (raw.length % labelsPerSample !== 0) {
+        throw new ShapeError(`labels has ${raw.length} entries, not a multiple of labelsPerSample (${labelsPerSample})`)
+      }
+      size = raw.length / labelsPerSample
       classNames = arrays.classNames === undefined ? undefined : checkClassNames(arrays.classNames)
       numClasses = arrays.numClasses !== undefined
         ? checkNumClasses(arrays.numClasses)
@@ -282,12 +305,12 @@ export class Dataset {
     if (inputs.length !== size * inputDim) {
       throw new ShapeError(
         `inputs holds ${inputs.length / inputDim} samples of shape [${sampleShape.join(', ')}] ` +
-          (hasLabels ? `but labels has ${size} entries; they must match` : `but targets holds ${size} samples of shape [${targetShape.join(', ')}]; they must match`),
+          (hasLabels ? `but labels has ${size * labelsPerSample} entries${labelsPerSample > 1 ? ` (${size} samples of ${labelsPerSample})` : ''}; they must match` : `but targets holds ${size} samples of shape [${targetShape.join(', ')}]; they must match`),
       )
     }
     if (inputs instanceof Float32Array) checkFinite(inputs, inputDim, 'inputs')
     if (targets) checkFinite(targets, product(targetShape), 'targets')
-    return new Dataset(trusted, { inputs, labels, targets, targetShape, sampleShape, numClasses, classNames, size })
+    return new Dataset(trusted, { inputs, labels, targets, targetShape, sampleShape, numClasses, classNames, size, labelsPerSample })
   }
 
   /**
@@ -367,7 +390,7 @@ export class Dataset {
     const t = this.targetDim
     return this.derive(
       this.inputs.subarray(start * dim, end * dim),
-      this.labels?.subarray(start, end),
+      this.labels?.subarray(start * this.labelsPerSample, end * this.labelsPerSample),
       this.targets?.subarray(start * t, end * t),
       end - start,
     )
@@ -389,13 +412,14 @@ export class Dataset {
       ? new Uint8Array(count * dim)
       : new Float32Array(count * dim)
     const t = this.targetDim
-    const labels = this.labels instanceof Uint32Array ? new Uint32Array(count) : this.labels ? new Uint8Array(count) : undefined
+    const lk = this.labelsPerSample
+    const labels = this.labels instanceof Uint32Array ? new Uint32Array(count * lk) : this.labels ? new Uint8Array(count * lk) : undefined
     const targets = this.targets ? new Float32Array(count * t) : undefined
     for (let k = 0; k < count; k++) {
       const i = indices[k] as number
       checkIndex(`indices[${k}]`, i, this.size)
       inputs.set(this.inputs.subarray(i * dim, (i + 1) * dim), k * dim)
-      if (labels) labels[k] = this.labels![i] as number
+      if (labels) labels.set(this.labels!.subarray(i * lk, (i + 1) * lk), k * lk)
       if (targets) targets.set(this.targets!.subarray(i * t, (i + 1) * t), k * t)
     }
     return this.derive(inputs, labels, targets, count)
@@ -440,6 +464,8 @@ export class Dataset {
     checkIndex('index', index, this.size)
     const dim = this.inputDim
     const input = this.inputs.subarray(index * dim, (index + 1) * dim)
+    const lk = this.labelsPerSample
+    if (this.labels && lk > 1) return { input, label: this.labels[index * lk] as number, labels: this.labels.subarray(index * lk, (index + 1) * lk) }
     if (this.labels) return { input, label: this.labels[index] as number }
     const t = this.targetDim
     return { input, target: this.targets!.subarray(index * t, (index + 1) * t) }
@@ -464,6 +490,7 @@ export class Dataset {
       classNames: this.classNames,
       size,
       targetsAreInputs: this.targetsAreInputs,
+      labelsPerSample: this.labelsPerSample,
     })
   }
 }

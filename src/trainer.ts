@@ -972,7 +972,15 @@ export class Trainer {
     if (this.targetKind === 'targets') {
       throw new OptionError('loss.type', `${what}: ${this.loss!.type} needs float targets (Dataset.fromArrays({ inputs, targets, targetShape })) but the dataset has class labels`)
     }
-    if (data.numClasses > net.outputDim) {
+    if (data.labelsPerSample > 1) {
+      // One label per position: the output must be [positions, classes].
+      const shape = net.outputShape
+      const classes = shape[shape.length - 1]!
+      if (shape.length < 2 || net.outputDim !== data.labelsPerSample * classes) {
+        throw new ShapeError(`${what}: the dataset has ${data.labelsPerSample} labels per sample, so the network's output must be [${data.labelsPerSample}, classes], got ${fmt(shape)}`)
+      }
+      if (data.numClasses > classes) throw new ShapeError(`${what}: dataset has ${data.numClasses} classes but the network's output has ${classes} per position (${fmt(shape)})`)
+    } else if (data.numClasses > net.outputDim) {
       throw new ShapeError(`${what}: dataset has ${data.numClasses} classes but the network has ${net.outputDim} outputs`)
     }
     return data.labels instanceof Uint32Array

@@ -791,8 +791,12 @@ fn sequence_classes(model: &Model, k: usize) -> Result<usize> {
 /// the sums are scaled back to samples, so the reported loss is the mean per position
 /// and the accuracy the fraction of positions right.
 pub(crate) fn batch_loss(loss: &LossConfig, out: &[f32], rows: usize, dim: usize, targets: &TargetBuffer, grad: Option<&mut [f32]>) -> LossSum {
-    let k = targets.per_sample();
-    let mut sums = loss.compute(out, rows * k, dim / k, batch_targets(targets, loss.target_kind()), grad);
+    positions_loss(loss, out, rows, dim, batch_targets(targets, loss.target_kind()), targets.per_sample(), grad)
+}
+
+/// `batch_loss` on borrowed targets with `k` labels per sample (the step API's).
+pub(crate) fn positions_loss(loss: &LossConfig, out: &[f32], rows: usize, dim: usize, targets: BatchTargets, k: usize, grad: Option<&mut [f32]>) -> LossSum {
+    let mut sums = loss.compute(out, rows * k, dim / k, targets, grad);
     if k > 1 {
         sums.loss_sum /= k as f64;
         sums.elements = rows * k;

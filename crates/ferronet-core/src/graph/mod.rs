@@ -1335,9 +1335,9 @@ impl Model {
     /// Cross-entropy of the batch in the input buffer, without gradients.
     pub fn loss_batch(&mut self, rows: usize, labels: &[u32]) -> crate::loss::LossSum {
         let dim = self.output_dim();
-        let targets = crate::data::TargetBuffer { classes: labels.to_vec(), values: Vec::new(), labels_per_sample: labels.len() / rows.max(1) };
         let out = self.forward(rows);
-        crate::train::batch_loss(&crate::loss::LossConfig::default(), out, rows, dim, &targets, None)
+        let k = labels.len() / rows.max(1);
+        crate::train::positions_loss(&crate::loss::LossConfig::default(), out, rows, dim, crate::loss::BatchTargets::Classes(labels), k, None)
     }
 
     /// One step of `optimizer` over every trainable, unfrozen tensor.

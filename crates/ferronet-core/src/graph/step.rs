@@ -134,17 +134,17 @@ impl Model {
             }
         }
         // Per-position labels: each position is a row of the loss (PyTorch's
-        // `logits.view(-1, V)`, the mean over every position), scaled back to samples.
+        // `logits.view(-1, V)`, the mean over every position), scaled back to samples
+        // as in training (`train::positions_loss`).
         let k = match targets {
             BatchTargets::Classes(l) if l.len() != rows => l.len() / rows,
             _ => 1,
         };
         loss.validate(dim / k)?;
-        let mut sums = {
+        let sums = {
             let (out, grad) = self.output_and_grad(rows);
-            loss.compute(out, rows * k, dim / k, targets, Some(grad))
+            crate::train::positions_loss(loss, out, rows, dim, targets, k, Some(grad))
         };
-        sums.loss_sum /= k as f64;
         self.backward_accumulate(rows, input_grad)?;
         Ok(sums)
     }

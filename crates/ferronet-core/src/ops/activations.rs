@@ -189,16 +189,6 @@ pub fn backward_slice(act: Act, x: &[f32], y: &[f32], dy: &[f32], dx: &mut [f32]
     backward_loop(act, x, y, dy, dx, accumulate)
 }
 
-/// The exact GELU over a slice (tests and callers outside the op).
-pub fn gelu_forward(x: &[f32], y: &mut [f32]) {
-    forward_slice(Act::Gelu { tanh: false }, x, y)
-}
-
-/// The exact GELU's backward over a slice.
-pub fn gelu_backward(x: &[f32], dy: &[f32], dx: &mut [f32], accumulate: bool) {
-    backward_slice(Act::Gelu { tanh: false }, x, x, dy, dx, accumulate)
-}
-
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn forward_slice_avx2(act: Act, x: &[f32], y: &mut [f32]) {
@@ -243,12 +233,9 @@ fn gelu_backward_loop(x: &[f32], dy: &[f32], dx: &mut [f32], accumulate: bool) {
 
 #[inline(always)]
 fn forward_loop(act: Act, x: &[f32], y: &mut [f32]) {
-    if act == (Act::Gelu { tanh: false }) {
-        return gelu_forward_loop(x, y);
-    }
     let it = y.iter_mut().zip(x);
     match act {
-        Act::Gelu { tanh: false } => unreachable!(),
+        Act::Gelu { tanh: false } => gelu_forward_loop(x, y),
         Act::Gelu { tanh: true } => it.for_each(|(y, &x)| {
             // 0.5·x·(1 + tanh u) = x·σ(2u)
             let v = x as f64;
@@ -553,10 +540,11 @@ mod tests {
         // Every 1e-4 over ±10: the slices' GELU and its derivative against the f64 formulas.
         let x: Vec<f32> = (-100_000..=100_000).map(|i| i as f32 * 1e-4).collect();
         let mut y = vec![0.0; x.len()];
-        super::gelu_forward(&x, &mut y);
+        let gelu = super::Act::Gelu { tanh: false };
+        super::forward_slice(gelu, &x, &mut y);
         let dy = vec![1.0f32; x.len()];
         let mut dx = vec![0.0; x.len()];
-        super::gelu_backward(&x, &dy, &mut dx, false);
+        super::backward_slice(gelu, &x, &y, &dy, &mut dx, false);
         let (mut worst_y, mut worst_d) = (0f64, 0f64);
         let (mut at_y, mut at_d) = (0f32, 0f32);
         for i in 0..x.len() {
@@ -572,7 +560,7 @@ mod tests {
         }
         assert!(worst_y < 2e-6 && worst_d < 2e-6, "GELU relative error {worst_y:.2e} at {at_y}, derivative {worst_d:.2e} at {at_d}");
         let mut acc = vec![1.0f32; x.len()];
-        super::gelu_backward(&x, &dy, &mut acc, true);
+        super::backward_slice(gelu, &x, &y, &dy, &mut acc, true);
         assert!(acc.iter().zip(&dx).all(|(a, d)| (a - 1.0 - d).abs() < 1e-6));
     }
 

@@ -14,7 +14,7 @@ import { existsSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { familyTable } from './families_table.mjs'
+import { familyTable, median } from './families_table.mjs'
 
 const BENCH = dirname(fileURLToPath(import.meta.url))
 const ROOT = dirname(BENCH)
@@ -90,14 +90,6 @@ function torchVersion(j) {
   return typeof v === 'string' ? v.replace(/^pytorch\s*/, '') : null
 }
 
-function median(xs) {
-  if (typeof xs === 'number') return xs
-  if (!Array.isArray(xs) || xs.length === 0) return null
-  const s = xs.map(Number).filter(Number.isFinite).sort((a, b) => a - b)
-  if (!s.length) return null
-  const m = Math.floor(s.length / 2)
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
-}
 function last(xs) {
   if (typeof xs === 'number') return xs
   return Array.isArray(xs) && xs.length ? Number(xs.at(-1)) : null

@@ -1,5 +1,15 @@
 // The Markdown table of the families section (bench/families.mjs, bench/run.mjs).
 
+/** The median of numbers (the mean of the middle two for an even count); a number is its own median, an empty list null. */
+export function median(xs) {
+  if (typeof xs === 'number') return xs
+  if (!Array.isArray(xs) || xs.length === 0) return null
+  const s = xs.map(Number).filter(Number.isFinite).sort((a, b) => a - b)
+  if (!s.length) return null
+  const m = Math.floor(s.length / 2)
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
+}
+
 /** The Markdown table: per family and thread count, ferronet against PyTorch at its best (the faster install). */
 export function familyTable(all) {
   const out = ['| family | threads | ferronet | PyTorch at its best | ferronet / PyTorch | quality (ferronet vs PyTorch) |', '|---|--:|--:|--:|--:|---|']
@@ -9,9 +19,7 @@ export function familyTable(all) {
       // One row per framework: the median over rounds of the cost, the last round's quality.
       const byFramework = [...new Set(ok.map((r) => r.framework))].map((fw) => {
         const runs = ok.filter((r) => r.framework === fw)
-        const costs = runs.map((r) => r.cost.value).sort((a, b) => a - b)
-        const m = Math.floor(costs.length / 2)
-        const value = costs.length % 2 ? costs[m] : (costs[m - 1] + costs[m]) / 2
+        const value = median(runs.map((r) => r.cost.value))
         return { ...runs.at(-1), cost: { ...runs.at(-1).cost, value }, rounds: runs.length }
       })
       const f = byFramework.find((r) => r.framework === 'ferronet')

@@ -26,7 +26,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 
-import { Net, Trainer, text, type SymbolicTensor } from '../src/index.js'
+import { Dataset, Net, Trainer, createRandom, randomNormal, text, type SymbolicTensor } from '../src/index.js'
 
 const { values: flags } = parseArgs({
   options: {
@@ -75,7 +75,7 @@ const logits = Net.dense(V, { bias: false, tiedTo: 'wte' }).apply(Net.layerNorm(
 const net = Net.graph({ inputs: ids, outputs: logits }, { seed })
 
 // nanoGPT's init: normal(0, 0.02), residual projections 0.02/√(2L), biases 0, LayerNorm 1.
-const gauss = gaussian(seed + 7)
+const initRandom = createRandom(seed + 7)
 for (const p of net.parameters()) {
   if (p.tiedTo !== undefined) continue // head.weight is the embedding's own tensor
   const v = new Float32Array(p.data.length)
@@ -83,7 +83,7 @@ for (const p of net.parameters()) {
   else if (p.name.includes('_ln') || p.name.startsWith('ln_f')) v.fill(1)
   else {
     const std = /attn\.out_proj\.weight|_proj\.weight/.test(p.name) ? 0.02 / Math.sqrt(2 * L) : 0.02
-    for (let i = 0; i < v.length; i++) v[i] = std * gauss()
+    v.set(randomNormal(v.length, { random: initRandom }).map((z) => std * z))
   }
   net.setParameter(p.name, v)
 }
@@ -100,12 +100,10 @@ const trainer = new Trainer(net, {
 const nextTrain = text.windowSampler(train, B, T, seed)
 // The same validation windows every time (and in bench/torch/gpt_fortunes.py): spread
 // evenly over the held-out text, so runs and frameworks compare without sampling noise.
-const valBatches = text.evenWindows(val, evalBatches * B, B, T)
-const validationLoss = (): number => {
-  let sum = 0
-  for (const { inputs, labels } of valBatches) sum += meanCrossEntropy(net.predict(inputs), labels, V)
-  return sum / valBatches.length
-}
+// As a Dataset with one label per position: `evaluate` gives the mean cross-entropy.
+const [valWindows] = text.evenWindows(val, evalBatches * B, evalBatches * B, T)
+const valSet = Dataset.fromArrays({ inputs: valWindows!.inputs, labels: valWindows!.labels, labelsPerSample: T, sampleShape: [T], numClasses: V })
+const validationLoss = async (): Promise<number> => (await trainer.evaluate(valSet, { batchSize: B })).loss
 const evals: { step: number; trainLoss: number; valLoss: number }[] = []
 const stepMs: number[] = []
 for (let step = 1; step <= steps; step++) {
@@ -114,7 +112,7 @@ for (let step = 1; step <= steps; step++) {
   const loss = trainer.trainBatch(inputs, labels)
   stepMs.push(performance.now() - t0)
   if (step % evalEvery === 0 || step === steps) {
-    evals.push({ step, trainLoss: loss, valLoss: validationLoss() })
+    evals.push({ step, trainLoss: loss, valLoss: await validationLoss() })
     log(`step ${step}: train loss ${loss.toFixed(3)}, validation loss ${evals.at(-1)!.valLoss.toFixed(3)}, ${median(stepMs.slice(-evalEvery)).toFixed(1)} ms/step`)
   }
 }
@@ -139,32 +137,7 @@ if (flags.json) {
   }))
 }
 
-function meanCrossEntropy(logits: Float32Array, labels: Uint32Array, classes: number): number {
-  let sum = 0
-  for (let p = 0; p < labels.length; p++) {
-    const row = logits.subarray(p * classes, (p + 1) * classes)
-    let max = -Infinity
-    for (const v of row) max = Math.max(max, v)
-    let z = 0
-    for (const v of row) z += Math.exp(v - max)
-    sum += max + Math.log(z) - row[labels[p]!]!
-  }
-  return sum / labels.length
-}
-
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b)
   return s[Math.floor(s.length / 2)] ?? NaN
-}
-
-/** Seeded standard normal draws (Box–Muller over mulberry32). */
-function gaussian(s: number): () => number {
-  let state = s >>> 0
-  const u = (): number => {
-    state = (state + 0x6d2b79f5) | 0
-    let t = Math.imul(state ^ (state >>> 15), 1 | state)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 4294967296
-  }
-  return () => Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u())
 }

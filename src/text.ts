@@ -145,13 +145,7 @@ export function windowSampler(ids: Uint32Array, batch: number, context: number, 
   const inputs = new Float32Array(batch * context)
   const labels = new Uint32Array(batch * context)
   return () => {
-    for (let b = 0; b < batch; b++) {
-      const start = rng.nextInt(ids.length - context)
-      for (let t = 0; t < context; t++) {
-        inputs[b * context + t] = ids[start + t]!
-        labels[b * context + t] = ids[start + t + 1]!
-      }
-    }
+    for (let b = 0; b < batch; b++) copyWindow(ids, rng.nextInt(ids.length - context), context, inputs, labels, b)
     return { inputs, labels }
   }
 }
@@ -172,13 +166,17 @@ export function evenWindows(ids: Uint32Array, count: number, batch: number, cont
     const labels = new Uint32Array(batch * context)
     for (let w = 0; w < batch; w++) {
       const k = b * batch + w
-      const start = Math.floor((k * (ids.length - context - 1)) / (count - 1))
-      for (let t = 0; t < context; t++) {
-        inputs[w * context + t] = ids[start + t]!
-        labels[w * context + t] = ids[start + t + 1]!
-      }
+      copyWindow(ids, Math.floor((k * (ids.length - context - 1)) / (count - 1)), context, inputs, labels, w)
     }
     out.push({ inputs, labels })
   }
   return out
+}
+
+/** Window `row` of a batch: `context` ids from `start` as inputs, each one's next id as its label. */
+function copyWindow(ids: Uint32Array, start: number, context: number, inputs: Float32Array, labels: Uint32Array, row: number): void {
+  for (let t = 0; t < context; t++) {
+    inputs[row * context + t] = ids[start + t]!
+    labels[row * context + t] = ids[start + t + 1]!
+  }
 }

@@ -55,10 +55,11 @@ function loadBinding(): typeof Binding {
 /** The addon's exports. */
 export const native: typeof Binding = loadBinding()
 
-// process.exit(), or an uncaught exception, during a fit: Node waits for the thread
-// running it before the process ends. Stopping every run before its next batch makes
-// the exit take a batch instead of the rest of the fit. (Main thread only: the flag is
-// process-wide, and a worker's exit must not stop the main thread's training.)
+// process.exit(), or an uncaught exception, during a fit: stop every run before its
+// next batch. (Fits run on threads of their own, which an exit does not wait for; a
+// worker's teardown stops its own runs through a clean-up hook in the addon.) Main
+// thread only: the flag is process-wide, and a worker's exit must not stop the main
+// thread's training.
 if (isMainThread) process.once('exit', () => native.stopAllTraining())
 
 const CODED = /^([A-Z][A-Z_]+): ([\s\S]*)$/

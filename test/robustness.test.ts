@@ -5,6 +5,7 @@
  */
 
 import { spawnSync } from 'node:child_process'
+import { Worker } from 'node:worker_threads'
 import { describe, expect, it } from 'vitest'
 
 import { Dataset, NativeError, Net, Trainer, mnist } from '../src/index.js'
@@ -80,6 +81,39 @@ describe('bad data during training', () => {
       if (ending.startsWith('throw')) expect(r.stderr).toContain('boom')
     }
   })
+
+  it('worker.terminate() during a fit, an evaluate or a generate returns within a batch, not after the epoch', async () => {
+    // One epoch here is many seconds (10,000 digits through 784→4096→4096→10 on one
+    // thread); a batch of 32 is tens of milliseconds. Before the work ran on threads of
+    // its own, Node waited for the libuv request (the whole epoch) before the worker's
+    // clean-up hooks could stop it.
+    const dist = new URL('../dist/index.js', import.meta.url).href
+    const jobs: Record<string, string> = {
+      fit: `await new Trainer(net, { threads: 1, batchSize: 32 }).fit(digits, { epochs: 1000, progressEvery: 1, onProgress: () => { if (!told) { told = true; parentPort.postMessage('running') } } })`,
+      evaluate: `const t = new Trainer(net, { threads: 1 }); setTimeout(() => parentPort.postMessage('running'), 200); for (;;) await t.evaluate(digits, { batchSize: 10000 })`,
+      generate: `const lm = Net.sequential([64], [Net.embedding(64, 256), Net.dense(4096), Net.relu(), Net.dense(64)]); setTimeout(() => parentPort.postMessage('running'), 200); await lm.generate(new Uint32Array([1]), { maxNewTokens: 100000, threads: 1 })`,
+    }
+    for (const [job, code] of Object.entries(jobs)) {
+      const script = `
+        const { parentPort } = require('node:worker_threads')
+        import(${JSON.stringify(dist)}).then(async ({ Net, Trainer, mnist }) => {
+          const digits = await mnist.loadDigits()
+          const net = Net.sequential(784, [Net.dense(4096), Net.relu(), Net.dense(4096), Net.relu(), Net.dense(10)])
+          let told = false
+          ${code}
+        })
+      `
+      const worker = new Worker(script, { eval: true })
+      const failed = new Promise<never>((_, reject) => worker.once('error', reject))
+      await Promise.race([new Promise((resolve) => worker.once('message', resolve)), failed])
+      await new Promise((resolve) => setTimeout(resolve, 300)) // well inside the work
+      const started = performance.now()
+      await worker.terminate()
+      const took = performance.now() - started
+      console.info(`[robustness] worker.terminate() during ${job}: ${took.toFixed(0)} ms`)
+      expect(took, job).toBeLessThan(3000)
+    }
+  }, 120_000)
 
   it('dispose() frees a net now; every later use is ERR_DISPOSED; V8 is told the native size', async () => {
     const net = Net.sequential(784, [Net.dense(256), Net.relu(), Net.dense(10)])

@@ -10,6 +10,7 @@
 
 use crate::error::{Error, Result};
 use crate::graph::Model;
+use crate::train::TrainControl;
 use crate::ops::Mode;
 use crate::rng;
 use rand::Rng as _;
@@ -78,6 +79,12 @@ pub fn lm_shape(model: &Model) -> Result<(usize, usize)> {
 /// `prompt` followed by `max_new_tokens` sampled ids (see the module's comment).
 /// Runs in eval mode (dropout off), leaving the model's mode as it was.
 pub fn generate(model: &mut Model, prompt: &[u32], config: &GenerateConfig) -> Result<Vec<u32>> {
+    generate_until(model, prompt, config, &TrainControl::new())
+}
+
+/// `generate`, stopping before the next token when `control` is asked to stop
+/// (`Error::Aborted` with the tokens made so far as its steps).
+pub fn generate_until(model: &mut Model, prompt: &[u32], config: &GenerateConfig, control: &TrainControl) -> Result<Vec<u32>> {
     let (t, v) = lm_shape(model)?;
     if prompt.is_empty() {
         return Err(Error::config("promptIds", "must hold at least one token id"));
@@ -95,7 +102,11 @@ pub fn generate(model: &mut Model, prompt: &[u32], config: &GenerateConfig) -> R
     model.reserve(1, false)?;
     let mode = model.mode();
     model.set_mode(Mode::Eval);
-    for _ in 0..config.max_new_tokens {
+    for made in 0..config.max_new_tokens {
+        if control.stop_requested() {
+            model.set_mode(mode);
+            return Err(Error::Aborted { steps: made });
+        }
         let ctx = &ids[ids.len().saturating_sub(t)..];
         let n = ctx.len();
         let buf = model.input_buffer(1);

@@ -48,6 +48,11 @@ impl TrainControl {
         self.steps.store(0, Ordering::SeqCst);
     }
 
+    /// Has a stop been asked for (of this run, or of all)?
+    pub fn stop_requested(&self) -> bool {
+        self.stop.load(Ordering::SeqCst) || STOP_ALL.load(Ordering::Relaxed)
+    }
+
     /// Optimizer steps (training batches) completed since the last reset.
     pub fn steps(&self) -> usize {
         self.steps.load(Ordering::SeqCst)

@@ -1,12 +1,12 @@
-//! `NativeGanTrainer`: a GAN's epochs (core `gan::GanTrainer`) as AsyncTasks on the
+//! `NativeGanTrainer`: a GAN's epochs (core `gan::GanTrainer`) as tasks on threads of their own (see `spawn`) on the
 //! libuv pool, with progress through a threadsafe function; `generate` for language
-//! models, also as an AsyncTask; `ganNoise` recomputes a batch's noise.
+//! models, also as such a task; `ganNoise` recomputes a batch's noise.
 
 use ferronet_core::gan::{self, GanFitConfig, GanProgress, GanTrainer};
-use ferronet_core::generate::{generate, GenerateConfig};
+use ferronet_core::generate::{generate_until, GenerateConfig};
 use ferronet_core::team::run_on_pool;
 use ferronet_core::TrainControl;
-use napi::bindgen_prelude::{AsyncTask, Float32Array, Uint32Array};
+use napi::bindgen_prelude::{Float32Array, Object, Uint32Array};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Result, Status, Task};
 use napi_derive::napi;
@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::error::{coded, guard, to_js};
 use crate::net::{account, live, lock, NativeNet, SharedModel};
+use crate::spawn::spawn_task;
 use crate::step::{lock_opt, NativeStepOptimizer};
 
 #[napi(object)]
@@ -122,12 +123,13 @@ impl NativeGanTrainer {
     /// Trains `options.epochs` epochs on `real` (rows × D's input size); resolves
     /// with each epoch's last report.
     #[napi(ts_return_type = "Promise<NativeGanProgress[]>")]
-    pub fn fit(
+    pub fn fit<'env>(
         &self,
+        env: &'env Env,
         real: Float32Array,
         options: NativeGanFitOptions,
         #[napi(ts_arg_type = "((progress: NativeGanProgress) => void) | undefined | null")] on_progress: Option<GanProgressFn>,
-    ) -> Result<AsyncTask<GanFitTask>> {
+    ) -> Result<Object<'env>> {
         if options.batch_size == 0 {
             return Err(coded("ERR_INVALID_OPTION", "invalid option `batchSize`: must be >= 1"));
         }
@@ -144,7 +146,7 @@ impl NativeGanTrainer {
             return Err(coded("ERR_BUSY", "the discriminator is busy in another fit(), evaluate() or generate(); await it first"));
         }
         self.control.reset();
-        Ok(AsyncTask::new(GanFitTask {
+        let task = GanFitTask {
             g: self.g.clone(),
             d: self.d.clone(),
             trainer: self.trainer.clone(),
@@ -160,7 +162,8 @@ impl NativeGanTrainer {
             },
             epochs: options.epochs as usize,
             on_progress,
-        }))
+        };
+        spawn_task(env, task, self.control.clone())
     }
 
     /// Asks a running fit to stop before its next batch; returns the batches done.
@@ -196,8 +199,10 @@ impl Task for GanFitTask {
             let mut od = lock_opt(&self.d.optimizer);
             let mut trainer = self.trainer.lock().unwrap_or_else(|p| p.into_inner());
             let callback = self.on_progress.as_ref();
+            // After a stop request nobody waits for reports (see trainer.rs).
+            let control_for_reports = self.control.clone();
             let mut report = |p: &GanProgress| {
-                if let Some(cb) = callback {
+                if let (Some(cb), false) = (callback, control_for_reports.stop_requested()) {
                     let mode = if p.epoch_end { ThreadsafeFunctionCallMode::Blocking } else { ThreadsafeFunctionCallMode::NonBlocking };
                     cb.call(NativeGanProgress::from(p), mode);
                 }
@@ -254,21 +259,26 @@ pub struct NativeGeneration {
 impl NativeNet {
     /// Samples `maxNewTokens` ids after `prompt` (see core `generate`), off the JS thread.
     #[napi(ts_return_type = "Promise<NativeGeneration>")]
-    pub fn generate(&self, prompt: Uint32Array, max_new_tokens: u32, temperature: f64, top_k: u32, seed: f64, threads: u32) -> Result<AsyncTask<GenerateTask>> {
+    pub fn generate<'env>(&self, env: &'env Env, prompt: Uint32Array, max_new_tokens: u32, temperature: f64, top_k: u32, seed: f64, threads: u32) -> Result<Object<'env>> {
         if self.busy.swap(true, Ordering::SeqCst) {
             return Err(coded("ERR_BUSY", "the network is busy in a running fit(), evaluate() or generate(); await it first"));
         }
-        Ok(AsyncTask::new(GenerateTask {
+        let control = Arc::new(TrainControl::new());
+        let task = GenerateTask {
+            control: control.clone(),
             model: self.model.clone(),
             busy: self.busy.clone(),
             prompt: prompt.to_vec(),
             config: GenerateConfig { max_new_tokens: max_new_tokens as usize, temperature: temperature as f32, top_k: top_k as usize, seed: seed as u64 },
             threads: threads as usize,
-        }))
+        };
+        spawn_task(env, task, control)
     }
 }
 
 pub struct GenerateTask {
+    /// Raised only by the environment's teardown (see `spawn`).
+    control: Arc<TrainControl>,
     model: SharedModel,
     busy: Arc<AtomicBool>,
     prompt: Vec<u32>,
@@ -285,7 +295,8 @@ impl Task for GenerateTask {
             let mut model = live(lock(&self.model))?;
             let started = std::time::Instant::now();
             let (m, prompt, config) = (&mut *model, &self.prompt, &self.config);
-            let ids = run_on_pool(self.threads, || generate(m, prompt, config)).map_err(to_js)?;
+            let control = &*self.control;
+            let ids = run_on_pool(self.threads, || generate_until(m, prompt, config, control)).map_err(to_js)?;
             Ok((ids, started.elapsed().as_secs_f64()))
         })
     }

@@ -1,5 +1,5 @@
 //! `NativeTrainer`: optimizer state and a thread budget on the process's one compute
-//! pool; `fit` and `evaluate` run as AsyncTasks on the libuv pool and report progress
+//! pool; `fit` and `evaluate` run on threads of their own (see `spawn`) and report progress
 //! through a threadsafe function.
 
 use ferronet_core::train::evaluate_config;
@@ -7,7 +7,7 @@ use ferronet_core::TrainControl;
 use ferronet_core::{FitConfig, Progress, Trainer};
 use ferronet_core::team::run_on_pool;
 use ferronet_core::{Labels, Targets};
-use napi::bindgen_prelude::{AsyncTask, Float32Array, Uint32Array};
+use napi::bindgen_prelude::{Float32Array, Object, Uint32Array};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Result, Status, Task};
 use napi_derive::napi;
@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::data::NativeData;
+use crate::spawn::spawn_task;
 use crate::error::{coded, guard, to_js};
 use crate::net::{account, live, lock, report_external, try_lock, NativeNet, SharedModel};
 use crate::options::{
@@ -130,13 +131,14 @@ impl NativeTrainer {
 
     /// Trains `options.epochs` epochs; resolves with one stats object per epoch.
     #[napi(ts_return_type = "Promise<NativeEpochStats[]>")]
-    pub fn fit(
+    pub fn fit<'env>(
         &self,
+        env: &'env Env,
         data: NativeData,
         options: NativeFitOptions,
         #[napi(ts_arg_type = "((progress: NativeProgress) => void) | undefined | null")]
         on_progress: Option<ProgressFn>,
-    ) -> Result<AsyncTask<FitTask>> {
+    ) -> Result<Object<'env>> {
         data.validate()?;
         if options.batch_size == 0 {
             return Err(coded(
@@ -145,7 +147,7 @@ impl NativeTrainer {
             ));
         }
         self.claim()?;
-        Ok(AsyncTask::new(FitTask {
+        let task = FitTask {
             model: self.model.clone(),
             trainer: self.trainer.clone(),
             threads: self.threads,
@@ -162,12 +164,13 @@ impl NativeTrainer {
             },
             epochs: options.epochs as usize,
             on_progress,
-        }))
+        };
+        spawn_task(env, task, self.control.clone())
     }
 
     /// Mean loss and accuracy over `data`.
     #[napi(ts_return_type = "Promise<NativeEvalStats>")]
-    pub fn evaluate(&self, data: NativeData, batch_size: u32) -> Result<AsyncTask<EvalTask>> {
+    pub fn evaluate<'env>(&self, env: &'env Env, data: NativeData, batch_size: u32) -> Result<Object<'env>> {
         data.validate()?;
         if batch_size == 0 {
             return Err(coded(
@@ -176,7 +179,7 @@ impl NativeTrainer {
             ));
         }
         self.claim()?;
-        Ok(AsyncTask::new(EvalTask {
+        let task = EvalTask {
             model: self.model.clone(),
             trainer: self.trainer.clone(),
             threads: self.threads,
@@ -187,7 +190,8 @@ impl NativeTrainer {
             external: self.external.clone(),
             data,
             batch_size: batch_size as usize,
-        }))
+        };
+        spawn_task(env, task, self.control.clone())
     }
 
     /// One synchronous optimizer step on one batch of features [rows, ...inputShape] with
@@ -277,7 +281,9 @@ impl Task for FitTask {
             let (model, trainer) = (&mut *model_guard, &mut *trainer_guard);
             let callback = self.on_progress.as_ref();
             let mut report = |p: &Progress| {
-                if let Some(cb) = callback {
+                // After a stop request nobody waits for reports, and a blocking one
+                // could wait on a JS thread that is tearing down.
+                if let (Some(cb), false) = (callback, self.control.stop_requested()) {
                     let mode = if p.epoch_end {
                         ThreadsafeFunctionCallMode::Blocking
                     } else {

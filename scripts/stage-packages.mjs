@@ -17,6 +17,8 @@
  *                  staged package folders and is recreated on every run.
  *   --json         print one JSON object { root, platforms, stagingDir } on stdout
  *                  instead of the plain list of tarball paths.
+ *   --only ABI[,ABI]  stage only these targets (e.g. linux-x64-gnu); implies --allow-missing
+ *                  for the others. For local install tests, never for a release.
  *   --allow-missing  skip targets whose .node is missing (with a warning) instead of failing;
  *                  the root package then lists only the staged ones. For local smoke tests of
  *                  a partial build only, never for a release.
@@ -44,8 +46,10 @@ const { values: args } = parseArgs({
     'out-dir': { type: 'string', default: join(repo, 'pack') },
     json: { type: 'boolean', default: false },
     'allow-missing': { type: 'boolean', default: false },
+    only: { type: 'string' },
   },
 })
+const only = args.only?.split(',').map((abi) => abi.trim()).filter(Boolean)
 const outDir = resolve(args['out-dir'])
 const stagingDir = join(outDir, 'staging')
 
@@ -76,6 +80,7 @@ const platforms = []
 const missing = []
 for (const target of napi.targets) {
   const abi = target.platformArchABI
+  if (only && !only.includes(abi)) continue
   const srcDir = join(repo, 'npm', abi)
   const pkgFile = join(srcDir, 'package.json')
   if (!existsSync(pkgFile)) fail(`${relative(repo, pkgFile)} is missing; run \`npx napi create-npm-dirs\``)
@@ -101,7 +106,12 @@ for (const target of napi.targets) {
   writeJson(join(dir, 'package.json'), { ...pkg, version: rootPkg.version })
   platforms.push({ name: pkg.name, dir })
 }
-if (missing.length > 0 && args['allow-missing']) {
+if (only) {
+  const unknown = only.filter((abi) => !napi.targets.some((t) => t.platformArchABI === abi))
+  if (unknown.length > 0) fail(`--only: not in napi.targets: ${unknown.join(', ')}`)
+  if (missing.length > 0) fail(`built addon(s) missing: ${missing.join(', ')}`)
+  log(`--only: staged ${platforms.map((p) => p.name).join(', ')}; do not publish these tarballs`)
+} else if (missing.length > 0 && args['allow-missing']) {
   log(`WARNING: --allow-missing: not staged (no built addon): ${missing.join(', ')}; do not publish these tarballs`)
 } else if (missing.length > 0) {
   fail(`built addon(s) missing: ${missing.join(', ')}. Run \`npm run build:native\` (or put the CI artifacts in native/) first.`)

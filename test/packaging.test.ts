@@ -302,6 +302,50 @@ describe.skipIf(!onTarget)('packaging: per-platform npm packages', () => {
     expect(report.addons.filter((p: string) => p.includes('ferronet')).every((p: string) => isUnder(p, project))).toBe(true)
   })
 
+  // yarn 1 resolves every optional dependency even when it will not install it, and has
+  // no metadata for sharp, fastify, … offline, so an offline yarn install needs what a
+  // yarn user keeps for one: a lockfile and a warm cache, made by one online install.
+  // That step needs the npm registry (skipped without it); the install under test then
+  // runs with no network at all, from the lockfile and the cache alone.
+  const hasYarn = spawnSync('yarn', ['--version'], { stdio: 'ignore' }).status === 0
+  const registryUp = hasYarn && spawnSync('npm', ['ping', '--registry', 'https://registry.npmjs.org/'], { stdio: 'ignore', timeout: 15_000 }).status === 0
+  it.skipIf(!registryUp)(
+    registryUp ? 'installs under yarn 1, offline, from a lockfile and its cache, and trains' : `installs under yarn 1 (SKIPPED: ${hasYarn ? 'the npm registry is unreachable for the lockfile step' : 'yarn not installed'})`,
+    () => {
+      const project = newProject('yarn-consumer')
+      // Only this machine's platform package: yarn 1 checks the os/cpu of a package mapped
+      // through `resolutions` as if it were not optional.
+      const out = mustRun(process.execPath, [join(repo, 'scripts/stage-packages.mjs'), '--out-dir', join(work, 'yarn-tarballs'), '--json', '--only', PLATFORM], repo)
+      const staged = JSON.parse(out.trim().split('\n').at(-1)!) as { root: string; platforms: string[] }
+      for (const tgz of [staged.root, ...staged.platforms]) writeFileSync(join(project, tgz.split(sep).at(-1)!), readFileSync(tgz))
+      const pkg = JSON.parse(readFileSync(join(project, 'package.json'), 'utf8'))
+      pkg.dependencies = { ferronet: `file:./ferronet-${rootPkg.version}.tgz` }
+      pkg.resolutions = { [PLATFORM_PKG]: `file:./${PLATFORM_PKG}-${rootPkg.version}.tgz` }
+      writeFileSync(join(project, 'package.json'), JSON.stringify(pkg, null, 2))
+      const cache = join(work, 'yarn-cache')
+      const yarnEnv = { ...env, npm_config_registry: 'https://registry.npmjs.org/', YARN_CACHE_FOLDER: cache }
+      const online = spawnSync('yarn', ['install', '--non-interactive', '--no-progress'], { cwd: project, env: yarnEnv, encoding: 'utf8', timeout: 300_000 })
+      expect(online.status, `${online.stdout}\n${online.stderr}`).toBe(0)
+      expect(existsSync(join(project, 'yarn.lock'))).toBe(true)
+      // The install under test: no network, the lockfile frozen.
+      rmSync(join(project, 'node_modules'), { recursive: true, force: true })
+      const args = ['install', '--offline', '--frozen-lockfile', '--non-interactive', '--no-progress']
+      const offline = noNetwork
+        ? spawnSync('unshare', ['-rn', 'yarn', ...args], { cwd: project, env: { ...yarnEnv, npm_config_registry: 'http://127.0.0.1:9/' }, encoding: 'utf8', timeout: 300_000 })
+        : spawnSync('yarn', args, { cwd: project, env: { ...yarnEnv, npm_config_registry: 'http://127.0.0.1:9/' }, encoding: 'utf8', timeout: 300_000 })
+      expect(offline.status, `${offline.stdout}\n${offline.stderr}`).toBe(0)
+      writeFileSync(join(project, 'train.mjs'), TRAIN_SCRIPT)
+      const report = JSON.parse(mustRun(process.execPath, ['train.mjs'], project).trim().split('\n').at(-1)!)
+      console.info(`[packaging] yarn ${spawnSync('yarn', ['--version'], { encoding: 'utf8' }).stdout.trim()} offline install trained: accuracy ${report.accuracyBefore} -> ${report.accuracy}`)
+      expect(report.accuracy).toBeGreaterThan(0.9)
+      expect(report.addons.filter((p: string) => p.includes('ferronet'))).toEqual([join(project, 'node_modules', PLATFORM_PKG, NODE_FILE)])
+      // The main job through the bin as well.
+      const trained = mustRun(join(project, 'node_modules', '.bin', 'ferronet'), ['train', '--epochs', '1', '--hidden', '32', '--threads', '1', '--json'], project)
+      expect(JSON.parse(trained.trim().split('\n').at(-1)!).testAccuracy).toBeGreaterThan(0.8)
+    },
+    600_000,
+  )
+
   it('without the platform package, install succeeds and import fails with ERR_NATIVE_LOAD naming it', () => {
     const project = newProject('no-platform')
     npmInstall(project, [tarballs.root])

@@ -1,14 +1,19 @@
-// Contention: seconds for 2 epochs of 8,000 real digits (784→500→10, Adam, batch 64)
+// Contention: seconds for --epochs (default 10) epochs of 8,000 real digits (784→500→10, Adam, batch 64)
 // with the default thread count (all cores) and with one thread, on a quiet machine and
 // beside a busy neighbour (a process spinning on one core, pinned there with taskset).
 // Median of --repeats runs each; one JSON line. Run it with nothing else on the machine.
 //
-//     npm run build:ts && node bench/contention.mjs [--repeats 3]
+//     npm run build:ts && node bench/contention.mjs [--repeats 3] [--epochs 10]
+//
+// (2 epochs took 0.1–0.2 s on a Zen 5 core: too short to see a helper being benched,
+// hence 10.)
 import { spawn, spawnSync } from 'node:child_process'
 import { availableParallelism } from 'node:os'
 import { Net, Trainer, mnist } from '../dist/index.js'
 
-const repeats = Number(process.argv[process.argv.indexOf('--repeats') + 1]) || 3
+const flag = (name, fallback) => (process.argv.includes(name) ? Number(process.argv[process.argv.indexOf(name) + 1]) : fallback)
+const repeats = flag('--repeats', 3)
+const epochs = flag('--epochs', 10)
 const data = (await mnist.loadDigits()).subset(0, 8000)
 const cores = availableParallelism()
 const hasTaskset = spawnSync('taskset', ['--version']).status === 0
@@ -17,12 +22,12 @@ async function timeFit(threads) {
   const net = Net.sequential(784, [Net.dense(500), Net.relu(), Net.dense(10)], { seed: 0 })
   const trainer = new Trainer(net, { threads, batchSize: 64 })
   const t = process.hrtime.bigint()
-  await trainer.fit(data, { epochs: 2 })
+  await trainer.fit(data, { epochs })
   return Number(process.hrtime.bigint() - t) / 1e9
 }
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 
-const result = { kind: 'contention', cores, repeats, samples: 8000, epochs: 2 }
+const result = { kind: 'contention', cores, repeats, samples: 8000, epochs }
 await timeFit(0) // warm-up
 for (const mode of ['quiet', 'busy']) {
   let busy

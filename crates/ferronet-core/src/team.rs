@@ -11,10 +11,16 @@
 //! Parts are taken from a shared counter, not dealt out in advance, and a helper that
 //! has not started when the caller runs out of parts is called off: with a busy
 //! neighbour on one of the cores, a descheduled helper then costs nothing instead of
-//! making the caller wait for it; a helper called off in most of its recent posts sits
-//! out a while. Measured by bench/contention.mjs (2 epochs of 8,000 digits, 2 cores, a
-//! spinning process pinned to one): default threads ÷ one thread beside the busy core
-//! 1.18 → 1.05, and 0.61 → 0.58 on a quiet machine.
+//! making the caller wait for it. A helper that keeps being called off, or that once
+//! kept the caller waiting for its last part (preempted mid-part: a scheduler slice),
+//! is benched: it sleeps instead of spinning, `threads()` stops counting it (so a
+//! product is not split for a thread that will not come), and a bench that outlasts
+//! the epoch keeps it out of the next team. Benches start at 10 ms, double while they
+//! follow each other (to 8 s) and halve with each good window, so a quiet machine pays
+//! ~10 ms for a false alarm and a busy one rarely retries. Measured by
+//! bench/contention.mjs (10 epochs of 8,000 digits, 2 cores, a spinning process pinned
+//! to one; medians of 7): default threads ÷ one thread beside the busy core 1.22–1.62
+//! before, 1.00–1.03 after; on a quiet machine 0.56–0.64 either way.
 
 use rayon::prelude::*;
 use std::any::Any;
@@ -22,7 +28,7 @@ use std::cell::Cell;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, Ordering};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// A job: `parts` pieces, taken one at a time from `next` by whoever runs.
@@ -64,26 +70,99 @@ struct Helper {
     /// sits out because it kept being called off (its core is busy elsewhere).
     posts: Cell<u32>,
     calloffs: Cell<u32>,
-    benched_until: Cell<u64>,
+    /// Posts in the window where the caller waited long for this helper's last part.
+    slow_waits: Cell<u32>,
+    /// While set and in the future, this helper sits out: no posts, and `threads()`
+    /// does not count it, so products are planned for the threads that can help.
+    benched_until: Cell<Option<Instant>>,
+    /// How long the next bench lasts: doubles with each bench, halves with each good
+    /// window, between `BENCH_MIN` and `BENCH_MAX`.
+    bench_len: Cell<Duration>,
+    /// Set by the poster while this helper sits out: the helper then sleeps on `nap`
+    /// instead of spinning, so it stops taking CPU time from the caller it cannot help.
+    benched: AtomicBool,
+    nap: (Mutex<()>, Condvar),
+    /// Benched when the team formed: not started at all for this team (see `with_team`).
+    absent: Cell<bool>,
 }
 
 // The Cells are used by the posting thread only.
 unsafe impl Sync for Helper {}
 
-/// A helper called off in more than half of a window of this many posts sits out the
-/// next `BENCH` posts: beside a busy core, posting to it only made the caller wait.
+impl Helper {
+    /// The poster's bookkeeping after post `n`: bench this helper when it keeps being
+    /// called off or keeps the caller waiting.
+    fn record(&self, called_off: bool, slow: bool) {
+        self.posts.set(self.posts.get() + 1);
+        self.calloffs.set(self.calloffs.get() + u32::from(called_off));
+        self.slow_waits.set(self.slow_waits.get() + u32::from(slow));
+        // Called off in most of a whole window: the helper is not getting a core. (A
+        // call-off costs only the parallelism; a long wait costs a scheduler slice.)
+        let bad = self.slow_waits.get() >= SLOW_WAITS || (self.posts.get() == WINDOW && self.calloffs.get() > WINDOW * 3 / 4);
+        if bad {
+            let len = self.bench_len.get();
+            self.benched_until.set(Some(Instant::now() + len));
+            self.bench_len.set((len * 2).min(BENCH_MAX));
+            self.benched.store(true, Ordering::Release);
+        } else if self.posts.get() == WINDOW {
+            // Halved, not reset: beside a busy core a window sometimes goes well by luck.
+            self.bench_len.set((self.bench_len.get() / 2).max(BENCH_MIN));
+        }
+        if bad || self.posts.get() == WINDOW {
+            self.posts.set(0);
+            self.calloffs.set(0);
+            self.slow_waits.set(0);
+        }
+    }
+
+    /// Changes what the helper's nap waits on, under the nap's lock (no lost wake-up).
+    fn wake(&self, change: impl FnOnce()) {
+        let _held = self.nap.0.lock().unwrap_or_else(|p| p.into_inner());
+        change();
+        self.nap.1.notify_one();
+    }
+
+    /// Whether this helper sits out now; ends a bench that is over (poster thread only).
+    fn sits_out(&self) -> bool {
+        if self.absent.get() {
+            return true;
+        }
+        match self.benched_until.get() {
+            Some(t) if Instant::now() < t => true,
+            Some(_) => {
+                self.benched_until.set(None);
+                self.wake(|| self.benched.store(false, Ordering::Release));
+                false
+            }
+            None => false,
+        }
+    }
+}
+
+/// A helper called off in over 3/4 of a window of this many posts, or one the caller
+/// waited long for (`SLOW_WAITS` times), sits out for `bench_len`: beside a busy core,
+/// posting to it only made the caller wait. One long wait is enough: it costs a
+/// scheduler slice (milliseconds); beside the busy core of bench/contention.mjs 9 of 870
+/// posts waited long, on a quiet machine about one in 10,000 (our own JS thread taking
+/// the helper's core), which the short first bench makes cheap.
 const WINDOW: u32 = 64;
-const BENCH: u64 = 4096;
+const SLOW_WAITS: u32 = 1;
+const BENCH_MIN: Duration = Duration::from_millis(10);
+const BENCH_MAX: Duration = Duration::from_secs(8);
+/// A wait for a helper counts as long past twice the caller's own share plus this.
+const SLOW_WAIT_SLACK: Duration = Duration::from_micros(300);
+/// The longest a benched helper sleeps without looking at its flag (it is woken when
+/// the bench ends or the team stops; this only bounds a missed wake-up). Sleeping, not
+/// waking every 500 µs to look: the wake-ups cost the caller beside a busy core.
+const BENCHED_NAP: Duration = Duration::from_millis(100);
 
 struct Team {
     helpers: Vec<Helper>,
-    /// Jobs posted so far (by the one posting thread).
-    jobs: Cell<u64>,
     stop: AtomicBool,
     panic: Mutex<Option<Box<dyn Any + Send>>>,
 }
 
-// `jobs` (like the helpers' Cells) is used by the posting thread only.
+// The helpers' Cells are used by the posting thread only.
 unsafe impl Sync for Team {}
 
 thread_local! {
@@ -114,10 +193,19 @@ pub fn pool() -> &'static rayon::ThreadPool {
 /// Threads the current run may use: the current rayon pool's, capped by `with_threads`.
 pub fn threads() -> usize {
     let n = rayon::current_num_threads();
-    match LIMIT.with(|l| l.get()) {
+    let n = match LIMIT.with(|l| l.get()) {
         0 => n,
         l => l.min(n),
+    };
+    // In a team, only the members that are not sitting out: a product split for two
+    // threads but run by one packs its shared operand twice (measured beside a busy
+    // core: 0.87 s against one thread's 0.78 s with the helper benched throughout).
+    let team = CURRENT.with(|c| c.get());
+    if team.is_null() {
+        return n;
     }
+    let team = unsafe { &*team };
+    n.min(1 + team.helpers.iter().filter(|h| !h.sits_out()).count())
 }
 
 /// Runs `f` on the shared pool with at most `threads` threads (0 = all of them).
@@ -149,29 +237,68 @@ pub fn with_team<R>(f: impl FnOnce() -> R) -> R {
                 job: AtomicPtr::new(ptr::null_mut()),
                 posts: Cell::new(0),
                 calloffs: Cell::new(0),
-                benched_until: Cell::new(0),
+                slow_waits: Cell::new(0),
+                benched_until: Cell::new(None),
+                bench_len: Cell::new(BENCH_MIN),
+                benched: AtomicBool::new(false),
+                nap: (Mutex::new(()), Condvar::new()),
+                absent: Cell::new(false),
             })
             .collect(),
         stop: AtomicBool::new(false),
         panic: Mutex::new(None),
-        jobs: Cell::new(0),
     };
+    // A helper benched in the last team (the last epoch) stays benched: its core is
+    // likely still busy. If its bench lasts past now it is not even started for this
+    // team, so the team's end does not wait for a thread beside a busy core to wake.
+    BENCHES.with_state(&team);
+    let now = Instant::now();
+    for h in &team.helpers {
+        h.absent.set(h.benched_until.get().is_some_and(|t| t > now));
+    }
     let team_ref = &team;
     // In place: `f` runs on this thread (it need not be Send); the helpers are
     // spawned into the current pool and the scope waits for them to leave.
     let result = rayon::in_place_scope(|s| {
         for h in 0..others {
-            s.spawn(move |_| helper_loop(team_ref, h));
+            if !team_ref.helpers[h].absent.get() {
+                s.spawn(move |_| helper_loop(team_ref, h));
+            }
         }
         CURRENT.with(|c| c.set(team_ref));
         let result = catch_unwind(AssertUnwindSafe(f));
         CURRENT.with(|c| c.set(ptr::null()));
-        team_ref.stop.store(true, Ordering::Release);
+        for h in &team_ref.helpers {
+            h.wake(|| team_ref.stop.store(true, Ordering::Release));
+        }
         result
     });
+    BENCHES.keep_state(&team);
     match result {
         Ok(r) => r,
         Err(p) => resume_unwind(p),
+    }
+}
+
+/// The helpers' benches between teams: until when, and the next bench's length.
+struct Benches(Mutex<Vec<(Option<Instant>, Duration)>>);
+
+static BENCHES: Benches = Benches(Mutex::new(Vec::new()));
+
+impl Benches {
+    fn with_state(&self, team: &Team) {
+        let kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        for (h, &(until, len)) in team.helpers.iter().zip(kept.iter()) {
+            h.benched_until.set(until);
+            h.bench_len.set(len);
+            h.benched.store(until.is_some(), Ordering::Release);
+        }
+    }
+
+    fn keep_state(&self, team: &Team) {
+        let mut kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        kept.clear();
+        kept.extend(team.helpers.iter().map(|h| (h.benched_until.get(), h.bench_len.get())));
     }
 }
 
@@ -198,6 +325,12 @@ fn helper_loop(team: &Team, h: usize) {
         }
         if team.stop.load(Ordering::Acquire) {
             return;
+        }
+        if me.benched.load(Ordering::Acquire) {
+            let held = me.nap.0.lock().unwrap_or_else(|p| p.into_inner());
+            let asleep = |_: &mut ()| me.benched.load(Ordering::Acquire) && !team.stop.load(Ordering::Acquire);
+            drop(me.nap.1.wait_timeout_while(held, BENCHED_NAP, asleep));
+            continue;
         }
         // Spin hot for a while, then politely: long serial stretches should not starve
         // other threads. The clock is read once per 256 spins, not on every one.
@@ -244,13 +377,11 @@ pub fn run_parts(parts: usize, work: &(dyn Fn(usize) + Sync)) {
     let job_ptr = &job as *const Job as *mut Job<'static>;
     let mut posted: u64 = 0;
     let mut count = 0;
-    let n = team.jobs.get() + 1;
-    team.jobs.set(n);
     for (i, h) in team.helpers.iter().enumerate() {
         if count == wanted {
             break;
         }
-        if h.benched_until.get() > n {
+        if h.sits_out() {
             continue;
         }
         if idle(h) {
@@ -260,25 +391,20 @@ pub fn run_parts(parts: usize, work: &(dyn Fn(usize) + Sync)) {
             count += 1;
         }
     }
+    let started = Instant::now();
     let mine = catch_unwind(AssertUnwindSafe(|| job.drain()));
+    let drained = started.elapsed();
     // No part is left. A helper that has not picked the job up is called off (it may be
     // descheduled, its core taken by another process); one that has, finishes the part
     // in progress before `job` leaves the stack, even if our part panicked.
     for (i, h) in team.helpers.iter().enumerate() {
-        if posted & (1 << i) != 0 {
-            let called_off = h.state.compare_exchange(BUSY, IDLE, Ordering::AcqRel, Ordering::Acquire).is_ok();
-            h.posts.set(h.posts.get() + 1);
-            h.calloffs.set(h.calloffs.get() + u32::from(called_off));
-            if h.posts.get() == WINDOW {
-                if h.calloffs.get() > WINDOW / 2 {
-                    h.benched_until.set(n + BENCH);
-                }
-                h.posts.set(0);
-                h.calloffs.set(0);
-            }
-            if called_off {
-                continue;
-            }
+        if posted & (1 << i) == 0 {
+            continue;
+        }
+        let called_off = h.state.compare_exchange(BUSY, IDLE, Ordering::AcqRel, Ordering::Acquire).is_ok();
+        let mut slow = false;
+        if !called_off && h.state.load(Ordering::Acquire) == RUNNING {
+            let waiting = Instant::now();
             let mut spins = 0u32;
             while h.state.load(Ordering::Acquire) == RUNNING {
                 spins = spins.wrapping_add(1);
@@ -289,7 +415,11 @@ pub fn run_parts(parts: usize, work: &(dyn Fn(usize) + Sync)) {
                     std::hint::spin_loop();
                 }
             }
+            // On a quiet machine a helper ends its last part about when the caller does;
+            // one preempted mid-part keeps the caller a scheduler slice (milliseconds).
+            slow = waiting.elapsed() > drained * 2 + SLOW_WAIT_SLACK;
         }
+        h.record(called_off, slow);
     }
     if let Err(p) = mine {
         resume_unwind(p);
@@ -328,6 +458,56 @@ mod tests {
                 assert!(counts.iter().all(|c| c.load(Ordering::Relaxed) == 50));
             }
         });
+    }
+
+    #[test]
+    fn a_helper_that_keeps_the_caller_waiting_is_benched_and_no_longer_counted() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        pool.install(|| {
+            with_team(|| {
+                let caller = std::thread::current().id();
+                assert_eq!(threads(), 2);
+                // Wait (bounded) until the helper is up, then post 2 parts: the caller's
+                // waits for the helper to take the other, which then takes 200 ms, as
+                // a helper preempted mid-part would.
+                let up = Instant::now();
+                while team_helper_state(0) != IDLE && up.elapsed() < Duration::from_secs(5) {
+                    std::hint::spin_loop();
+                }
+                let taken = AtomicUsize::new(0);
+                let done: Vec<AtomicUsize> = (0..2).map(|_| AtomicUsize::new(0)).collect();
+                run_parts(2, &|p| {
+                    done[p].fetch_add(1, Ordering::Relaxed);
+                    if std::thread::current().id() == caller {
+                        let t = Instant::now();
+                        while taken.load(Ordering::Acquire) == 0 && t.elapsed() < Duration::from_secs(5) {
+                            std::hint::spin_loop();
+                        }
+                    } else {
+                        taken.store(1, Ordering::Release);
+                        std::thread::sleep(Duration::from_millis(200));
+                    }
+                });
+                assert!(done.iter().all(|d| d.load(Ordering::Relaxed) == 1));
+                assert_eq!(taken.load(Ordering::Relaxed), 1, "the helper took a part");
+                // Benched: products are planned for one thread, and parts still all run.
+                assert_eq!(threads(), 1);
+                let counts: Vec<AtomicUsize> = (0..9).map(|_| AtomicUsize::new(0)).collect();
+                run_parts(9, &|p| {
+                    counts[p].fetch_add(1, Ordering::Relaxed);
+                });
+                assert!(counts.iter().all(|c| c.load(Ordering::Relaxed) == 1));
+                // The first bench is short: the helper is counted again once it ends.
+                std::thread::sleep(BENCH_MIN + Duration::from_millis(5));
+                assert_eq!(threads(), 2);
+            })
+        });
+    }
+
+    /// State of helper `h` of the current team (tests only).
+    fn team_helper_state(h: usize) -> u8 {
+        let team = CURRENT.with(|c| c.get());
+        unsafe { &*team }.helpers[h].state.load(Ordering::Acquire)
     }
 
     #[test]

@@ -3,7 +3,7 @@
 // beside a busy neighbour (a process spinning on one core, pinned there with taskset).
 // Median of --repeats runs each; one JSON line. Run it with nothing else on the machine.
 //
-//     npm run build:ts && node bench/contention.mjs [--repeats 3] [--epochs 10]
+//     npm run build:ts && node bench/contention.mjs [--repeats 3] [--epochs 10] [--unpinned]
 //
 // (2 epochs took 0.1–0.2 s on a Zen 5 core: too short to see a helper being benched,
 // hence 10.)
@@ -16,7 +16,8 @@ const repeats = flag('--repeats', 3)
 const epochs = flag('--epochs', 10)
 const data = (await mnist.loadDigits()).subset(0, 8000)
 const cores = availableParallelism()
-const hasTaskset = spawnSync('taskset', ['--version']).status === 0
+// --unpinned: the spinner may run on any core (as a compile beside the run would).
+const hasTaskset = !process.argv.includes('--unpinned') && spawnSync('taskset', ['--version']).status === 0
 
 async function timeFit(threads) {
   const net = Net.sequential(784, [Net.dense(500), Net.relu(), Net.dense(10)], { seed: 0 })
@@ -27,7 +28,7 @@ async function timeFit(threads) {
 }
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 
-const result = { kind: 'contention', cores, repeats, samples: 8000, epochs }
+const result = { kind: 'contention', cores, repeats, samples: 8000, epochs, spinnerPinned: hasTaskset }
 await timeFit(0) // warm-up
 for (const mode of ['quiet', 'busy']) {
   let busy

@@ -10,7 +10,12 @@
  *   macOS       cargo build on a macOS host, otherwise cargo zigbuild (Zig ships the libSystem stubs);
  *               MACOSX_DEPLOYMENT_TARGET 10.15 (x64) / 11.0 (arm64) unless set
  *   Windows     cargo build on a Windows host, otherwise cargo xwin build (needs the MSVC CRT and the
- *               Windows SDK, which cargo-xwin downloads from Microsoft; without them it is not built)
+ *               Windows SDK, which cargo-xwin downloads from Microsoft). Without them: cargo zigbuild
+ *               for the GNU twin of the triple (x86_64-pc-windows-gnu, aarch64-pc-windows-gnullvm),
+ *               with napi's dyn-symbols (crates/ferronet-node/Cargo.toml), so the DLL links nothing
+ *               of Node and finds the N-API functions in the host node.exe at load time, as the MSVC
+ *               build does; it runs on the official (MSVC-built) Node. The release workflow still
+ *               builds the MSVC DLLs on Windows runners.
  *
  * A target that cannot be built is reported with the reason and skipped; the others are still built.
  * The reasons go to target/build-all/status.json, which check-binaries.mjs prints.
@@ -70,6 +75,20 @@ function installedTargets() {
 }
 
 let xwinProbe = null
+/** The GNU target built in place of an MSVC one when the MSVC SDK cannot be had. */
+const WINDOWS_GNU = { x64: 'x86_64-pc-windows-gnu', arm64: 'aarch64-pc-windows-gnullvm' }
+
+/**
+ * napi-build's windows-gnu setup insists on linking a libnode (MSYS2's Node); with
+ * dyn-symbols nothing of it is used, so an empty import library stands in.
+ */
+function libnodeStub() {
+  const dir = join(repo, 'target', 'build-all', 'libnode-stub')
+  mkdirSync(dir, { recursive: true })
+  writeFileSync(join(dir, 'libnode.dll'), '')
+  writeFileSync(join(dir, 'libnode.a'), '!<arch>\n') // an empty ar archive
+  return dir
+}
 /** Oldest macOS the addon loads on (the same floors check-binaries.mjs checks). */
 const MACOS_FLOOR = { x64: '10.15', arm64: '11.0' }
 
@@ -95,24 +114,39 @@ function plan(t) {
   if (t.platform === 'win32') {
     if (process.platform === 'win32') return { cmd: 'cargo', args: ['build', ...cargoArgs, '--target', t.triple] }
     if (t.abi !== 'msvc') return { reason: `no cross build set up for ${t.triple}` }
-    if (!has.xwin) return { reason: 'not on Windows and cargo-xwin is not installed (pip install cargo-xwin)' }
-    // cargo-xwin needs the MSVC CRT + Windows SDK; it downloads them (from aka.ms / Microsoft's CDN) into
-    // its cache unless they are there already. Probe that first, so an offline machine gets one clear reason.
-    xwinProbe ??= spawnSync('cargo', ['xwin', 'cache', 'xwin'], { encoding: 'utf8' })
-    const probe = xwinProbe
-    if (probe.status !== 0) {
+    let noXwin = 'cargo-xwin is not installed (pip install cargo-xwin)'
+    if (has.xwin) {
+      // cargo-xwin needs the MSVC CRT + Windows SDK; it downloads them (from aka.ms / Microsoft's CDN) into
+      // its cache unless they are there already. Probe that first, so an offline machine gets one clear reason.
+      xwinProbe ??= spawnSync('cargo', ['xwin', 'cache', 'xwin'], { encoding: 'utf8' })
+      const probe = xwinProbe
+      if (probe.status === 0) return { cmd: 'cargo', args: ['xwin', 'build', ...cargoArgs, '--target', t.triple] }
       const why = (probe.stderr || '').split('\n').find((l) => /^Error|failed|Caused/.test(l)) || 'cargo xwin cache xwin failed'
       const cause = (probe.stderr || '').split('\n').find((l) => /io:|lookup|resolve|connect/i.test(l))
-      return { reason: `cargo-xwin cannot get the MSVC CRT / Windows SDK: ${why.trim()}${cause ? ` (${cause.trim()})` : ''}; build it on a Windows runner (release.yml)` }
+      noXwin = `cargo-xwin cannot get the MSVC CRT / Windows SDK: ${why.trim()}${cause ? ` (${cause.trim()})` : ''}`
     }
-    return { cmd: 'cargo', args: ['xwin', 'build', ...cargoArgs, '--target', t.triple] }
+    if (!has.zigbuild) return { reason: `${noXwin}, and cargo-zigbuild is not installed for the GNU build; build it on a Windows runner (release.yml)` }
+    const gnu = WINDOWS_GNU[t.arch]
+    if (installed && !installed.includes(gnu)) {
+      log(`rustup target add ${gnu}`)
+      if (spawnSync('rustup', ['target', 'add', gnu], { stdio: 'inherit' }).status !== 0) return { reason: `${noXwin}, and rustup target add ${gnu} failed` }
+      installed = installedTargets()
+    }
+    log(`${t.triple}: ${noXwin}; building the GNU twin ${gnu} with Zig (N-API resolved at load time)`)
+    return {
+      cmd: 'cargo',
+      args: ['zigbuild', ...cargoArgs, '--target', gnu],
+      env: { LIBNODE_PATH: libnodeStub() },
+      buildTriple: gnu,
+      note: `built as ${gnu} (Zig, MinGW/UCRT; N-API from the host node.exe): ${noXwin}`,
+    }
   }
   return { reason: `no build recipe for ${t.triple}` }
 }
 
-/** Where cargo leaves the cdylib of `t`. */
-function artifact(t) {
-  const dir = join(repo, 'target', t.triple, 'release')
+/** Where cargo leaves the cdylib of `t` (built for `triple`). */
+function artifact(t, triple = t.triple) {
+  const dir = join(repo, 'target', triple, 'release')
   if (t.platform === 'win32') return join(dir, `${libBase}.dll`)
   if (t.platform === 'darwin') return join(dir, `lib${libBase}.dylib`)
   return join(dir, `lib${libBase}.so`)
@@ -170,12 +204,13 @@ for (const t of targets) {
   entry.command = line
   if (r.status !== 0) {
     entry.reason = `\`${line}\` failed (exit ${r.status ?? r.signal}); see its output above`
-  } else if (!existsSync(artifact(t))) {
-    entry.reason = `built, but ${relative(repo, artifact(t))} is not there`
+  } else if (!existsSync(artifact(t, p.buildTriple))) {
+    entry.reason = `built, but ${relative(repo, artifact(t, p.buildTriple))} is not there`
   } else {
-    copyFileSync(artifact(t), dest)
+    copyFileSync(artifact(t, p.buildTriple), dest)
     entry.built = true
     entry.file = relative(repo, dest)
+    if (p.note) entry.note = p.note
   }
   log(`${t.triple}: ${entry.built ? `built in ${entry.seconds} s -> ${entry.file}` : `NOT BUILT: ${entry.reason}`}`)
   saveStatus()

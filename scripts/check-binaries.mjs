@@ -140,6 +140,14 @@ function check(t, file) {
       const pe = objdump(['-p'], file).out ?? ''
       const exportsSection = pe.split(/Export Table:|The Export Tables/)[1] ?? ''
       exported = /\bnapi_register_module_v1\b/.test(exportsSection)
+      // Only Windows' own DLLs: nothing of Node is linked (N-API is found in the host process at
+      // load time), and no MinGW runtime DLL that a user's machine would not have.
+      const dlls = [...pe.matchAll(/DLL Name: (\S+)/g)].map((m) => m[1])
+      const foreign = dlls.filter((d) => /^(node\.exe|libnode|libgcc|libstdc\+\+|libwinpthread|libunwind|libc\+\+)/i.test(d))
+      if (dlls.length === 0) problems.push('no DLL imports found (objdump -p)')
+      else if (foreign.length > 0) problems.push(`imports ${foreign.join(', ')}`)
+      else facts.push(`imports only system DLLs (${dlls.length}: ${dlls.filter((d) => !/^api-ms-win/i.test(d)).join(' ')} + api-ms-win-*)`)
+      if (status[t.triple]?.note) facts.push(status[t.triple].note)
     }
     if (exported) facts.push('exports napi_register_module_v1')
     else problems.push('napi_register_module_v1 is not exported')

@@ -139,7 +139,7 @@ export class AbortError extends FerronetError {
 
 /**
  * An error raised inside the native (Rust) core that has no more specific class:
- * a diverged loss (`ERR_NON_FINITE_LOSS`), a busy network (`ERR_BUSY`), an internal
+ * a diverged loss (`ERR_NON_FINITE_LOSS`), a NaN or infinite gradient (`ERR_NON_FINITE_GRADIENT`), a busy network (`ERR_BUSY`), an internal
  * panic (`ERR_PANIC`, which never takes the process down). `code` says which.
  */
 export class NativeError extends FerronetError {

@@ -23,7 +23,7 @@ import { FerronetError } from './errors.js'
 /** The keys of a `batch` line, in order. */
 export const BATCH_KEYS = ['epoch', 'batch', 'batches', 'loss', 'accuracy', 'mse', 'mae', 'lr', 'samplesPerSecond', 'gradNorm'] as const
 /** The keys of an `epoch` line, in order. */
-export const EPOCH_KEYS = ['epoch', 'loss', 'accuracy', 'mse', 'mae', 'valLoss', 'valAccuracy', 'valMse', 'valMae', 'lr', 'samplesPerSecond', 'gradNorm', 'seconds'] as const
+export const EPOCH_KEYS = ['epoch', 'loss', 'accuracy', 'mse', 'mae', 'valLoss', 'valAccuracy', 'valMse', 'valMae', 'lr', 'samplesPerSecond', 'gradNorm', 'seconds', 'skippedBatches'] as const
 
 /** `{ kind, ...the keys in order }`, dropping absent and non-finite values (JSON has no NaN). */
 export function logLine(kind: 'batch' | 'epoch', keys: readonly string[], values: Record<string, unknown>): Record<string, unknown> {

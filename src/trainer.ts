@@ -252,6 +252,14 @@ export interface TrainerOptions {
   schedule?: ScheduleOptions
   /** Clip the global L2 norm of the gradients to this (as `clip_grad_norm_`); default none. */
   clipNorm?: number
+  /**
+   * What a NaN or infinite gradient does while the loss is finite (an overflow in
+   * backward), checked at every step before the update: `'stop'` (default) rejects
+   * with `ERR_NON_FINITE_GRADIENT` naming the tensor, epoch and batch, with no update
+   * made; `'skip'` leaves that batch's update out (counted in
+   * {@link EpochResult.skippedBatches}). Either way the weights never turn NaN.
+   */
+  onNonFinite?: 'stop' | 'skip'
   /** Train only the tensors of this parameter group (`apply(x, { group })`); default: all. */
   group?: string
   /** Samples per optimizer step, default `64`. */
@@ -372,6 +380,8 @@ export interface EpochResult extends Metrics, ValidationMetrics {
   gradNorm?: number
   /** With a loss of {@link LossTerm}s: each term's mean per sample over the epoch, by name (`loss` is their weighted total). */
   terms?: Record<string, number>
+  /** Batches whose update was left out for a NaN or infinite gradient (`onNonFinite: 'skip'`); their loss still counts. */
+  skippedBatches: number
 }
 
 /** What {@link Trainer.fit} resolves with. */
@@ -400,7 +410,7 @@ export interface EvaluateResult extends Metrics {
   terms?: Record<string, number>
 }
 
-const TRAINER_KEYS = ['optimizer', 'loss', 'schedule', 'clipNorm', 'group', 'batchSize', 'threads', 'seed'] as const
+const TRAINER_KEYS = ['optimizer', 'loss', 'schedule', 'clipNorm', 'onNonFinite', 'group', 'batchSize', 'threads', 'seed'] as const
 const FIT_KEYS = ['epochs', 'onProgress', 'progressEvery', 'signal', 'shuffle', 'validationSplit', 'validationData', 'callbacks', 'log', 'logEvery'] as const
 const CLASS_LOSSES: readonly LossType[] = ['cross_entropy']
 /** Losses whose metric is accuracy; the others report mse and mae. */
@@ -493,6 +503,10 @@ export class Trainer {
     if (terms) nativeOptions.lossTerms = terms.native
     if (this.schedule) nativeOptions.schedule = nativeSchedule(this.schedule)
     if (o.clipNorm !== undefined) nativeOptions.clipNorm = positiveNumber('clipNorm', o.clipNorm)
+    if (o.onNonFinite !== undefined) {
+      if (o.onNonFinite !== 'stop' && o.onNonFinite !== 'skip') throw new OptionError('onNonFinite', `must be 'stop' or 'skip', got ${describe(o.onNonFinite)}`)
+      nativeOptions.onNonFinite = o.onNonFinite
+    }
     if (o.group !== undefined) {
       if (typeof o.group !== 'string' || o.group === '') throw new OptionError('group', `must be a parameter group name, got ${describe(o.group)}`)
       const groups = [...new Set(net.parameters().filter((p) => p.trainable).map((p) => p.group))].filter(Boolean)
@@ -882,6 +896,7 @@ export class Trainer {
       loss: this.lossTerms ?? this.loss ?? { type: 'cross_entropy' },
       ...(this.schedule ? { schedule: this.schedule } : {}),
       ...(o.clipNorm !== undefined ? { clipNorm: o.clipNorm } : {}),
+      ...(o.onNonFinite !== undefined ? { onNonFinite: o.onNonFinite } : {}),
       ...(o.group !== undefined ? { group: o.group } : {}),
       batchSize: this.batchSize,
       threads: this.threads,

@@ -28,6 +28,42 @@ describe('bad data during training', () => {
     expect(() => trainer.trainBatch(batch, new Uint32Array([1, 2]))).toThrow(/sample 1 holds NaN/)
   })
 
+  it('a gradient that overflows while the loss stays finite stops the fit at that batch (no update), or is skipped with onNonFinite: skip', async () => {
+    // Regression on 4 inputs; batch 2 of 4 holds inputs of 3e19: its MSE (~1e38, summed in f64) is finite,
+    // but dW = Σ x·dy overflows to ±∞ in backward. Nothing is NaN in the data itself.
+    const n = 64, dim = 4
+    const inputs = new Float32Array(n * dim).map((_, i) => Math.sin(i))
+    const targets = new Float32Array(n).map((_, i) => Math.cos(i))
+    for (let i = 16 * dim; i < 32 * dim; i++) inputs[i] = 3e19
+    const data = Dataset.fromArrays({ inputs, targets, sampleShape: [dim] })
+    const make = () => Net.sequential(dim, [Net.dense(1)], { seed: 3 })
+
+    const net = make()
+    const before = net.parameters().map((p) => Float32Array.from(p.data))
+    const stop = new Trainer(net, { batchSize: 16, threads: 1, loss: { type: 'mse' }, optimizer: { type: 'sgd', lr: 1e-3 } })
+    const error = await stop.fit(data, { epochs: 1, shuffle: false }).then(() => undefined, (e: unknown) => e)
+    expect(error).toBeInstanceOf(NativeError)
+    expect((error as NativeError).code).toBe('ERR_NON_FINITE_GRADIENT')
+    expect((error as Error).message).toMatch(/gradient of 0\.(weight|bias) became NaN or infinite at epoch 1, batch 2 \(the loss was finite\); no update was made/)
+    // Batch 1 trained; batch 2 made no update: every weight is finite.
+    const after = net.parameters()
+    for (const p of after) expect(p.data.every(Number.isFinite)).toBe(true)
+    expect(after.some((p, k) => p.data.some((v, i) => v !== before[k]![i]))).toBe(true)
+
+    const skipNet = make()
+    const skip = new Trainer(skipNet, { batchSize: 16, threads: 1, loss: { type: 'mse' }, optimizer: { type: 'sgd', lr: 1e-3 }, onNonFinite: 'skip' })
+    const fit = await skip.fit(data, { epochs: 2, shuffle: false })
+    expect(fit.epochs.map((e) => e.skippedBatches)).toEqual([1, 1])
+    for (const p of skipNet.parameters()) expect(p.data.every(Number.isFinite)).toBe(true)
+    // The three other batches trained: the same as a fit on them alone.
+    const clean = Dataset.fromArrays({ inputs: Float32Array.from([...inputs.subarray(0, 16 * dim), ...inputs.subarray(32 * dim)]), targets: Float32Array.from([...targets.subarray(0, 16), ...targets.subarray(32)]), sampleShape: [dim] })
+    const ref = make()
+    const refFit = await new Trainer(ref, { batchSize: 16, threads: 1, loss: { type: 'mse' }, optimizer: { type: 'sgd', lr: 1e-3 } }).fit(clean, { epochs: 2, shuffle: false })
+    expect(refFit.epochs.map((e) => e.skippedBatches)).toEqual([0, 0])
+    expect(skipNet.parameters().map((p) => Array.from(p.data))).toEqual(ref.parameters().map((p) => Array.from(p.data)))
+    expect(() => new Trainer(make(), { onNonFinite: 'ignore' as 'skip' })).toThrow(/onNonFinite.*must be 'stop' or 'skip', got "ignore"/)
+  })
+
   it('a label changed to one out of range during fit is a typed error, with no panic dump on stderr', () => {
     // In a child process, so that its stderr can be read whole.
     const script = `

@@ -39,7 +39,7 @@ describe('validation', () => {
     expect(result.validationSamples).toBe(600)
     expect(result.stopped).toBe(false)
     for (const e of result.epochs) {
-      expect(Object.keys(e)).toEqual(['epoch', 'loss', 'accuracy', 'valLoss', 'valAccuracy', 'lr', 'samplesPerSecond', 'gradNorm', 'seconds'])
+      expect(Object.keys(e)).toEqual(['epoch', 'loss', 'accuracy', 'valLoss', 'valAccuracy', 'lr', 'samplesPerSecond', 'gradNorm', 'seconds', 'skippedBatches'])
       expect(e.valLoss).toBeGreaterThan(0)
       expect(e.valAccuracy).toBeGreaterThanOrEqual(0)
       expect(e.valAccuracy).toBeLessThanOrEqual(1)
@@ -332,7 +332,7 @@ describe('metrics log', () => {
       for (const [k, v] of Object.entries(l)) if (k !== 'kind') expect(typeof v, k).toBe('number')
     }
     expect(Object.keys(rest[0]!)).toEqual(['kind', 'epoch', 'batch', 'batches', 'loss', 'accuracy', 'lr', 'samplesPerSecond', 'gradNorm'])
-    expect(Object.keys(rest[2]!)).toEqual(['kind', 'epoch', 'loss', 'accuracy', 'valLoss', 'valAccuracy', 'lr', 'samplesPerSecond', 'gradNorm', 'seconds'])
+    expect(Object.keys(rest[2]!)).toEqual(['kind', 'epoch', 'loss', 'accuracy', 'valLoss', 'valAccuracy', 'lr', 'samplesPerSecond', 'gradNorm', 'seconds', 'skippedBatches'])
     expect(rest[0]).toMatchObject({ batches: 43, lr: 0.001 })
     // The epoch lines carry the fit's numbers.
     const epochLines = rest.filter((l) => l.kind === 'epoch')
@@ -353,7 +353,7 @@ describe('metrics log', () => {
     const trainer = trainerOf(Net.sequential(784, [Net.dense(1)], { seed: 0 }), { loss: { type: 'huber' } })
     await trainer.fit(data, { epochs: 1, validationSplit: 0.2, log: file })
     const epoch = JSON.parse(readFileSync(file, 'utf8').trim().split('\n')[1]!) as Record<string, unknown>
-    expect(Object.keys(epoch)).toEqual(['kind', 'epoch', 'loss', 'mse', 'mae', 'valLoss', 'valMse', 'valMae', 'lr', 'samplesPerSecond', 'gradNorm', 'seconds'])
+    expect(Object.keys(epoch)).toEqual(['kind', 'epoch', 'loss', 'mse', 'mae', 'valLoss', 'valMse', 'valMae', 'lr', 'samplesPerSecond', 'gradNorm', 'seconds', 'skippedBatches'])
   })
 
   it('a write error does not lose the training: reported once, in the result and as one warning', async () => {

@@ -53,6 +53,15 @@ pub enum Error {
         batch: usize,
     },
 
+    /// A gradient became NaN or infinite while the loss was finite (an overflow in
+    /// backward); no update was made. `param` names the first such tensor.
+    #[error("the gradient of {param} became NaN or infinite at epoch {epoch}, batch {batch} (the loss was finite); no update was made. Lower the learning rate or the input scale, clip the gradients (clipNorm), or pass onNonFinite: 'skip' to skip such batches")]
+    NonFiniteGradient {
+        param: String,
+        epoch: usize,
+        batch: usize,
+    },
+
     /// A model file or checkpoint that cannot be read or written: `path` names the
     /// file, `message` the problem (and the tensor or field when there is one).
     #[error("{path}: {message}")]

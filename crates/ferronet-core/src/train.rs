@@ -174,6 +174,20 @@ pub struct EpochStats {
     pub lr: f64,
     /// Each loss term's mean per sample (see `Progress::terms`).
     pub terms: TermValues,
+    /// Batches whose update was skipped because a gradient was NaN or infinite
+    /// (`NonFinite::Skip`); their loss still counts in `loss`.
+    pub skipped_batches: usize,
+}
+
+/// What a step does when a gradient is NaN or infinite while the loss is finite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NonFinite {
+    /// `Error::NonFiniteGradient` naming the tensor, epoch and batch; no update.
+    #[default]
+    Stop,
+    /// No update for that batch (the weights keep their last finite values); counted
+    /// in `EpochStats::skipped_batches`.
+    Skip,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -283,6 +297,10 @@ impl<'a> Objective<'a> {
 struct StepExtras {
     schedule: Option<Schedule>,
     clip_norm: Option<f32>,
+    /// On a non-finite gradient: skip the batch's update (true) or stop with an error.
+    skip_non_finite: bool,
+    /// Batches whose update was skipped for a non-finite gradient, since the trainer was made.
+    skipped: usize,
     /// Scratch for the gradient norm's per-chunk sums.
     partials: Vec<f64>,
     grad_norm: f64,
@@ -318,6 +336,8 @@ impl Trainer {
             extras: StepExtras {
                 schedule,
                 clip_norm: config.clip_norm,
+                skip_non_finite: false,
+                skipped: 0,
                 partials: Vec::new(),
                 grad_norm: f64::NAN,
                 lr,
@@ -408,6 +428,16 @@ impl Trainer {
         self.extras.lr
     }
 
+    /// What a step does with a NaN or infinite gradient (default: stop).
+    pub fn set_non_finite(&mut self, policy: NonFinite) {
+        self.extras.skip_non_finite = policy == NonFinite::Skip;
+    }
+
+    /// Batches skipped for a non-finite gradient since this trainer was made.
+    pub fn skipped_batches(&self) -> usize {
+        self.extras.skipped
+    }
+
     /// The global gradient 2-norm of the last step, before clipping (NaN before any step).
     pub fn grad_norm(&self) -> f64 {
         self.extras.grad_norm
@@ -468,6 +498,7 @@ impl Trainer {
         let started = Instant::now();
         let mut total = LossSum::default();
         let mut samples = 0;
+        let skipped_before = self.extras.skipped;
         // The pool's other threads spin for the epoch, ready for each product's parts.
         let order = &self.order;
         let group = self.config.group.as_deref();
@@ -529,6 +560,7 @@ impl Trainer {
             samples_per_second: n as f64 / seconds.max(1e-9),
             lr,
             terms: TermValues::per_sample(&self.terms.sums, n),
+            skipped_batches: self.extras.skipped - skipped_before,
         })
     }
 
@@ -645,8 +677,24 @@ fn step(
     // Safety: the refs point at the model's own, distinct, contiguous parameter and
     // gradient buffers, which nothing else touches during the step.
     unsafe {
-        if measure_norm || extras.clip_norm.is_some() {
+        // A NaN or infinite gradient with a finite loss (an overflow in backward) would
+        // turn the weights into NaN: checked before any update. The norm, when it is
+        // measured anyway, is non-finite exactly then; otherwise one read of the
+        // gradients (see `clip::all_finite` for its cost).
+        let finite = if measure_norm || extras.clip_norm.is_some() {
             extras.grad_norm = clip::grad_norm(refs, &mut extras.partials);
+            extras.grad_norm.is_finite()
+        } else {
+            clip::all_finite(refs)
+        };
+        if !finite {
+            if extras.skip_non_finite {
+                extras.skipped += 1;
+                return Ok(sums);
+            }
+            let bad = clip::first_non_finite(refs).map_or(usize::MAX, |i| refs[i].id);
+            let param = model.store().tensors.get(bad).map_or_else(|| "?".to_string(), |t| t.name.clone());
+            return Err(Error::NonFiniteGradient { param, epoch, batch });
         }
         if let Some(max_norm) = extras.clip_norm {
             clip::clip(refs, extras.grad_norm, max_norm);

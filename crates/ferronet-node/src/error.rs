@@ -13,6 +13,7 @@ pub fn code_of(e: &CoreError) -> &'static str {
         CoreError::Graph { .. } => "ERR_GRAPH",
         CoreError::LabelOutOfRange { .. } => "ERR_LABEL_OUT_OF_RANGE",
         CoreError::NonFiniteLoss { .. } => "ERR_NON_FINITE_LOSS",
+        CoreError::NonFiniteGradient { .. } => "ERR_NON_FINITE_GRADIENT",
         CoreError::Aborted { .. } => "ABORT_ERR",
         CoreError::ModelFile { .. } => "ERR_MODEL_FILE",
         CoreError::NonFiniteData { .. } => "ERR_NON_FINITE_DATA",
@@ -31,7 +32,7 @@ pub fn to_js(e: CoreError) -> Error {
         | CoreError::LabelOutOfRange { .. }
         | CoreError::NonFiniteData { .. }
         | CoreError::InvalidInput { .. } => Status::InvalidArg,
-        CoreError::NonFiniteLoss { .. } | CoreError::ModelFile { .. } | CoreError::OutOfMemory { .. } => Status::GenericFailure,
+        CoreError::NonFiniteLoss { .. } | CoreError::NonFiniteGradient { .. } | CoreError::ModelFile { .. } | CoreError::OutOfMemory { .. } => Status::GenericFailure,
     };
     Error::new(status, format!("{}: {e}", code_of(&e)))
 }

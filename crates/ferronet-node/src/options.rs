@@ -230,6 +230,17 @@ pub struct NativeTrainerOptions {
     pub schedule: Option<NativeSchedule>,
     /// Clip gradients to this global 2-norm before every step.
     pub clip_norm: Option<f64>,
+    /// "stop" (default) or "skip": what a NaN or infinite gradient does.
+    pub on_non_finite: Option<String>,
+}
+
+/// `onNonFinite`'s policy.
+pub fn non_finite_policy(o: &NativeTrainerOptions) -> Result<ferronet_core::train::NonFinite> {
+    match o.on_non_finite.as_deref() {
+        None | Some("stop") => Ok(ferronet_core::train::NonFinite::Stop),
+        Some("skip") => Ok(ferronet_core::train::NonFinite::Skip),
+        Some(other) => Err(invalid("onNonFinite", format!("must be 'stop' or 'skip', got {other:?}"))),
+    }
 }
 
 pub fn trainer_config(o: &NativeTrainerOptions) -> Result<TrainerConfig> {
@@ -304,6 +315,8 @@ pub struct NativeEpochStats {
     pub samples_per_second: f64,
     pub lr: f64,
     pub terms: Option<Vec<f64>>,
+    /// Batches skipped for a NaN or infinite gradient (`onNonFinite: 'skip'`).
+    pub skipped_batches: u32,
 }
 
 impl From<ferronet_core::EpochStats> for NativeEpochStats {
@@ -318,6 +331,7 @@ impl From<ferronet_core::EpochStats> for NativeEpochStats {
             samples_per_second: s.samples_per_second,
             lr: s.lr,
             terms: terms(&s.terms),
+            skipped_batches: s.skipped_batches as u32,
         }
     }
 }

@@ -19,7 +19,7 @@ use crate::spawn::spawn_task;
 use crate::error::{coded, guard, to_js};
 use crate::net::{account, live, lock, report_external, try_lock, NativeNet, SharedModel};
 use crate::options::{
-    trainer_config, NativeEpochStats, NativeEvalStats, NativeFitOptions, NativeProgress,
+    non_finite_policy, trainer_config, NativeEpochStats, NativeEvalStats, NativeFitOptions, NativeProgress,
     NativeTrainerOptions,
 };
 
@@ -63,7 +63,8 @@ impl NativeTrainer {
     #[napi(constructor, catch_unwind)]
     pub fn new(net: &NativeNet, options: NativeTrainerOptions) -> Result<Self> {
         let config = trainer_config(&options)?;
-        let trainer = Trainer::with_config(config).map_err(to_js)?;
+        let mut trainer = Trainer::with_config(config).map_err(to_js)?;
+        trainer.set_non_finite(non_finite_policy(&options)?);
         let pool = ferronet_core::team::pool().current_num_threads();
         let threads = match options.threads as usize {
             0 => pool,

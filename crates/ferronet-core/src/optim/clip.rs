@@ -43,6 +43,58 @@ multiversion! {
     }
 }
 
+multiversion! {
+    fn chunk_finite(g: &[f32], out: &mut bool) {
+        // x − x is 0 for a finite x and NaN for NaN or ±∞; the sum keeps a NaN. One
+        // vectorised read, no branch per element.
+        let mut lanes = [0.0f32; 16];
+        let mut blocks = g.chunks_exact(16);
+        for b in &mut blocks {
+            for j in 0..16 {
+                lanes[j] += b[j] - b[j];
+            }
+        }
+        let mut s = 0.0f32;
+        for l in lanes {
+            s += l;
+        }
+        for &x in blocks.remainder() {
+            s += x - x;
+        }
+        *out = s == 0.0;
+    }
+}
+
+/// Are all gradients of `tensors` finite? One parallel read of them, before the
+/// optimizer touches anything (so a batch can be skipped whole): 5 epochs of 8,000
+/// digits through 784→500→10 took 0–8% longer with it, median ~3% (9 interleaved pairs,
+/// 1 and 2 threads). Folding it into the optimizers' update pass would cost less but
+/// could no longer leave the whole step out.
+///
+/// # Safety
+/// Each `TensorRef`'s gradient must be a live buffer of `len` floats.
+pub unsafe fn all_finite(tensors: &[TensorRef]) -> bool {
+    let bad = std::sync::atomic::AtomicBool::new(false);
+    for_each_chunk(tensors, &|i, range| {
+        let t = tensors[i];
+        let g = std::slice::from_raw_parts(t.grad.add(range.start), range.len());
+        let mut ok = true;
+        chunk_finite(g, &mut ok);
+        if !ok {
+            bad.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    !bad.into_inner()
+}
+
+/// Index in `tensors` of the first tensor with a NaN or infinite gradient.
+///
+/// # Safety
+/// As `all_finite`.
+pub unsafe fn first_non_finite(tensors: &[TensorRef]) -> Option<usize> {
+    tensors.iter().position(|t| !std::slice::from_raw_parts(t.grad, t.len).iter().all(|g| g.is_finite()))
+}
+
 /// The global 2-norm of the gradients of `tensors`. `partials` is scratch, kept
 /// between calls so that the step allocates nothing once sized.
 ///

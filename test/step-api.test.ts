@@ -21,6 +21,24 @@ const params = (net: Net) => net.parameters().map((p) => Array.from(p.data))
 const grads = (net: Net) => net.gradients().map((p) => Array.from(p.data))
 
 describe('step API', () => {
+  it('optimizer.step() refuses a NaN or infinite gradient, naming the tensor, and leaves the weights as they were', () => {
+    // Inputs of 3e19 into a linear regression: the MSE (summed in f64) is finite, dW = Σ x·dy overflows.
+    const net = Net.sequential(4, [Net.dense(1)], { seed: 3 })
+    const opt = net.optimizer({ type: 'sgd', lr: 1e-3 })
+    const before = params(net)
+    net.forward(new Float32Array(16 * 4).fill(3e19), { mode: 'train' })
+    expect(Number.isFinite(net.backward({ loss: 'mse', targets: new Float32Array(16) }))).toBe(true)
+    expect(() => opt.step()).toThrow(expect.objectContaining({ code: 'ERR_NON_FINITE_GRADIENT', message: expect.stringMatching(/gradient of 0\.weight became NaN or infinite before optimizer\.step\(\); no update was made/) }))
+    expect(params(net)).toEqual(before)
+    // zeroGrad() and a finite batch: the step goes through.
+    net.zeroGrad()
+    net.forward(new Float32Array(16 * 4).fill(0.5), { mode: 'train' })
+    net.backward({ loss: 'mse', targets: new Float32Array(16) })
+    opt.step()
+    expect(params(net)).not.toEqual(before)
+    expect(params(net).flat().every(Number.isFinite)).toBe(true)
+  })
+
   it('one forward + backward + optimizer step equals trainBatch exactly, and a fit step to 1e-6', async () => {
     const { x, y } = batch(6)
     const a = mlp(1)

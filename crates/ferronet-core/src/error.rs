@@ -55,11 +55,13 @@ pub enum Error {
 
     /// A gradient became NaN or infinite while the loss was finite (an overflow in
     /// backward); no update was made. `param` names the first such tensor.
-    #[error("the gradient of {param} became NaN or infinite at epoch {epoch}, batch {batch} (the loss was finite); no update was made. Lower the learning rate or the input scale, clip the gradients (clipNorm), or pass onNonFinite: 'skip' to skip such batches")]
+    /// `at` says where: "at epoch 1, batch 2 (the loss was finite)", "before optimizer.step()".
+    #[error("the gradient of {param} became NaN or infinite {at}; no update was made. {hint}")]
     NonFiniteGradient {
         param: String,
-        epoch: usize,
-        batch: usize,
+        at: String,
+        /// What to do about it, for where it happened.
+        hint: String,
     },
 
     /// A model file or checkpoint that cannot be read or written: `path` names the

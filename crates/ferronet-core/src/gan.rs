@@ -231,6 +231,9 @@ impl GanTrainer {
                 if !(lr + lf).is_finite() {
                     return Err(Error::NonFiniteLoss { value: (lr + lf) as f32, epoch, batch: b + 1 });
                 }
+                if let Some(param) = d.non_finite_gradient(self.group_d.as_deref()) {
+                    return Err(Error::NonFiniteGradient { param: format!("D's {param}"), at: format!("at epoch {epoch}, batch {} (the loss was finite)", b + 1), hint: "Lower the learning rates or the input scale".into() });
+                }
                 d.apply_optimizer_group(opt_d, self.group_d.as_deref());
                 // Generator step: D(G(z)) → 1 through D (not stepped) into G.
                 d.zero_grad();
@@ -243,6 +246,9 @@ impl GanTrainer {
                 d.step_input_grad(0, fake_grad)?;
                 g.zero_grad();
                 g.step_backward_grad(fake_grad, false)?;
+                if let Some(param) = g.non_finite_gradient(self.group_g.as_deref()) {
+                    return Err(Error::NonFiniteGradient { param: format!("G's {param}"), at: format!("at epoch {epoch}, batch {} (the loss was finite)", b + 1), hint: "Lower the learning rates or the input scale".into() });
+                }
                 g.apply_optimizer_group(opt_g, self.group_g.as_deref());
                 control.count_step();
                 d_loss += (lr + lf) * m as f64;

@@ -692,9 +692,8 @@ fn step(
                 extras.skipped += 1;
                 return Ok(sums);
             }
-            let bad = clip::first_non_finite(refs).map_or(usize::MAX, |i| refs[i].id);
-            let param = model.store().tensors.get(bad).map_or_else(|| "?".to_string(), |t| t.name.clone());
-            return Err(Error::NonFiniteGradient { param, epoch, batch });
+            let param = model.name_of_ref(refs, clip::first_non_finite(refs));
+            return Err(Error::NonFiniteGradient { param, at: format!("at epoch {epoch}, batch {batch} (the loss was finite)"), hint: "Lower the learning rate or the input scale, clip the gradients (clipNorm), or pass onNonFinite: 'skip' to skip such batches".into() });
         }
         if let Some(max_norm) = extras.clip_norm {
             clip::clip(refs, extras.grad_norm, max_norm);

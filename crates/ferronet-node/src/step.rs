@@ -211,7 +211,15 @@ impl NativeStepOptimizer {
             let mut opt = try_opt(&self.optimizer)?;
             let (m, o) = (&mut *model, &mut *opt);
             let first = o.state_bytes() == 0;
-            run_on_pool(all_threads(), || m.apply_optimizer_group(o, self.group.as_deref()));
+            let group = self.group.as_deref();
+            run_on_pool(all_threads(), || match m.non_finite_gradient(group) {
+                Some(param) => Err(ferronet_core::Error::NonFiniteGradient { param, at: "before optimizer.step()".into(), hint: "Skip this step (zeroGrad() and go on), lower the learning rate, or clip the gradients".into() }),
+                None => {
+                    m.apply_optimizer_group(o, group);
+                    Ok(())
+                }
+            })
+            .map_err(crate::error::to_js)?;
             if first {
                 report_external(&env, o.state_bytes(), &self.external);
             }

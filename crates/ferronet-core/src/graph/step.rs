@@ -229,6 +229,23 @@ impl Model {
         Ok(())
     }
 
+    /// The name of the first tensor of `group` (None = all) whose pending gradient is
+    /// NaN or infinite, if any: one read of the gradients (see `clip::all_finite`).
+    pub fn non_finite_gradient(&mut self, group: Option<&str>) -> Option<String> {
+        let mut refs = std::mem::take(&mut self.refs);
+        self.tensor_refs(group, &mut refs);
+        // Safety: the refs point at this model's own distinct buffers, borrowed for the call.
+        let bad = unsafe { (!crate::optim::clip::all_finite(&refs)).then(|| crate::optim::clip::first_non_finite(&refs)) };
+        let name = bad.map(|i| self.name_of_ref(&refs, i));
+        self.refs = refs;
+        name
+    }
+
+    /// The parameter name of `refs[i]` ("?" when there is none).
+    pub fn name_of_ref(&self, refs: &[crate::optim::TensorRef], i: Option<usize>) -> String {
+        i.and_then(|i| refs.get(i)).and_then(|r| self.store.tensors.get(r.id)).map_or_else(|| "?".to_string(), |t| t.name.clone())
+    }
+
     /// One step of `optimizer` over the trainable, unfrozen tensors of `group`
     /// (None = all), from the pending gradients.
     pub fn apply_optimizer_group(&mut self, optimizer: &mut Optimizer, group: Option<&str>) {

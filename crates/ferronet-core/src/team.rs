@@ -251,7 +251,12 @@ pub fn with_team<R>(f: impl FnOnce() -> R) -> R {
     // A helper benched in the last team (the last epoch) stays benched: its core is
     // likely still busy. If its bench lasts past now it is not even started for this
     // team, so the team's end does not wait for a thread beside a busy core to wake.
-    BENCHES.with_state(&team);
+    // Only on the process's own pool (its threads are named ferronet-N): other pools,
+    // such as the tests', do not share one machine's history.
+    let persist = std::thread::current().name().is_some_and(|n| n.starts_with("ferronet-"));
+    if persist {
+        BENCHES.with_state(&team);
+    }
     let now = Instant::now();
     for h in &team.helpers {
         h.absent.set(h.benched_until.get().is_some_and(|t| t > now));
@@ -273,7 +278,9 @@ pub fn with_team<R>(f: impl FnOnce() -> R) -> R {
         }
         result
     });
-    BENCHES.keep_state(&team);
+    if persist {
+        BENCHES.keep_state(&team);
+    }
     match result {
         Ok(r) => r,
         Err(p) => resume_unwind(p),

@@ -1,6 +1,7 @@
 //! Borrowed training data: inputs as u8 pixels (normalised to [0,1] on the fly)
 //! or f32 features, plus class labels or float targets. Nothing is copied until a batch is gathered.
 
+use crate::fastmath::zero_if_finite;
 use crate::error::{Error, Result};
 
 /// The batch buffer shared with the gather threads, which write disjoint rows.
@@ -66,7 +67,7 @@ impl Inputs<'_> {
                     Inputs::U8(x) => x[i] as f32 / 255.0,
                     Inputs::F32(x) => {
                         let v = x[i];
-                        bad |= v - v != 0.0;
+                        bad |= zero_if_finite(v) != 0.0;
                         v
                     }
                 };
@@ -76,12 +77,12 @@ impl Inputs<'_> {
     }
 }
 
-/// `dst = src`, and whether every value is finite (v − v is NaN exactly for NaN and ±∞).
+/// `dst = src`, and whether every value is finite (see `zero_if_finite`).
 fn copy_checked(src: &[f32], dst: &mut [f32]) -> bool {
     let mut bad = false;
     for (d, &v) in dst.iter_mut().zip(src) {
         *d = v;
-        bad |= v - v != 0.0;
+        bad |= zero_if_finite(v) != 0.0;
     }
     !bad
 }

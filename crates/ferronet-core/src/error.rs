@@ -82,6 +82,10 @@ pub enum Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
+    /// `NonFiniteGradient` for batch `batch` of epoch `epoch` of a training loop.
+    pub fn gradient_in_batch(param: String, epoch: usize, batch: usize, hint: &str) -> Self {
+        Error::NonFiniteGradient { param, at: format!("at epoch {epoch}, batch {batch} (the loss was finite)"), hint: hint.to_string() }
+    }
     pub fn config(field: &str, reason: impl Into<String>) -> Self {
         Error::InvalidConfig {
             field: field.to_string(),

@@ -5,6 +5,14 @@
 //! the AVX2 + FMA copies the callers pick at run time). f64 throughout: the error is
 //! far below f32's rounding, so results match PyTorch's to f32 precision.
 
+/// 0 for a finite x, NaN for NaN or ±∞: x − x on purpose, so a loop that sums it or
+/// compares it with 0 checks finiteness without a branch per element (it vectorises).
+#[inline(always)]
+#[allow(clippy::eq_op)]
+pub fn zero_if_finite(x: f32) -> f32 {
+    x - x
+}
+
 /// e^x in f64 without libm (vectorises): 2^n · e^r, n = x·log₂e rounded by the
 /// 1.5·2^52 trick (its low mantissa bits are n), r = x − n·ln 2 in ±0.35, e^r by its
 /// degree-11 Taylor polynomial (relative error ≲1e-13); x is clamped to ±700.

@@ -98,6 +98,9 @@ fn sum_sigmoid(x: &[f32]) -> f64 {
     x.iter().map(|&v| 1.0 / (1.0 + (-(v as f64)).exp())).sum::<f64>()
 }
 
+/// What to do about a NaN or infinite gradient of D or G.
+const GAN_GRADIENT_HINT: &str = "Lower the learning rates or the input scale";
+
 impl GanTrainer {
     pub fn new(noise_dim: usize, seed: u64) -> Result<GanTrainer> {
         if noise_dim == 0 {
@@ -232,7 +235,7 @@ impl GanTrainer {
                     return Err(Error::NonFiniteLoss { value: (lr + lf) as f32, epoch, batch: b + 1 });
                 }
                 if let Some(param) = d.non_finite_gradient(self.group_d.as_deref()) {
-                    return Err(Error::NonFiniteGradient { param: format!("D's {param}"), at: format!("at epoch {epoch}, batch {} (the loss was finite)", b + 1), hint: "Lower the learning rates or the input scale".into() });
+                    return Err(Error::gradient_in_batch(format!("D's {param}"), epoch, b + 1, GAN_GRADIENT_HINT));
                 }
                 d.apply_optimizer_group(opt_d, self.group_d.as_deref());
                 // Generator step: D(G(z)) → 1 through D (not stepped) into G.
@@ -247,7 +250,7 @@ impl GanTrainer {
                 g.zero_grad();
                 g.step_backward_grad(fake_grad, false)?;
                 if let Some(param) = g.non_finite_gradient(self.group_g.as_deref()) {
-                    return Err(Error::NonFiniteGradient { param: format!("G's {param}"), at: format!("at epoch {epoch}, batch {} (the loss was finite)", b + 1), hint: "Lower the learning rates or the input scale".into() });
+                    return Err(Error::gradient_in_batch(format!("G's {param}"), epoch, b + 1, GAN_GRADIENT_HINT));
                 }
                 g.apply_optimizer_group(opt_g, self.group_g.as_deref());
                 control.count_step();

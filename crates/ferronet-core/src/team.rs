@@ -19,8 +19,8 @@
 //! follow each other (to 8 s) and halve with each good window, so a quiet machine pays
 //! ~10 ms for a false alarm and a busy one rarely retries. Measured by
 //! bench/contention.mjs (10 epochs of 8,000 digits, 2 cores, a spinning process pinned
-//! to one; medians of 7): default threads ÷ one thread beside the busy core 1.22–1.62
-//! before, 1.00–1.03 after; on a quiet machine 0.56–0.64 either way.
+//! to one; medians of 7 or 9): default threads ÷ one thread beside the busy core
+//! 1.17–1.62 before, 1.00–1.04 after; on a quiet machine 0.56–0.64 either way.
 
 use rayon::prelude::*;
 use std::any::Any;
@@ -66,8 +66,7 @@ struct Helper {
     /// Valid while state == BUSY; points at a `Job` on the poster's stack.
     job: AtomicPtr<Job<'static>>,
     /// Poster-side bookkeeping (only the posting thread touches these): jobs posted and
-    /// called off in the current window, and the post count until which this helper
-    /// sits out because it kept being called off (its core is busy elsewhere).
+    /// called off in the current window.
     posts: Cell<u32>,
     calloffs: Cell<u32>,
     /// Posts in the window where the caller waited long for this helper's last part.
@@ -90,7 +89,7 @@ struct Helper {
 unsafe impl Sync for Helper {}
 
 impl Helper {
-    /// The poster's bookkeeping after post `n`: bench this helper when it keeps being
+    /// The poster's bookkeeping after a post: bench this helper when it keeps being
     /// called off or keeps the caller waiting.
     fn record(&self, called_off: bool, slow: bool) {
         self.posts.set(self.posts.get() + 1);

@@ -64,7 +64,7 @@ impl TrainControl {
     }
 
     pub(crate) fn check(&self) -> Result<()> {
-        if self.stop.load(Ordering::SeqCst) || STOP_ALL.load(Ordering::Relaxed) {
+        if self.stop_requested() {
             return Err(Error::Aborted {
                 steps: self.steps(),
             });
@@ -433,11 +433,6 @@ impl Trainer {
         self.extras.skip_non_finite = policy == NonFinite::Skip;
     }
 
-    /// Batches skipped for a non-finite gradient since this trainer was made.
-    pub fn skipped_batches(&self) -> usize {
-        self.extras.skipped
-    }
-
     /// The global gradient 2-norm of the last step, before clipping (NaN before any step).
     pub fn grad_norm(&self) -> f64 {
         self.extras.grad_norm
@@ -693,7 +688,7 @@ fn step(
                 return Ok(sums);
             }
             let param = model.name_of_ref(refs, clip::first_non_finite(refs));
-            return Err(Error::NonFiniteGradient { param, at: format!("at epoch {epoch}, batch {batch} (the loss was finite)"), hint: "Lower the learning rate or the input scale, clip the gradients (clipNorm), or pass onNonFinite: 'skip' to skip such batches".into() });
+            return Err(Error::gradient_in_batch(param, epoch, batch, "Lower the learning rate or the input scale, clip the gradients (clipNorm), or pass onNonFinite: 'skip' to skip such batches"));
         }
         if let Some(max_norm) = extras.clip_norm {
             clip::clip(refs, extras.grad_norm, max_norm);

@@ -1,5 +1,5 @@
-//! `NativeGanTrainer`: a GAN's epochs (core `gan::GanTrainer`) as tasks on threads of their own (see `spawn`) on the
-//! libuv pool, with progress through a threadsafe function; `generate` for language
+//! `NativeGanTrainer`: a GAN's epochs (core `gan::GanTrainer`) as tasks on threads of
+//! their own (see `spawn`), with progress through a threadsafe function; `generate` for language
 //! models, also as such a task; `ganNoise` recomputes a batch's noise.
 
 use ferronet_core::gan::{self, GanFitConfig, GanProgress, GanTrainer};
@@ -199,10 +199,10 @@ impl Task for GanFitTask {
             let mut od = lock_opt(&self.d.optimizer);
             let mut trainer = self.trainer.lock().unwrap_or_else(|p| p.into_inner());
             let callback = self.on_progress.as_ref();
+            let control = &*self.control;
             // After a stop request nobody waits for reports (see trainer.rs).
-            let control_for_reports = self.control.clone();
             let mut report = |p: &GanProgress| {
-                if let (Some(cb), false) = (callback, control_for_reports.stop_requested()) {
+                if let (Some(cb), false) = (callback, control.stop_requested()) {
                     let mode = if p.epoch_end { ThreadsafeFunctionCallMode::Blocking } else { ThreadsafeFunctionCallMode::NonBlocking };
                     cb.call(NativeGanProgress::from(p), mode);
                 }
@@ -210,7 +210,7 @@ impl Task for GanFitTask {
             let mut out = Vec::with_capacity(self.epochs);
             let (g, d, og, od, trainer) = (&mut *g, &mut *d, &mut *og, &mut *od, &mut *trainer);
             let real: &[f32] = &self.real;
-            let (config, control) = (&self.config, &*self.control);
+            let config = &self.config;
             for _ in 0..self.epochs {
                 let p = run_on_pool(self.threads, || {
                     trainer.fit_epoch(g, d, og, od, real, config, &mut report, control)

@@ -7,6 +7,7 @@
 //! chunk order: the same bits for any thread count.
 
 use super::tensors::{for_each_chunk, multiversion, TensorRef, CHUNK};
+use crate::fastmath::zero_if_finite;
 
 /// Per-chunk partial sums written by the workers (disjoint slots).
 struct Partials(*mut f64);
@@ -45,13 +46,13 @@ multiversion! {
 
 multiversion! {
     fn chunk_finite(g: &[f32], out: &mut bool) {
-        // x − x is 0 for a finite x and NaN for NaN or ±∞; the sum keeps a NaN. One
-        // vectorised read, no branch per element.
+        // The sum of `zero_if_finite` keeps a NaN. One vectorised read, no branch per
+        // element.
         let mut lanes = [0.0f32; 16];
         let mut blocks = g.chunks_exact(16);
         for b in &mut blocks {
             for j in 0..16 {
-                lanes[j] += b[j] - b[j];
+                lanes[j] += zero_if_finite(b[j]);
             }
         }
         let mut s = 0.0f32;
@@ -59,7 +60,7 @@ multiversion! {
             s += l;
         }
         for &x in blocks.remainder() {
-            s += x - x;
+            s += zero_if_finite(x);
         }
         *out = s == 0.0;
     }
